@@ -1,0 +1,101 @@
+// Reverse-mode traversal: topologically order the graph below `root`, run each node's gradient rule
+// once with the summed gradient of its output, accumulate into leaves' .grad, then free saved tensors.
+import { emptyTensor, Tensor } from '../tensor/tensor.js';
+import { keep, scope } from '../tensor/scope.js';
+import { sameShape, shapeStr } from '../tensor/shape.js';
+import { noGrad } from './grad-mode.js';
+
+export interface BackwardOptions {
+  /** Keep saved tensors so backward can run through the same graph again. */
+  retainGraph?: boolean;
+}
+
+function topoOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  const stack: [Tensor, boolean][] = [[root, false]];
+  while (stack.length) {
+    const [t, expanded] = stack.pop()!;
+    if (expanded) {
+      order.push(t);
+      continue;
+    }
+    if (seen.has(t)) continue;
+    seen.add(t);
+    stack.push([t, true]);
+    for (const inp of t.gradFn?.inputs ?? []) if (inp.requiresGrad && !seen.has(inp)) stack.push([inp, false]);
+  }
+  return order; // inputs before outputs
+}
+
+function addInto(acc: Tensor, g: Tensor): Tensor {
+  const out = emptyTensor(acc.backend, acc.shape, acc.dtype);
+  out.backend.binary('add', acc.view('backward'), g.view('backward'), out.view());
+  acc.dispose();
+  g.dispose();
+  return out;
+}
+
+/** A gradient a leaf may own outright: contiguous and not sharing storage with anything else. */
+function owned(g: Tensor): Tensor {
+  if (g.storage.refCount === 1 && g.isContiguous() && g.offset === 0) return g;
+  const out = emptyTensor(g.backend, g.shape, g.dtype);
+  out.backend.copy(g.view('backward'), out.view(), false);
+  g.dispose();
+  return out;
+}
+
+export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}): void {
+  root.assertAlive('backward');
+  if (!root.requiresGrad) throw new Error(`backward: ${root.describe()} does not require grad (no input of its graph has requiresGrad set)`);
+  if (!grad) {
+    if (root.size !== 1) throw new Error(`backward: called on a non-scalar ${root.describe()} without a gradient; pass one of shape ${shapeStr(root.shape)} or reduce to a scalar first`);
+    grad = emptyTensor(root.backend, root.shape, root.dtype);
+    grad.backend.fill(grad.view(), 1);
+  } else {
+    grad.assertAlive('backward');
+    if (!sameShape(grad.shape, root.shape)) throw new Error(`backward: gradient ${grad.describe()} does not match ${root.describe()}`);
+    if (grad.device !== root.device) throw new Error(`backward: gradient on ${grad.device} but tensor on ${root.device}`);
+    grad = grad.alias();
+  }
+  const order = topoOrder(root);
+  const grads = new Map<Tensor, Tensor>([[root, grad]]);
+  const visited: NonNullable<Tensor["gradFn"]>[] = [];
+  noGrad(() => {
+    for (let i = order.length - 1; i >= 0; i--) {
+      const t = order[i]!;
+      const g = grads.get(t);
+      if (!g) continue;
+      grads.delete(t);
+      if (!t.gradFn) {
+        const prev = t.grad;
+        if (prev && !prev.isDisposed) {
+          t.backend.copy(g.view('backward'), prev.view('backward'), true);
+          g.dispose();
+        } else {
+          t.grad = keep(owned(g));
+        }
+        continue;
+      }
+      const node = t.gradFn;
+      visited.push(node);
+      // intermediates of the rule die with this scope; only the returned gradients survive
+      const inGrads = scope(() => node.apply(g));
+      g.dispose();
+      node.inputs.forEach((inp, k) => {
+        const ig = inGrads[k];
+        if (!ig) return;
+        if (!inp.requiresGrad) {
+          ig.dispose();
+          return;
+        }
+        if (!sameShape(ig.shape, inp.shape)) {
+          throw new Error(`backward: gradient rule of '${node.op}' returned shape ${shapeStr(ig.shape)} for input ${k} of shape ${shapeStr(inp.shape)} (internal error)`);
+        }
+        const acc = grads.get(inp);
+        grads.set(inp, acc ? addInto(acc, ig) : ig);
+      });
+    }
+  });
+  if (!opts.retainGraph) for (const node of visited) node.release();
+}

@@ -1,0 +1,42 @@
+// A node of the dynamic graph: the op that made a tensor, its inputs, the tensors its gradient rule
+// needs (saved as graph-owned aliases, released right after backward), and the rule itself.
+import type { Tensor } from '../tensor/tensor.js';
+import { track } from '../tensor/scope.js';
+
+export type GradRule = (grad: Tensor, saved: readonly Tensor[]) => readonly (Tensor | null)[];
+
+export class GradNode {
+  private savedTensors: Tensor[] | null;
+  constructor(
+    readonly op: string,
+    readonly inputs: readonly Tensor[],
+    saved: readonly Tensor[],
+    private readonly rule: GradRule,
+  ) {
+    // aliases keep the storage alive for the backward even if the user disposes the originals
+    this.savedTensors = saved.map((t) => t.alias(t.shape, t.strides, t.offset, false));
+    track(this);
+  }
+
+  dispose(): void {
+    this.release();
+  }
+
+  get released(): boolean {
+    return this.savedTensors === null;
+  }
+
+  /** Gradients for each input (null where an input needs none). */
+  apply(grad: Tensor): readonly (Tensor | null)[] {
+    if (!this.savedTensors) {
+      throw new Error(`backward: the graph through '${this.op}' was already freed (backward ran through it before, or its scope ended); recompute the forward pass`);
+    }
+    return this.rule(grad, this.savedTensors);
+  }
+
+  release(): void {
+    if (!this.savedTensors) return;
+    for (const t of this.savedTensors) t.dispose();
+    this.savedTensors = null;
+  }
+}

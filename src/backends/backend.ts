@@ -1,0 +1,81 @@
+// The backend seam: the small set of primitive kernels every backend implements, plus optional fused
+// kernels that ops/ uses when present and otherwise decomposes into primitives. Backends know nothing
+// about autograd, tensors or scopes: they see buffers and strided views of them. See docs/backends.md.
+
+import type { DType, TypedArray } from '../tensor/dtype.js';
+import type { Distribution } from '../tensor/random.js';
+
+/** An allocation owned by one backend. Freed explicitly (never by the garbage collector). */
+export interface BackendBuffer {
+  readonly backend: string;
+  readonly dtype: DType;
+  /** Number of elements. */
+  readonly size: number;
+}
+
+/** A strided window onto a buffer: element (i0, i1, ...) lives at offset + sum(ik * strides[k]). */
+export interface View {
+  readonly buf: BackendBuffer;
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+  readonly offset: number;
+}
+
+export type UnaryOp =
+  | 'neg' | 'abs' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'sin' | 'cos' | 'tanh' | 'sigmoid' | 'silu'
+  | 'gelu' | 'gelu_tanh' | 'relu' | 'erf' | 'erfinv' | 'sign' | 'floor' | 'ceil' | 'round' | 'reciprocal'
+  | 'square' | 'not';
+
+export type BinaryOp =
+  | 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum'
+  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge' | 'and' | 'or';
+
+export type ReduceOp = 'sum' | 'max' | 'min' | 'prod' | 'argmax' | 'argmin';
+
+/** Kernels a backend may provide to beat the default decomposition in ops/. Shapes are pre-validated. */
+export interface FusedKernels {
+  /** Softmax (or log-softmax) over the last axis of a contiguous [rows, cols] input. */
+  softmax(x: View, out: View, log: boolean): void;
+  /** Normalise the last `cols` elements of each row; writes mean and rstd per row (for the backward). */
+  layerNorm(x: View, weight: View | null, bias: View | null, eps: number, out: View, mean: View, rstd: View): void;
+}
+
+export interface Backend {
+  readonly name: string;
+  /** Whether the backend can run on this machine right now, and why not. */
+  readonly available: boolean;
+  readonly reason?: string;
+
+  // memory -------------------------------------------------------------------------------------------
+  alloc(dtype: DType, size: number): BackendBuffer;
+  free(buf: BackendBuffer): void;
+  /** Write host data into a buffer starting at element `offset`. */
+  write(buf: BackendBuffer, data: ArrayLike<number>, offset?: number): void;
+  /** Copy a buffer's elements to the host (float16/bfloat16 come back as raw uint16 bits). */
+  read(buf: BackendBuffer): TypedArray;
+  /** Buffers allocated and not yet freed (pooled memory not counted): for leak tests. */
+  liveBuffers(): number;
+
+  // primitives (outputs `out` are contiguous views of fresh buffers unless stated) -------------------
+  /** dst[...] = value; dst may be any strided view. */
+  fill(dst: View, value: number): void;
+  /** Strided copy with dtype conversion; with accumulate, dst += src. dst may be any non-overlapping view. */
+  copy(src: View, dst: View, accumulate: boolean): void;
+  unary(op: UnaryOp, x: View, out: View): void;
+  /** a and b are already broadcast to out's shape (stride 0 on broadcast dims). */
+  binary(op: BinaryOp, a: View, b: View, out: View): void;
+  where(cond: View, a: View, b: View, out: View): void;
+  /** Reduce x over `axes`; out has x's shape with those axes set to 1. */
+  reduce(op: ReduceOp, x: View, axes: readonly number[], out: View): void;
+  /** Batched matmul: a [B, M, K], b [B, K, N] (any strides, stride 0 for broadcast), out [B, M, N]. */
+  matmul(a: View, b: View, out: View): void;
+  /** torch.gather: out[..i..] = x[..index[..i..] on `axis`..]; index and out share a shape. */
+  gather(x: View, axis: number, index: View, out: View): void;
+  /** dst[..index[..i..] on `axis`..] += src[..i..]; dst is modified in place. */
+  scatterAdd(dst: View, axis: number, index: View, src: View): void;
+  /** Fill out with draws offset.. offset+n-1 of the Philox stream for `seed` (see tensor/random.ts). */
+  random(out: View, dist: Distribution, seed: number, offset: number): void;
+
+  /** Optional fused kernels; ops/ falls back to primitives for any that are missing. */
+  readonly fused: Partial<FusedKernels>;
+}

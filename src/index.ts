@@ -1,0 +1,13 @@
+// lavender's public API.
+import './backends/cpu/index.js';
+export * from './ops/index.js';
+export { Tensor, Storage } from './tensor/tensor.js';
+export { scope, keep } from './tensor/scope.js';
+export { noGrad, enableGrad, isGradEnabled } from './autograd/grad-mode.js';
+export { backward } from './autograd/backward.js';
+export { Generator, manualSeed, defaultGenerator } from './tensor/random.js';
+export type { DType } from './tensor/dtype.js';
+export type { Backend, BackendBuffer, View, FusedKernels } from './backends/backend.js';
+export { registerBackend, registerBackendInstance, getBackend, backendNames, backendEntries, setDefaultDevice, getDefaultDevice } from './backends/registry.js';
+export * as optim from './optim/index.js';
+export { VERSION } from './version.js';

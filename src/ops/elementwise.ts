@@ -1,0 +1,217 @@
+// Elementwise ops: unary maps, broadcasting binary maps, comparisons, where. Each has its gradient rule.
+import type { BinaryOp, UnaryOp } from '../backends/backend.js';
+import { isFloat, promote, type DType } from '../tensor/dtype.js';
+import { broadcastShapes, contiguousStrides, sameShape } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { backendOf, empty, record } from './record.js';
+import { full } from './creation.js';
+
+export type TensorLike = Tensor | number;
+
+/** A number becomes a 0-d tensor on `like`'s device, keeping like's dtype where the value fits it. */
+export function lift(x: TensorLike, like: Tensor): Tensor {
+  if (typeof x !== 'number') return x;
+  const dtype: DType = isFloat(like.dtype) || (Number.isInteger(x) && like.dtype !== 'bool') ? like.dtype : 'float32';
+  return full([], x, { dtype, device: like.device });
+}
+
+/** View of t broadcast to `shape` (stride 0 on new and size-1 dims). */
+export function broadcastView(t: Tensor, shape: readonly number[]): Tensor {
+  if (sameShape(t.shape, shape)) return t.alias();
+  const lead = shape.length - t.ndim;
+  const strides = shape.map((d, i) => {
+    const k = i - lead;
+    if (k < 0) return 0;
+    return t.shape[k] === 1 && d !== 1 ? 0 : t.strides[k]!;
+  });
+  return t.alias(shape, strides, t.offset);
+}
+
+/** Sum g down to `shape` (the inverse of broadcasting), used by every broadcasting gradient. */
+export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
+  if (sameShape(g.shape, shape)) return g.alias();
+  const lead = g.ndim - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < g.ndim; i++) if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  const be = g.backend;
+  const keepShape = g.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+  const out = empty(be, keepShape, g.dtype);
+  be.reduce('sum', g.view('sumTo'), axes, out.view());
+  const res = out.alias([...shape], contiguousStrides(shape), 0);
+  out.dispose();
+  return res;
+}
+
+// ---- unary -------------------------------------------------------------------------------------
+
+const KEEPS_DTYPE = new Set<UnaryOp>(['neg', 'abs', 'relu', 'sign', 'square', 'floor', 'ceil', 'round']);
+
+function unaryKernel(op: UnaryOp, x: Tensor): Tensor {
+  const be = backendOf(op, x);
+  const dtype: DType = op === 'not' ? 'bool' : isFloat(x.dtype) || KEEPS_DTYPE.has(op) ? x.dtype : 'float32';
+  const out = empty(be, x.shape, dtype);
+  be.unary(op, x.view(op), out.view());
+  return out;
+}
+
+type UnaryGrad = (g: Tensor, x: Tensor, y: Tensor) => Tensor;
+
+const SQRT_2PI = Math.sqrt(2 * Math.PI);
+const GELU_C = Math.sqrt(2 / Math.PI);
+
+const UNARY_GRADS: Partial<Record<UnaryOp, UnaryGrad>> = {
+  neg: (g) => neg(g),
+  abs: (g, x) => mul(g, sign(x)),
+  exp: (g, _x, y) => mul(g, y),
+  log: (g, x) => div(g, x),
+  sqrt: (g, _x, y) => div(mul(g, 0.5), y),
+  rsqrt: (g, _x, y) => mul(g, mul(pow(y, 3), -0.5)),
+  sin: (g, x) => mul(g, cos(x)),
+  cos: (g, x) => neg(mul(g, sin(x))),
+  tanh: (g, _x, y) => mul(g, sub(1, square(y))),
+  sigmoid: (g, _x, y) => mul(g, mul(y, sub(1, y))),
+  silu: (g, x) => {
+    const s = sigmoid(x);
+    return mul(g, mul(s, add(1, mul(x, sub(1, s)))));
+  },
+  gelu: (g, x) => mul(g, add(mul(add(erf(mul(x, Math.SQRT1_2)), 1), 0.5), div(mul(x, exp(mul(square(x), -0.5))), SQRT_2PI))),
+  gelu_tanh: (g, x) => {
+    const inner = mul(add(x, mul(pow(x, 3), 0.044715)), GELU_C);
+    const t = tanh(inner);
+    const dInner = mul(add(mul(square(x), 3 * 0.044715), 1), GELU_C);
+    return mul(g, add(mul(add(t, 1), 0.5), mul(mul(mul(x, 0.5), sub(1, square(t))), dInner)));
+  },
+  relu: (g, x) => mul(g, gt(x, 0)),
+  erf: (g, x) => mul(g, mul(exp(neg(square(x))), 2 / Math.sqrt(Math.PI))),
+  erfinv: (g, _x, y) => mul(g, mul(exp(square(y)), Math.sqrt(Math.PI) / 2)),
+  reciprocal: (g, _x, y) => neg(mul(g, square(y))),
+  square: (g, x) => mul(g, mul(x, 2)),
+  sign: (g) => mul(g, 0),
+  floor: (g) => mul(g, 0),
+  ceil: (g) => mul(g, 0),
+  round: (g) => mul(g, 0),
+};
+
+function unaryOp(op: UnaryOp, x: Tensor): Tensor {
+  const y = unaryKernel(op, x);
+  const rule = UNARY_GRADS[op];
+  if (!rule || !isFloat(y.dtype)) return y;
+  return record(y, op, [x], [x, y], (g, [sx, sy]) => [rule(g, sx!, sy!)]);
+}
+
+export const neg = (x: Tensor) => unaryOp('neg', x);
+export const abs = (x: Tensor) => unaryOp('abs', x);
+export const exp = (x: Tensor) => unaryOp('exp', x);
+export const log = (x: Tensor) => unaryOp('log', x);
+export const sqrt = (x: Tensor) => unaryOp('sqrt', x);
+export const rsqrt = (x: Tensor) => unaryOp('rsqrt', x);
+export const sin = (x: Tensor) => unaryOp('sin', x);
+export const cos = (x: Tensor) => unaryOp('cos', x);
+export const tanh = (x: Tensor) => unaryOp('tanh', x);
+export const sigmoid = (x: Tensor) => unaryOp('sigmoid', x);
+export const silu = (x: Tensor) => unaryOp('silu', x);
+/** GELU; approximate 'tanh' selects the tanh form (PyTorch's approximate='tanh'). */
+export const gelu = (x: Tensor, approximate: 'none' | 'tanh' = 'none') => unaryOp(approximate === 'tanh' ? 'gelu_tanh' : 'gelu', x);
+export const relu = (x: Tensor) => unaryOp('relu', x);
+export const erf = (x: Tensor) => unaryOp('erf', x);
+export const erfinv = (x: Tensor) => unaryOp('erfinv', x);
+export const sign = (x: Tensor) => unaryOp('sign', x);
+export const floor = (x: Tensor) => unaryOp('floor', x);
+export const ceil = (x: Tensor) => unaryOp('ceil', x);
+export const round = (x: Tensor) => unaryOp('round', x);
+export const reciprocal = (x: Tensor) => unaryOp('reciprocal', x);
+export const square = (x: Tensor) => unaryOp('square', x);
+export const logicalNot = (x: Tensor) => unaryOp('not', x);
+
+// ---- binary ------------------------------------------------------------------------------------
+
+const COMPARISONS = new Set<BinaryOp>(['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or']);
+
+function binaryKernel(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
+  const be = backendOf(op, a, b);
+  const shape = broadcastShapes(op, a.shape, b.shape);
+  let dtype = COMPARISONS.has(op) ? 'bool' : promote(a.dtype, b.dtype);
+  if ((op === 'div' || op === 'pow') && !isFloat(dtype as DType)) dtype = 'float32';
+  const out = empty(be, shape, dtype as DType);
+  const av = broadcastView(a, shape), bv = broadcastView(b, shape);
+  be.binary(op, av.view(op), bv.view(op), out.view());
+  av.dispose();
+  bv.dispose();
+  return out;
+}
+
+type BinaryGrad = (g: Tensor, a: Tensor, b: Tensor, y: Tensor) => [Tensor | null, Tensor | null];
+
+const BINARY_GRADS: Partial<Record<BinaryOp, BinaryGrad>> = {
+  add: (g) => [g, g],
+  sub: (g) => [g, neg(g)],
+  mul: (g, a, b) => [mul(g, b), mul(g, a)],
+  div: (g, a, b) => [div(g, b), neg(div(mul(g, a), square(b)))],
+  pow: (g, a, b, y) => {
+    const ga = mul(g, mul(b, pow(a, sub(b, 1))));
+    // d/db a^b = a^b log a, taken as 0 where a == 0 and b >= 0 (as PyTorch does)
+    const gb = where(logicalAnd(eq(a, 0), ge(b, 0)), 0, mul(g, mul(y, log(a))));
+    return [ga, gb];
+  },
+  maximum: (g, a, b) => {
+    const share = add(gt(a, b), mul(eq(a, b), 0.5));
+    return [mul(g, share), mul(g, sub(1, share))];
+  },
+  minimum: (g, a, b) => {
+    const share = add(lt(a, b), mul(eq(a, b), 0.5));
+    return [mul(g, share), mul(g, sub(1, share))];
+  },
+};
+
+function binaryOp(op: BinaryOp, x: TensorLike, y: TensorLike): Tensor {
+  if (typeof x === 'number' && typeof y === 'number') throw new Error(`${op}: at least one argument must be a tensor`);
+  const a = typeof x === 'number' ? lift(x, y as Tensor) : x;
+  const b = lift(y, a);
+  const out = binaryKernel(op, a, b);
+  const rule = BINARY_GRADS[op];
+  if (!rule || !isFloat(out.dtype)) return out;
+  return record(out, op, [a, b], [a, b, out], (g, [sa, sb, so]) => {
+    const [ga, gb] = rule(g, sa!, sb!, so!);
+    return [ga && sumTo(ga, sa!.shape), gb && sumTo(gb, sb!.shape)];
+  });
+}
+
+export const add = (a: TensorLike, b: TensorLike) => binaryOp('add', a, b);
+export const sub = (a: TensorLike, b: TensorLike) => binaryOp('sub', a, b);
+export const mul = (a: TensorLike, b: TensorLike) => binaryOp('mul', a, b);
+export const div = (a: TensorLike, b: TensorLike) => binaryOp('div', a, b);
+export const pow = (a: TensorLike, b: TensorLike) => binaryOp('pow', a, b);
+export const maximum = (a: TensorLike, b: TensorLike) => binaryOp('maximum', a, b);
+export const minimum = (a: TensorLike, b: TensorLike) => binaryOp('minimum', a, b);
+export const eq = (a: TensorLike, b: TensorLike) => binaryOp('eq', a, b);
+export const ne = (a: TensorLike, b: TensorLike) => binaryOp('ne', a, b);
+export const lt = (a: TensorLike, b: TensorLike) => binaryOp('lt', a, b);
+export const le = (a: TensorLike, b: TensorLike) => binaryOp('le', a, b);
+export const gt = (a: TensorLike, b: TensorLike) => binaryOp('gt', a, b);
+export const ge = (a: TensorLike, b: TensorLike) => binaryOp('ge', a, b);
+export const logicalAnd = (a: TensorLike, b: TensorLike) => binaryOp('and', a, b);
+export const logicalOr = (a: TensorLike, b: TensorLike) => binaryOp('or', a, b);
+
+/** Elementwise select with broadcasting: cond ? a : b. Gradients flow to a and b through the mask. */
+export function where(cond: Tensor, x: TensorLike, y: TensorLike): Tensor {
+  const a = typeof x === 'number' ? (typeof y === 'number' ? full([], x, { device: cond.device }) : lift(x, y)) : x;
+  const b = lift(y, a);
+  const be = backendOf('where', cond, a, b);
+  const shape = broadcastShapes('where', cond.shape, a.shape, b.shape);
+  const out = empty(be, shape, promote(a.dtype, b.dtype));
+  const views = [cond, a, b].map((t) => broadcastView(t, shape));
+  be.where(views[0]!.view('where'), views[1]!.view('where'), views[2]!.view('where'), out.view());
+  for (const v of views) v.dispose();
+  if (!isFloat(out.dtype)) return out;
+  return record(out, 'where', [a, b], [cond, a, b], (g, [c, sa, sb]) => [
+    sumTo(where(c!, g, 0), sa!.shape),
+    sumTo(where(c!, 0, g), sb!.shape),
+  ]);
+}
+
+export function clamp(x: Tensor, min?: number, max?: number): Tensor {
+  let y = x;
+  if (min !== undefined) y = maximum(y, min);
+  if (max !== undefined) y = minimum(y, max);
+  return y === x ? x.alias() : y;
+}

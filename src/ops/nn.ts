@@ -1,0 +1,243 @@
+// Neural-network ops: softmax family, normalisation, conv2d, embedding, losses, dropout.
+// softmax and layer_norm use a backend's fused kernel when it has one, else a primitive decomposition.
+import type { Backend, View } from '../backends/backend.js';
+import { noGrad } from '../autograd/grad-mode.js';
+import { isFloat } from '../tensor/dtype.js';
+import { defaultGenerator, type Generator } from '../tensor/random.js';
+import { normAxis, numel, shapeStr } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { rand } from './creation.js';
+import { add, broadcastView, div, lt, mul, neg, rsqrt, square, sub } from './elementwise.js';
+import { matmul } from './matmul.js';
+import { gather, indexSelect, pad } from './movement.js';
+import { backendOf, empty, record } from './record.js';
+import { mean, sum, variance } from './reduce.js';
+import { contiguous, reshape, transpose, unsqueeze } from './views.js';
+
+function checkFloat(op: string, ...ts: Tensor[]): void {
+  for (const t of ts) if (!isFloat(t.dtype)) throw new Error(`${op}: expected a floating-point tensor, got ${t.describe()}`);
+}
+
+/** Primitive decomposition of a row softmax: max, subtract, exp, sum, divide (or subtract log-sum). */
+function softmaxByPrimitives(be: Backend, x: Tensor, out: Tensor, log: boolean): void {
+  const rowShape = [...x.shape.slice(0, -1), 1];
+  const axes = [x.ndim - 1];
+  const bcast = (t: Tensor): View => broadcastView(t, x.shape).view();
+  const mx = empty(be, rowShape, x.dtype);
+  be.reduce('max', x.view(), axes, mx.view());
+  const shifted = empty(be, x.shape, x.dtype);
+  be.binary('sub', x.view(), bcast(mx), shifted.view());
+  const e = empty(be, x.shape, x.dtype);
+  be.unary('exp', shifted.view(), e.view());
+  const s = empty(be, rowShape, x.dtype);
+  be.reduce('sum', e.view(), axes, s.view());
+  if (log) {
+    const ls = empty(be, rowShape, x.dtype);
+    be.unary('log', s.view(), ls.view());
+    be.binary('sub', shifted.view(), bcast(ls), out.view());
+    ls.dispose();
+  } else {
+    be.binary('div', e.view(), bcast(s), out.view());
+  }
+  for (const t of [mx, shifted, e, s]) t.dispose();
+}
+
+function softmaxLast(x: Tensor, log: boolean): Tensor {
+  const op = log ? 'logSoftmax' : 'softmax';
+  const be = backendOf(op, x);
+  checkFloat(op, x);
+  const xc = noGrad(() => contiguous(x));
+  const out = empty(be, x.shape, x.dtype);
+  if (be.fused.softmax && x.size > 0) be.fused.softmax(xc.view(op), out.view(), log);
+  else softmaxByPrimitives(be, xc, out, log);
+  xc.dispose();
+  return record(out, op, [x], [out], (g, [y]) => {
+    if (log) return [sub(g, mul(exp_(y!), sum(g, -1, true)))];
+    return [mul(y!, sub(g, sum(mul(g, y!), -1, true)))];
+  });
+}
+
+function exp_(t: Tensor): Tensor {
+  const out = empty(t.backend, t.shape, t.dtype);
+  t.backend.unary('exp', t.view(), out.view());
+  return out;
+}
+
+function alongLast(x: Tensor, axis: number, f: (t: Tensor) => Tensor): Tensor {
+  const ax = normAxis('softmax', axis, x.ndim);
+  if (ax === x.ndim - 1 || x.ndim === 0) return f(x);
+  const t = transpose(x, ax, -1);
+  const y = f(t);
+  return transpose(y, ax, -1);
+}
+
+export const softmax = (x: Tensor, axis = -1) => alongLast(x, axis, (t) => softmaxLast(t, false));
+export const logSoftmax = (x: Tensor, axis = -1) => alongLast(x, axis, (t) => softmaxLast(t, true));
+
+/** Layer norm over the trailing `normalizedShape` dims, with optional affine weight and bias (float32 math). */
+export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  const be = backendOf('layerNorm', x, ...(weight ? [weight] : []), ...(bias ? [bias] : []));
+  checkFloat('layerNorm', x);
+  const k = normalizedShape.length;
+  if (k === 0 || k > x.ndim || normalizedShape.some((d, i) => d !== x.shape[x.ndim - k + i])) {
+    throw new Error(`layerNorm: normalized shape ${shapeStr(normalizedShape)} does not match the trailing dims of ${x.describe()}`);
+  }
+  for (const p of [weight, bias]) {
+    if (p && (p.ndim !== k || p.shape.some((d, i) => d !== normalizedShape[i]))) {
+      throw new Error(`layerNorm: parameter ${p.describe()} must have shape ${shapeStr(normalizedShape)}`);
+    }
+  }
+  const cols = numel(normalizedShape), rows = x.size / Math.max(cols, 1);
+  const out = empty(be, [rows, cols], x.dtype);
+  const mu = empty(be, [rows, 1], x.dtype), rs = empty(be, [rows, 1], x.dtype);
+  const [x2, w2, b2] = noGrad(() => [x, weight, bias].map((t) => (t ? reshape(t, t === x ? [rows, cols] : [cols]) : null)));
+  if (be.fused.layerNorm) {
+    be.fused.layerNorm(x2!.view(), w2?.view() ?? null, b2?.view() ?? null, eps, out.view(), mu.view(), rs.view());
+  } else {
+    noGrad(() => layerNormByPrimitives(be, x2!, w2!, b2!, eps, out, mu, rs));
+  }
+  const y = out.alias(x.shape, x.shape.map((_, i) => numel(x.shape.slice(i + 1))), 0);
+  out.dispose();
+  b2?.dispose();
+  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  const saved = [x2!, mu, rs, ...(w2 ? [w2] : [])];
+  const result = record(y, 'layerNorm', inputs, saved, (g, [sx, smu, srs, sw]) => {
+    const g2 = reshape(g, [rows, cols]);
+    const xhat = mul(sub(sx!, smu!), srs!);
+    const gy = sw ? mul(g2, sw) : g2;
+    const dx = mul(srs!, sub(sub(gy, mean(gy, -1, true)), mul(xhat, mean(mul(gy, xhat), -1, true))));
+    const grads: Tensor[] = [reshape(dx, x.shape)];
+    if (weight) grads.push(reshape(sum(mul(g2, xhat), 0), weight.shape));
+    if (bias) grads.push(reshape(sum(g2, 0), bias.shape));
+    return grads;
+  });
+  for (const t of saved) t.dispose(); // the graph node holds its own references
+  return result;
+}
+
+function layerNormByPrimitives(be: Backend, x: Tensor, w: Tensor | null, b: Tensor | null, eps: number, out: Tensor, mu: Tensor, rs: Tensor): void {
+  const m = mean(x, -1, true);
+  const v = variance(x, -1, { correction: 0, keepdim: true });
+  const r = rsqrt(add(v, eps));
+  let y = mul(sub(x, m), r);
+  if (w) y = mul(y, w);
+  if (b) y = add(y, b);
+  be.copy(y.view(), out.view(), false);
+  be.copy(m.view(), mu.view(), false);
+  be.copy(r.view(), rs.view(), false);
+  for (const t of [m, v, r, y]) t.dispose();
+}
+
+/** Group norm over [N, C, ...] with G groups and per-channel affine, as torch.nn.functional.group_norm. */
+export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  checkFloat('groupNorm', x);
+  const C = x.shape[1];
+  if (x.ndim < 2 || C === undefined || !Number.isInteger(groups) || groups <= 0 || C % groups !== 0) {
+    throw new Error(`groupNorm: ${x.describe()} needs shape [N, C, ...] with C divisible by groups=${groups}`);
+  }
+  for (const p of [weight, bias]) if (p && (p.ndim !== 1 || p.shape[0] !== C)) throw new Error(`groupNorm: parameter ${p.describe()} must have shape [${C}]`);
+  const xr = reshape(x, [x.shape[0]!, groups, -1]);
+  const m = mean(xr, -1, true);
+  const v = variance(xr, -1, { correction: 0, keepdim: true });
+  let y = reshape(mul(sub(xr, m), rsqrt(add(v, eps))), x.shape);
+  const affineShape = [C, ...x.shape.slice(2).map(() => 1)];
+  if (weight) y = mul(y, reshape(weight, affineShape));
+  if (bias) y = add(y, reshape(bias, affineShape));
+  return y;
+}
+
+/** im2col as a differentiable op: x [N, C, H, W] -> [N, C, KH, KW, OH, OW] (x already padded). */
+function unfold(x: Tensor, kh: number, kw: number, stride: number): Tensor {
+  const be = backendOf('conv2d', x);
+  const [N, C, H, W] = x.shape as [number, number, number, number];
+  const OH = Math.floor((H - kh) / stride) + 1, OW = Math.floor((W - kw) / stride) + 1;
+  const [sN, sC, sH, sW] = x.strides as [number, number, number, number];
+  const windows = x.alias([N, C, kh, kw, OH, OW], [sN, sC, sH, sW, sH * stride, sW * stride], x.offset);
+  const out = empty(be, windows.shape, x.dtype);
+  be.copy(windows.view('conv2d'), out.view(), false);
+  windows.dispose();
+  return record(out, 'unfold', [x], [], (g) => {
+    // col2im: each kernel offset adds its [N, C, OH, OW] slab back onto a strided window of the input
+    const gx = empty(g.backend, x.shape, g.dtype);
+    g.backend.fill(gx.view(), 0);
+    const gc = contiguous(g);
+    for (let i = 0; i < kh; i++) {
+      for (let j = 0; j < kw; j++) {
+        const src = gc.alias([N, C, OH, OW], [gc.strides[0]!, gc.strides[1]!, gc.strides[4]!, gc.strides[5]!], gc.offset + i * gc.strides[2]! + j * gc.strides[3]!);
+        const dst = gx.alias([N, C, OH, OW], [x.size / N, H * W, W * stride, stride], i * W + j);
+        g.backend.copy(src.view(), dst.view(), true);
+        src.dispose();
+        dst.dispose();
+      }
+    }
+    gc.dispose();
+    return [gx];
+  });
+}
+
+export interface Conv2dOptions {
+  stride?: number;
+  padding?: number;
+}
+
+/** 2-D convolution (cross-correlation) of x [N, C, H, W] with weight [O, C, KH, KW], as torch's conv2d. */
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+  const stride = opts.stride ?? 1, padding = opts.padding ?? 0;
+  checkFloat('conv2d', x, weight);
+  if (x.ndim !== 4 || weight.ndim !== 4 || x.shape[1] !== weight.shape[1]) {
+    throw new Error(`conv2d: expected x [N, C, H, W] and weight [O, C, KH, KW] with matching C, got ${x.describe()} and ${weight.describe()}`);
+  }
+  if (!Number.isInteger(stride) || stride < 1 || !Number.isInteger(padding) || padding < 0) {
+    throw new Error(`conv2d: stride must be >= 1 and padding >= 0 (integers), got stride=${stride} padding=${padding}`);
+  }
+  const [N, C, H, W] = x.shape as [number, number, number, number];
+  const [O, , KH, KW] = weight.shape as [number, number, number, number];
+  if (H + 2 * padding < KH || W + 2 * padding < KW) throw new Error(`conv2d: kernel ${KH}x${KW} is larger than the padded input ${H + 2 * padding}x${W + 2 * padding}`);
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== O)) throw new Error(`conv2d: bias ${bias.describe()} must have shape [${O}]`);
+  const xp = padding ? pad(contiguous(x), [padding, padding, padding, padding]) : contiguous(x);
+  const cols = unfold(xp, KH, KW, stride);
+  const OH = cols.shape[4]!, OW = cols.shape[5]!;
+  const y = matmul(reshape(weight, [O, C * KH * KW]), reshape(cols, [N, C * KH * KW, OH * OW]));
+  let out = reshape(y, [N, O, OH, OW]);
+  if (bias) out = add(out, reshape(bias, [O, 1, 1]));
+  return out;
+}
+
+/** Rows of `weight` [V, D] picked by integer ids of any shape -> [...ids.shape, D]. */
+export function embedding(ids: Tensor, weight: Tensor): Tensor {
+  if (weight.ndim !== 2) throw new Error(`embedding: weight must be [num_embeddings, dim], got ${weight.describe()}`);
+  const rows = indexSelect(weight, 0, reshape(ids, [-1]));
+  return reshape(rows, [...ids.shape, weight.shape[1]!]);
+}
+
+export type Reduction = 'mean' | 'sum' | 'none';
+
+function reduceLoss(t: Tensor, reduction: Reduction): Tensor {
+  return reduction === 'mean' ? mean(t) : reduction === 'sum' ? sum(t) : t;
+}
+
+export function mseLoss(input: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
+  if (input.ndim !== target.ndim || input.shape.some((d, i) => d !== target.shape[i])) {
+    throw new Error(`mseLoss: input ${input.describe()} and target ${target.describe()} must have the same shape`);
+  }
+  return reduceLoss(square(sub(input, target)), reduction);
+}
+
+/** Cross entropy of logits [N, C] against integer class targets [N] (torch.nn.functional.cross_entropy). */
+export function crossEntropy(logits: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
+  if (logits.ndim !== 2 || target.ndim !== 1 || target.shape[0] !== logits.shape[0]) {
+    throw new Error(`crossEntropy: expected logits [N, C] and targets [N], got ${logits.describe()} and ${target.describe()}`);
+  }
+  if (target.dtype !== 'int32' && target.dtype !== 'int64') throw new Error(`crossEntropy: targets must be int32 or int64 class indices, got ${target.describe()}`);
+  const lp = logSoftmax(logits, -1);
+  const picked = gather(lp, 1, unsqueeze(target, 1));
+  return reduceLoss(neg(reshape(picked, [-1])), reduction);
+}
+
+/** Inverted dropout: zero with probability p and scale the rest by 1/(1-p). Identity when not training. */
+export function dropout(x: Tensor, p: number, training = true, generator: Generator = defaultGenerator): Tensor {
+  if (!(p >= 0 && p < 1)) throw new Error(`dropout: p must be in [0, 1), got ${p}`);
+  if (!training || p === 0) return x.alias();
+  const keepMask = lt(rand(x.shape, { device: x.device, dtype: x.dtype, generator }), 1 - p);
+  return div(mul(x, keepMask), 1 - p);
+}
