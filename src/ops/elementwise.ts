@@ -1,5 +1,6 @@
 // Elementwise ops: unary maps, broadcasting binary maps, comparisons, where. Each has its gradient rule.
 import type { BinaryOp, UnaryOp } from '../backends/backend.js';
+import { noGrad } from '../autograd/grad-mode.js';
 import { isFloat, promote, type DType } from '../tensor/dtype.js';
 import { broadcastShapes, contiguousStrides, sameShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -209,9 +210,19 @@ export function where(cond: Tensor, x: TensorLike, y: TensorLike): Tensor {
   ]);
 }
 
+/** Limit values to [min, max]; the gradient passes where min <= x <= max (bounds included, as torch). */
 export function clamp(x: Tensor, min?: number, max?: number): Tensor {
-  let y = x;
-  if (min !== undefined) y = maximum(y, min);
-  if (max !== undefined) y = minimum(y, max);
-  return y === x ? x.alias() : y;
+  if (min !== undefined && max !== undefined && min > max) throw new Error(`clamp: min ${min} is greater than max ${max}`);
+  const out = noGrad(() => {
+    let y = x.alias();
+    if (min !== undefined) y = maximum(y, min);
+    if (max !== undefined) y = minimum(y, max);
+    return y;
+  });
+  return record(out, 'clamp', [x], [x], (g, [sx]) => {
+    let inside = g;
+    if (min !== undefined) inside = where(ge(sx!, min), inside, 0);
+    if (max !== undefined) inside = where(le(sx!, max), inside, 0);
+    return [inside === g ? g.alias() : inside];
+  });
 }

@@ -1,0 +1,19 @@
+// Runs the cross-backend suite on every registered backend that can run here, against cpu. The pure
+// reference backend (no wasm fast path, no fused kernels) is registered too, so the suite always runs at
+// least once and the cpu fast paths are checked against the reference.
+import { test } from 'node:test';
+import * as L from '../src/index.js';
+import { cpuReferenceBackend } from '../src/backends/cpu/index.js';
+import { runBackendSuite } from './harness/backend-suite.js';
+
+L.registerBackendInstance(cpuReferenceBackend);
+
+for (const entry of L.backendEntries()) {
+  if (entry.name === 'cpu') continue;
+  const probe = entry.probe();
+  if (!probe.available) {
+    test(`[${entry.name}] cross-backend suite`, { skip: `${entry.name} unavailable: ${probe.reason ?? 'no reason given'}` }, () => {});
+    continue;
+  }
+  runBackendSuite(entry.name);
+}
