@@ -1,5 +1,5 @@
 // lavender's public API.
-import './backends/cpu/index.js';
+import './backends/index.js';
 export * from './ops/index.js';
 export { Tensor, Storage } from './tensor/tensor.js';
 export { scope, keep } from './tensor/scope.js';

@@ -13,7 +13,7 @@ for (const c of OP_CASES) {
         const r = gradcheck((...xs) => c.run(xs, params), inputs);
         assert.ok(r.ok, `${c.name} ${JSON.stringify(inputs.map((i) => i.shape))} ${JSON.stringify(params)}: worst ${JSON.stringify(r.worst)}`);
       }),
-      { numRuns: 15 },
+      { numRuns: 40 },
     );
   });
 }

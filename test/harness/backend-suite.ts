@@ -62,7 +62,7 @@ export function compareWithCpu(c: OpCase, inputs: InputSpec[], params: Record<st
 }
 
 export function runBackendSuite(device: string, opts: SuiteOptions = {}): void {
-  const { rtol = 1e-4, atol = 1e-5, numRuns = 12, skip = {} } = opts;
+  const { rtol = 1e-4, atol = 1e-5, numRuns = 30, skip = {} } = opts;
   for (const c of OP_CASES) {
     const kind = c.differentiable === false ? 'forward' : 'forward and backward';
     const name = `[${device}] ${c.name} matches cpu (${kind}, random shapes)`;

@@ -1,0 +1,62 @@
+// The lavender command line: `lavender info`, `lavender bench matmul`.
+import * as L from '../index.js';
+import { sgemmInfo } from '../backends/cpu/fast/sgemm.js';
+import { intFlag, parseArgs, stringFlag, type Parsed } from './args.js';
+import { benchMatmul } from './bench-matmul.js';
+
+const USAGE = `usage: lavender <command> [options]
+
+commands:
+  info [--json]                                  version and the backends of this build
+  bench matmul [--size N] [--backend B] [--runs R] [--json]
+                                                 float32 N x N matmul throughput (GFLOP/s)
+`;
+
+function info(p: Parsed): number {
+  const backends = L.backendEntries().map((e) => {
+    const probe = e.probe();
+    return { name: e.name, built: e.built, available: probe.available, reason: probe.reason ?? null };
+  });
+  const cpu = sgemmInfo();
+  const report = { version: L.VERSION, node: process.version, backends, cpu_matmul: cpu };
+  if (p.flags.has('json')) {
+    console.log(JSON.stringify(report));
+    return 0;
+  }
+  console.log(`lavender ${L.VERSION} (node ${process.version})`);
+  for (const b of backends) console.log(`  ${b.name.padEnd(8)} built=${b.built} available=${b.available}${b.reason ? `  (${b.reason})` : ''}`);
+  console.log(`  cpu matmul: ${cpu.simd ? `wasm SIMD${cpu.relaxed ? ' + FMA' : ''}` : 'reference loops'}, ${cpu.threads} thread(s)`);
+  return 0;
+}
+
+function bench(p: Parsed): number {
+  const what = p.positionals[1];
+  if (what !== 'matmul') throw new Error(`bench: unknown benchmark '${what ?? ''}' (available: matmul)`);
+  const size = intFlag(p, 'size', 1024);
+  const backend = stringFlag(p, 'backend', 'cpu');
+  const runs = intFlag(p, 'runs', size >= 1024 ? 10 : 30);
+  const r = benchMatmul(size, backend, runs);
+  if (p.flags.has('json')) console.log(JSON.stringify(r));
+  else console.log(`matmul ${size}x${size}x${size} float32 on ${backend}: ${r.gflops.toFixed(1)} GFLOP/s (median ${r.median_ms.toFixed(2)} ms over ${runs} runs${r.kernel ? `, ${r.kernel}, ${r.threads} thread(s)` : ''})`);
+  return 0;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const p = parseArgs(argv);
+  const cmd = p.positionals[0];
+  try {
+    switch (cmd) {
+      case 'info': return info(p);
+      case 'bench': return bench(p);
+      case undefined: case 'help':
+        process.stdout.write(USAGE);
+        return cmd ? 0 : 1;
+      default:
+        process.stderr.write(`lavender: unknown command '${cmd}'\n${USAGE}`);
+        return 2;
+    }
+  } catch (e) {
+    process.stderr.write(`lavender ${cmd}: ${(e as Error).message}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,55 @@
+// The lavender command and the README example, run as a user would run them.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const run = (args: string[]) => spawnSync('node', args, { cwd: root, encoding: 'utf8', timeout: 120_000 });
+
+test('lavender info --json lists every backend with built/available/reason', () => {
+  const r = run(['bin/lavender.js', 'info', '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const info = JSON.parse(r.stdout);
+  assert.match(info.version, /^\d+\.\d+\.\d+$/);
+  const names = info.backends.map((b: { name: string }) => b.name);
+  assert.deepEqual(names.slice(0, 3), ['cpu', 'webgpu', 'cuda']);
+  for (const b of info.backends) {
+    assert.equal(typeof b.built, 'boolean');
+    assert.equal(typeof b.available, 'boolean');
+    if (!b.available) assert.ok(typeof b.reason === 'string' && b.reason.length > 0, `${b.name} needs a reason`);
+  }
+  assert.equal(info.backends[0].available, true);
+});
+
+test('lavender bench matmul --json prints one line with op, size, backend and gflops', () => {
+  const r = run(['bin/lavender.js', 'bench', 'matmul', '--size', '64', '--backend', 'cpu', '--runs', '3', '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines.length, 1);
+  const j = JSON.parse(lines[0]!);
+  assert.equal(j.op, 'matmul');
+  assert.equal(j.size, 64);
+  assert.equal(j.backend, 'cpu');
+  assert.ok(j.gflops > 0 && Number.isFinite(j.gflops));
+});
+
+test('bad command-line input gets a clear message and a non-zero exit', () => {
+  const r1 = run(['bin/lavender.js', 'bench', 'matmul', '--size', 'big']);
+  assert.notEqual(r1.status, 0);
+  assert.match(r1.stderr, /--size expects a positive integer, got 'big'/);
+  const r2 = run(['bin/lavender.js', 'frobnicate']);
+  assert.equal(r2.status, 2);
+  assert.match(r2.stderr, /unknown command 'frobnicate'/);
+  const r3 = run(['bin/lavender.js', 'bench', 'matmul', '--size', '8', '--backend', 'tpu']);
+  assert.notEqual(r3.status, 0);
+  assert.match(r3.stderr, /unknown device 'tpu'/);
+});
+
+test('the README example trains the MLP to > 90% accuracy', () => {
+  const r = run(['dist/examples/tiny-mlp.js']);
+  assert.equal(r.status, 0, r.stderr);
+  const last = r.stdout.trim().split('\n').pop()!;
+  const acc = Number(/accuracy ([\d.]+)%/.exec(last)?.[1]);
+  assert.ok(acc > 90, last);
+});
