@@ -11,3 +11,5 @@ export type { Backend, BackendBuffer, View, FusedKernels } from './backends/back
 export { registerBackend, registerBackendInstance, getBackend, backendNames, backendEntries, setDefaultDevice, getDefaultDevice } from './backends/registry.js';
 export * as optim from './optim/index.js';
 export { VERSION } from './version.js';
+export * as nn from './nn/index.js';
+export { DiT, DIT_PRESETS, resolveDiTConfig, type DiTConfig } from './models/dit.js';

@@ -34,8 +34,10 @@ export type ReduceOp = 'sum' | 'max' | 'min' | 'prod' | 'argmax' | 'argmin';
 
 /** Kernels a backend may provide to beat the default decomposition in ops/. Shapes are pre-validated. */
 export interface FusedKernels {
-  /** Softmax (or log-softmax) over the last axis of a contiguous [rows, cols] input. */
-  softmax(x: View, out: View, log: boolean): void;
+  /** Softmax (or log-softmax) of scale * x over the last axis of a contiguous [rows, cols] input. */
+  softmax(x: View, out: View, log: boolean, scale: number): void;
+  /** Softmax backward over the last axis: out = scale * y * (g - rowsum(g * y)); y, g, out contiguous. */
+  softmaxBackward(y: View, g: View, out: View, scale: number): void;
   /** Normalise the last `cols` elements of each row; writes mean and rstd per row (for the backward). */
   layerNorm(x: View, weight: View | null, bias: View | null, eps: number, out: View, mean: View, rstd: View): void;
 }

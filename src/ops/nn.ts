@@ -6,8 +6,8 @@ import { isFloat } from '../tensor/dtype.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { normAxis, numel, shapeStr } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { rand } from './creation.js';
-import { add, broadcastView, div, lt, mul, neg, rsqrt, square, sub } from './elementwise.js';
+import { full, rand } from './creation.js';
+import { add, broadcastView, div, lt, mul, neg, rsqrt, square, sub, sumTo as sumToShape } from './elementwise.js';
 import { matmul } from './matmul.js';
 import { gather, indexSelect, pad } from './movement.js';
 import { backendOf, empty, record } from './record.js';
@@ -18,15 +18,18 @@ function checkFloat(op: string, ...ts: Tensor[]): void {
   for (const t of ts) if (!isFloat(t.dtype)) throw new Error(`${op}: expected a floating-point tensor, got ${t.describe()}`);
 }
 
-/** Primitive decomposition of a row softmax: max, subtract, exp, sum, divide (or subtract log-sum). */
-function softmaxByPrimitives(be: Backend, x: Tensor, out: Tensor, log: boolean): void {
+/** Primitive decomposition of a row softmax of scale * x: max, subtract, exp, sum, divide (or subtract log-sum). */
+function softmaxByPrimitives(be: Backend, x: Tensor, out: Tensor, log: boolean, scale: number): void {
   const rowShape = [...x.shape.slice(0, -1), 1];
   const axes = [x.ndim - 1];
   const bcast = (t: Tensor): View => broadcastView(t, x.shape).view();
+  const scaled = empty(be, x.shape, x.dtype);
+  const s0 = full([], scale, { dtype: x.dtype, device: x.device });
+  be.binary('mul', x.view(), bcast(s0), scaled.view());
   const mx = empty(be, rowShape, x.dtype);
-  be.reduce('max', x.view(), axes, mx.view());
+  be.reduce('max', scaled.view(), axes, mx.view());
   const shifted = empty(be, x.shape, x.dtype);
-  be.binary('sub', x.view(), bcast(mx), shifted.view());
+  be.binary('sub', scaled.view(), bcast(mx), shifted.view());
   const e = empty(be, x.shape, x.dtype);
   be.unary('exp', shifted.view(), e.view());
   const s = empty(be, rowShape, x.dtype);
@@ -39,21 +42,36 @@ function softmaxByPrimitives(be: Backend, x: Tensor, out: Tensor, log: boolean):
   } else {
     be.binary('div', e.view(), bcast(s), out.view());
   }
-  for (const t of [mx, shifted, e, s]) t.dispose();
+  for (const t of [s0, scaled, mx, shifted, e, s]) t.dispose();
 }
 
-function softmaxLast(x: Tensor, log: boolean): Tensor {
+/** scale * y * (g - rowsum(g * y)) over the last axis: the softmax backward, fused where the backend can. */
+function softmaxBackward(y: Tensor, g: Tensor, scale: number): Tensor {
+  const be = y.backend;
+  if (be.fused.softmaxBackward) {
+    const gc = contiguous(g), yc = contiguous(y);
+    const out = empty(be, y.shape, y.dtype);
+    be.fused.softmaxBackward(yc.view(), gc.view(), out.view(), scale);
+    gc.dispose();
+    yc.dispose();
+    return out;
+  }
+  return mul(mul(y, sub(g, sum(mul(g, y), -1, true))), scale);
+}
+
+function softmaxLast(x: Tensor, log: boolean, scale = 1): Tensor {
   const op = log ? 'logSoftmax' : 'softmax';
   const be = backendOf(op, x);
   checkFloat(op, x);
+  if (!(scale > 0)) throw new Error(`${op}: scale must be positive, got ${scale}`);
   const xc = noGrad(() => contiguous(x));
   const out = empty(be, x.shape, x.dtype);
-  if (be.fused.softmax && x.size > 0) be.fused.softmax(xc.view(op), out.view(), log);
-  else softmaxByPrimitives(be, xc, out, log);
+  if (be.fused.softmax && x.size > 0) be.fused.softmax(xc.view(op), out.view(), log, scale);
+  else softmaxByPrimitives(be, xc, out, log, scale);
   xc.dispose();
   return record(out, op, [x], [out], (g, [y]) => {
-    if (log) return [sub(g, mul(exp_(y!), sum(g, -1, true)))];
-    return [mul(y!, sub(g, sum(mul(g, y!), -1, true)))];
+    if (log) return [mul(sub(g, mul(exp_(y!), sum(g, -1, true))), scale)];
+    return [softmaxBackward(y!, g, scale)];
   });
 }
 
@@ -73,6 +91,37 @@ function alongLast(x: Tensor, axis: number, f: (t: Tensor) => Tensor): Tensor {
 
 export const softmax = (x: Tensor, axis = -1) => alongLast(x, axis, (t) => softmaxLast(t, false));
 export const logSoftmax = (x: Tensor, axis = -1) => alongLast(x, axis, (t) => softmaxLast(t, true));
+
+/**
+ * softmax(q k^T * scale) v over the last two axes of q, k, v [..., T, hd] (scale defaults to 1/sqrt(hd)),
+ * as one op: the probabilities are kept for the backward, which runs as matmuls plus one fused row pass.
+ */
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale?: number): Tensor {
+  backendOf('attention', q, k, v);
+  checkFloat('attention', q, k, v);
+  const hd = q.shape[q.ndim - 1]!;
+  if (q.ndim < 2 || k.ndim !== q.ndim || v.ndim !== q.ndim || k.shape[k.ndim - 1] !== hd || k.shape[k.ndim - 2] !== v.shape[v.ndim - 2]) {
+    throw new Error(`attention: expected q [..., Tq, d], k [..., Tk, d], v [..., Tk, dv], got ${q.describe()}, ${k.describe()}, ${v.describe()}`);
+  }
+  const s = scale ?? 1 / Math.sqrt(hd);
+  const [p, out] = noGrad(() => {
+    const scores = matmul(q, transpose(k, -2, -1));
+    const probs = softmaxLast(scores, false, s);
+    scores.dispose();
+    return [probs, matmul(probs, v)];
+  });
+  const result = record(out, 'attention', [q, k, v], [q, k, v, p], (g, [sq, sk, sv, sp]) => {
+    const dp = matmul(g, transpose(sv!, -2, -1));
+    const ds = softmaxBackward(sp!, dp, s);
+    return [
+      sumToShape(matmul(ds, sk!), sq!.shape),
+      sumToShape(matmul(transpose(ds, -2, -1), sq!), sk!.shape),
+      sumToShape(matmul(transpose(sp!, -2, -1), g), sv!.shape),
+    ];
+  });
+  p.dispose();
+  return result;
+}
 
 /** Layer norm over the trailing `normalizedShape` dims, with optional affine weight and bias (float32 math). */
 export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {

@@ -1,1 +1,5 @@
 export { SGD, type SgdOptions } from './sgd.js';
+export { AdamW, Adam, AdamBase, type ParamGroup, type AdamWOptions, type ResolvedParamGroup, type AdamParamState, type AdamStateDict } from './adamw.js';
+export { clipGradNorm } from './clip.js';
+export { linearWarmup, WarmupScheduler, type LrScalable } from './schedule.js';
+export { PowerEma, powerEmaBeta, type PowerEmaOptions, type PowerEmaStateDict } from './ema.js';

@@ -8,21 +8,34 @@ function rowsOf(x: View): [number, number] {
 }
 
 export const cpuFused: FusedKernels = {
-  softmax(x, out, log) {
+  softmax(x, out, log, scale) {
     const X = (x.buf as CpuBuffer).data, O = (out.buf as CpuBuffer).data;
     const [rows, cols] = rowsOf(x);
     for (let r = 0; r < rows; r++) {
       const xi = x.offset + r * cols, oi = out.offset + r * cols;
       let max = -Infinity;
-      for (let j = 0; j < cols; j++) max = Math.max(max, X[xi + j]!);
+      for (let j = 0; j < cols; j++) { const v = X[xi + j]!; if (v > max) max = v; }
+      const m = max * scale;
       let sum = 0;
-      for (let j = 0; j < cols; j++) sum += Math.exp(X[xi + j]! - max);
       if (log) {
-        const lse = max + Math.log(sum);
-        for (let j = 0; j < cols; j++) O[oi + j] = X[xi + j]! - lse;
+        for (let j = 0; j < cols; j++) sum += Math.exp(X[xi + j]! * scale - m);
+        const lse = m + Math.log(sum);
+        for (let j = 0; j < cols; j++) O[oi + j] = X[xi + j]! * scale - lse;
       } else {
-        for (let j = 0; j < cols; j++) O[oi + j] = Math.exp(X[xi + j]! - max) / sum;
+        for (let j = 0; j < cols; j++) { const e = Math.exp(X[xi + j]! * scale - m); O[oi + j] = e; sum += e; }
+        const inv = 1 / sum;
+        for (let j = 0; j < cols; j++) O[oi + j]! *= inv;
       }
+    }
+  },
+  softmaxBackward(y, g, out, scale) {
+    const Y = (y.buf as CpuBuffer).data, G = (g.buf as CpuBuffer).data, O = (out.buf as CpuBuffer).data;
+    const [rows, cols] = rowsOf(y);
+    for (let r = 0; r < rows; r++) {
+      const yi = y.offset + r * cols, gi = g.offset + r * cols, oi = out.offset + r * cols;
+      let dot = 0;
+      for (let j = 0; j < cols; j++) dot += G[gi + j]! * Y[yi + j]!;
+      for (let j = 0; j < cols; j++) O[oi + j] = scale * Y[yi + j]! * (G[gi + j]! - dot);
     }
   },
   layerNorm(x, weight, bias, eps, out, mean, rstd) {

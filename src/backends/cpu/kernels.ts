@@ -4,10 +4,10 @@
 import type { BinaryOp, ReduceOp, UnaryOp, View } from '../backend.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, isStorageOnly, type DType, type TypedArray } from '../../tensor/dtype.js';
 import { fillRandom, type Distribution } from '../../tensor/random.js';
-import { numel } from '../../tensor/shape.js';
+import { contiguousStrides, numel } from '../../tensor/shape.js';
 import { CpuBuffer } from './buffer.js';
 import { erf, erfinv, geluErf, geluTanh, roundHalfEven, sigmoid } from './math.js';
-import { isDense, stridedOffsets, viewOffsets } from './strided.js';
+import { forEachRow, isDense, rowStrides, stridedOffsets, viewOffsets } from './strided.js';
 
 function buf(v: View): CpuBuffer {
   const b = v.buf as CpuBuffer;
@@ -83,34 +83,66 @@ function loadFn(dtype: DType): ((x: number) => number) | null {
   return null;
 }
 
+/** One row of a unary op, the op chosen once per row so the inner loop is monomorphic. */
+function unaryRow(op: UnaryOp, X: TypedArray, x: number, xs: number, O: TypedArray, o: number, n: number): void {
+  switch (op) {
+    case 'neg': for (let i = 0; i < n; i++) O[o + i] = -X[x + i * xs]!; return;
+    case 'exp': for (let i = 0; i < n; i++) O[o + i] = Math.exp(X[x + i * xs]!); return;
+    case 'log': for (let i = 0; i < n; i++) O[o + i] = Math.log(X[x + i * xs]!); return;
+    case 'sqrt': for (let i = 0; i < n; i++) O[o + i] = Math.sqrt(X[x + i * xs]!); return;
+    case 'rsqrt': for (let i = 0; i < n; i++) O[o + i] = 1 / Math.sqrt(X[x + i * xs]!); return;
+    case 'tanh': for (let i = 0; i < n; i++) O[o + i] = Math.tanh(X[x + i * xs]!); return;
+    case 'relu': for (let i = 0; i < n; i++) { const v = X[x + i * xs]!; O[o + i] = v > 0 ? v : 0; } return;
+    case 'square': for (let i = 0; i < n; i++) { const v = X[x + i * xs]!; O[o + i] = v * v; } return;
+    case 'reciprocal': for (let i = 0; i < n; i++) O[o + i] = 1 / X[x + i * xs]!; return;
+    case 'sigmoid': for (let i = 0; i < n; i++) O[o + i] = sigmoid(X[x + i * xs]!); return;
+    case 'silu': for (let i = 0; i < n; i++) { const v = X[x + i * xs]!; O[o + i] = v * sigmoid(v); } return;
+    default: {
+      const f = UNARY[op];
+      for (let i = 0; i < n; i++) O[o + i] = f(X[x + i * xs]!);
+    }
+  }
+}
+
 export function unary(op: UnaryOp, x: View, out: View): void {
-  const f = UNARY[op];
   const X = computeData(op, x), O = computeData(op, out);
-  const n = numel(out.shape), store = storeFn(buf(out).dtype), o0 = out.offset;
-  if (isDense(x)) {
-    const x0 = x.offset;
-    if (store) for (let i = 0; i < n; i++) O[o0 + i] = store(f(X[x0 + i]!));
-    else for (let i = 0; i < n; i++) O[o0 + i] = f(X[x0 + i]!);
+  const store = storeFn(buf(out).dtype);
+  if (store) {
+    const f = UNARY[op], xo = viewOffsets(x), o0 = out.offset;
+    for (let i = 0; i < xo.length; i++) O[o0 + i] = store(f(X[xo[i]!]!));
     return;
   }
-  const xo = viewOffsets(x);
-  for (let i = 0; i < n; i++) O[o0 + i] = store ? store(f(X[xo[i]!]!)) : f(X[xo[i]!]!);
+  const strides = [x.strides, out.strides];
+  const [xs] = rowStrides(x.shape, strides) as [number, number];
+  forEachRow(x.shape, strides, [x.offset, out.offset], (p, n) => unaryRow(op, X, p[0]!, xs, O, p[1]!, n));
+}
+
+/** One row of a binary op with per-operand inner strides (0 for a broadcast operand). */
+function binaryRow(op: BinaryOp, A: TypedArray, a: number, as: number, B: TypedArray, b: number, bs: number, O: TypedArray, o: number, n: number): void {
+  switch (op) {
+    case 'add': for (let i = 0; i < n; i++) O[o + i] = A[a + i * as]! + B[b + i * bs]!; return;
+    case 'sub': for (let i = 0; i < n; i++) O[o + i] = A[a + i * as]! - B[b + i * bs]!; return;
+    case 'mul': for (let i = 0; i < n; i++) O[o + i] = A[a + i * as]! * B[b + i * bs]!; return;
+    case 'div': for (let i = 0; i < n; i++) O[o + i] = A[a + i * as]! / B[b + i * bs]!; return;
+    default: {
+      const f = BINARY[op];
+      for (let i = 0; i < n; i++) O[o + i] = f(A[a + i * as]!, B[b + i * bs]!);
+    }
+  }
 }
 
 export function binary(op: BinaryOp, a: View, b: View, out: View): void {
-  const f = BINARY[op];
   const A = computeData(op, a), B = computeData(op, b), O = computeData(op, out);
-  const n = numel(out.shape), store = storeFn(buf(out).dtype), o0 = out.offset;
-  if (isDense(a) && isDense(b) && !store) {
-    const a0 = a.offset, b0 = b.offset;
-    for (let i = 0; i < n; i++) O[o0 + i] = f(A[a0 + i]!, B[b0 + i]!);
+  const store = storeFn(buf(out).dtype);
+  if (store && buf(out).dtype !== 'bool') {
+    const f = BINARY[op], ao = viewOffsets(a), bo = viewOffsets(b), o0 = out.offset;
+    for (let i = 0; i < ao.length; i++) O[o0 + i] = store(f(A[ao[i]!]!, B[bo[i]!]!));
     return;
   }
-  const ao = viewOffsets(a), bo = viewOffsets(b);
-  for (let i = 0; i < n; i++) {
-    const v = f(A[ao[i]!]!, B[bo[i]!]!);
-    O[o0 + i] = store ? store(v) : v;
-  }
+  // comparison results are already 0/1, so bool outputs need no conversion
+  const strides = [a.strides, b.strides, out.strides];
+  const [as, bs] = rowStrides(out.shape, strides) as [number, number, number];
+  forEachRow(out.shape, strides, [a.offset, b.offset, out.offset], (p, n) => binaryRow(op, A, p[0]!, as, B, p[1]!, bs, O, p[2]!, n));
 }
 
 export function where(cond: View, a: View, b: View, out: View): void {
@@ -134,18 +166,60 @@ export function copy(src: View, dst: View, accumulate: boolean): void {
   const load = loadFn(buf(src).dtype);
   const dstType = buf(dst).dtype;
   const store = storeFn(dstType), loadDst = loadFn(dstType);
-  const so = viewOffsets(src), dO = viewOffsets(dst);
-  const n = so.length;
-  for (let i = 0; i < n; i++) {
-    let v = S[so[i]!]!;
-    if (load) v = load(v);
-    if (accumulate) v += loadDst ? loadDst(D[dO[i]!]!) : D[dO[i]!]!;
-    D[dO[i]!] = store ? store(v) : v;
+  const strides = [src.strides, dst.strides];
+  const [ss, ds] = rowStrides(src.shape, strides) as [number, number];
+  if (!load && !store && !loadDst) {
+    forEachRow(src.shape, strides, [src.offset, dst.offset], (p, n) => {
+      const s0 = p[0]!, d0 = p[1]!;
+      if (accumulate) for (let i = 0; i < n; i++) D[d0 + i * ds] += S[s0 + i * ss]!;
+      else for (let i = 0; i < n; i++) D[d0 + i * ds] = S[s0 + i * ss]!;
+    });
+    return;
   }
+  forEachRow(src.shape, strides, [src.offset, dst.offset], (p, n) => {
+    for (let i = 0; i < n; i++) {
+      let v = S[p[0]! + i * ss]!;
+      if (load) v = load(v);
+      const d = p[1]! + i * ds;
+      if (accumulate) v += loadDst ? loadDst(D[d]!) : D[d]!;
+      D[d] = store ? store(v) : v;
+    }
+  });
+}
+
+/** sum/max/min/prod: walk x in its own layout, folding each element into its output slot. */
+function reduceByRows(op: 'sum' | 'max' | 'min' | 'prod', X: TypedArray, x: View, axes: readonly number[], O: TypedArray, out: View): void {
+  const outStrides = contiguousStrides(out.shape).map((s, d) => (axes.includes(d) ? 0 : s));
+  const init = op === 'sum' ? 0 : op === 'prod' ? 1 : op === 'max' ? -Infinity : Infinity;
+  O.fill(init, out.offset, out.offset + numel(out.shape));
+  const strides = [x.strides, outStrides];
+  const [xs, os] = rowStrides(x.shape, strides) as [number, number];
+  forEachRow(x.shape, strides, [x.offset, out.offset], (p, n) => {
+    const x0 = p[0]!, o0 = p[1]!;
+    if (os === 0) {
+      // the whole row folds into one output element
+      let acc = O[o0]!;
+      switch (op) {
+        case 'sum': for (let i = 0; i < n; i++) acc += X[x0 + i * xs]!; break;
+        case 'prod': for (let i = 0; i < n; i++) acc *= X[x0 + i * xs]!; break;
+        case 'max': for (let i = 0; i < n; i++) { const v = X[x0 + i * xs]!; if (v > acc || v !== v) acc = v; if (acc !== acc) break; } break;
+        case 'min': for (let i = 0; i < n; i++) { const v = X[x0 + i * xs]!; if (v < acc || v !== v) acc = v; if (acc !== acc) break; } break;
+      }
+      O[o0] = acc;
+      return;
+    }
+    switch (op) {
+      case 'sum': for (let i = 0; i < n; i++) O[o0 + i * os] += X[x0 + i * xs]!; break;
+      case 'prod': for (let i = 0; i < n; i++) O[o0 + i * os] *= X[x0 + i * xs]!; break;
+      case 'max': for (let i = 0; i < n; i++) { const v = X[x0 + i * xs]!, c = O[o0 + i * os]!; if (v > c || v !== v) O[o0 + i * os] = c !== c ? c : v; } break;
+      case 'min': for (let i = 0; i < n; i++) { const v = X[x0 + i * xs]!, c = O[o0 + i * os]!; if (v < c || v !== v) O[o0 + i * os] = c !== c ? c : v; } break;
+    }
+  });
 }
 
 export function reduce(op: ReduceOp, x: View, axes: readonly number[], out: View): void {
   const X = computeData(op, x), O = computeData(op, out);
+  if (op !== 'argmax' && op !== 'argmin' && isDense(out)) return reduceByRows(op, X, x, axes, O, out);
   const r = x.shape.length;
   const kept = [...Array(r).keys()].filter((d) => !axes.includes(d));
   const order = [...kept, ...axes];

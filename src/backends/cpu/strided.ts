@@ -41,3 +41,63 @@ export function isDense(v: View): boolean {
   }
   return true;
 }
+
+/**
+ * Iterate a shape row by row for several operands at once (each with its own strides and offset).
+ * Dimensions that are contiguous in every operand are merged first, so dense tensors become one long
+ * row. `row(offsets, n)` receives each operand's offset of the row start; inner strides are returned
+ * up front by `rowStrides` so kernels can hoist them out of their loops.
+ */
+export function forEachRow(
+  shape: readonly number[],
+  strides: readonly (readonly number[])[],
+  offsets: readonly number[],
+  row: (offs: Int32Array, n: number) => void,
+): void {
+  const { dims, st } = collapse(shape, strides);
+  const k = strides.length;
+  const offs = Int32Array.from(offsets);
+  const r = dims.length;
+  if (r === 0) {
+    if (numel(shape) !== 0) row(offs, 1);
+    return;
+  }
+  const n = dims[r - 1]!;
+  if (n === 0 || dims.some((d) => d === 0)) return;
+  const idx = new Array<number>(r).fill(0);
+  let outer = numel(dims) / n;
+  while (outer-- > 0) {
+    row(offs, n);
+    for (let d = r - 2; d >= 0; d--) {
+      idx[d]++;
+      for (let j = 0; j < k; j++) offs[j] += st[j]![d]!;
+      if (idx[d]! < dims[d]!) break;
+      for (let j = 0; j < k; j++) offs[j] -= st[j]![d]! * dims[d]!;
+      idx[d] = 0;
+    }
+  }
+}
+
+/** The inner (last collapsed) stride of each operand, as forEachRow will walk them. */
+export function rowStrides(shape: readonly number[], strides: readonly (readonly number[])[]): number[] {
+  const { dims, st } = collapse(shape, strides);
+  return st.map((s) => (dims.length ? s[dims.length - 1]! : 1));
+}
+
+function collapse(shape: readonly number[], strides: readonly (readonly number[])[]): { dims: number[]; st: number[][] } {
+  const dims: number[] = [];
+  const st: number[][] = strides.map(() => []);
+  for (let i = 0; i < shape.length; i++) {
+    const d = shape[i]!;
+    if (d === 1) continue;
+    const last = dims.length - 1;
+    if (last >= 0 && strides.every((s, j) => st[j]![last] === s[i]! * d)) {
+      dims[last]! *= d;
+      strides.forEach((s, j) => (st[j]![last] = s[i]!));
+      continue;
+    }
+    dims.push(d);
+    strides.forEach((s, j) => st[j]!.push(s[i]!));
+  }
+  return { dims, st };
+}

@@ -1,0 +1,3 @@
+export { Module, ModuleList, type LoadOptions } from './module.js';
+export { Linear, Conv2d, LayerNorm, GroupNorm, Embedding, uniformInit, type InitOptions } from './layers.js';
+export * from './blocks.js';

@@ -1,0 +1,86 @@
+// Basic layers with PyTorch's parameter names, shapes and default initialisation.
+import { defaultGenerator, type Generator } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { ones, rand, randn, zeros } from '../ops/creation.js';
+import { mul, sub } from '../ops/elementwise.js';
+import { conv2d, embedding, groupNorm, layerNorm } from '../ops/nn.js';
+import { linear } from '../ops/matmul.js';
+import { Module } from './module.js';
+
+export interface InitOptions {
+  generator?: Generator;
+  device?: string;
+}
+
+/** uniform(-bound, bound), PyTorch's default for Linear/Conv weights and biases (bound = 1/sqrt(fan_in)). */
+export function uniformInit(shape: number[], bound: number, opts: InitOptions = {}): Tensor {
+  const u = rand(shape, { generator: opts.generator ?? defaultGenerator, device: opts.device });
+  const out = sub(mul(u, 2 * bound), bound);
+  u.dispose();
+  return out;
+}
+
+export class Linear extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: InitOptions & { bias?: boolean } = {}) {
+    super();
+    const bound = 1 / Math.sqrt(inFeatures);
+    this.weight = this.param('weight', uniformInit([outFeatures, inFeatures], bound, opts));
+    this.bias = opts.bias === false ? null : this.param('bias', uniformInit([outFeatures], bound, opts));
+  }
+  forward(x: Tensor): Tensor {
+    return linear(x, this.weight, this.bias);
+  }
+}
+
+export class Conv2d extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  constructor(inChannels: number, outChannels: number, kernel: number, readonly opts: InitOptions & { stride?: number; padding?: number; bias?: boolean } = {}) {
+    super();
+    const bound = 1 / Math.sqrt(inChannels * kernel * kernel);
+    this.weight = this.param('weight', uniformInit([outChannels, inChannels, kernel, kernel], bound, opts));
+    this.bias = opts.bias === false ? null : this.param('bias', uniformInit([outChannels], bound, opts));
+  }
+  forward(x: Tensor): Tensor {
+    return conv2d(x, this.weight, this.bias, { stride: this.opts.stride, padding: this.opts.padding });
+  }
+}
+
+export class LayerNorm extends Module {
+  readonly weight: Tensor | null;
+  readonly bias: Tensor | null;
+  constructor(readonly dim: number, readonly eps = 1e-5, affine = true, opts: InitOptions = {}) {
+    super();
+    this.weight = affine ? this.param('weight', ones([dim], { device: opts.device })) : null;
+    this.bias = affine ? this.param('bias', zeros([dim], { device: opts.device })) : null;
+  }
+  forward(x: Tensor): Tensor {
+    return layerNorm(x, [this.dim], this.weight, this.bias, this.eps);
+  }
+}
+
+export class GroupNorm extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+  constructor(readonly groups: number, channels: number, readonly eps = 1e-5, opts: InitOptions = {}) {
+    super();
+    this.weight = this.param('weight', ones([channels], { device: opts.device }));
+    this.bias = this.param('bias', zeros([channels], { device: opts.device }));
+  }
+  forward(x: Tensor): Tensor {
+    return groupNorm(x, this.groups, this.weight, this.bias, this.eps);
+  }
+}
+
+export class Embedding extends Module {
+  readonly weight: Tensor;
+  constructor(num: number, dim: number, opts: InitOptions = {}) {
+    super();
+    this.weight = this.param('weight', randn([num, dim], { generator: opts.generator ?? defaultGenerator, device: opts.device }));
+  }
+  forward(ids: Tensor): Tensor {
+    return embedding(ids, this.weight);
+  }
+}
