@@ -38,6 +38,8 @@ export interface FusedKernels {
   softmax(x: View, out: View, log: boolean, scale: number): void;
   /** Softmax backward over the last axis: out = scale * y * (g - rowsum(g * y)); y, g, out contiguous. */
   softmaxBackward(y: View, g: View, out: View, scale: number): void;
+  /** d silu(x) / dx * g = g * s * (1 + x * (1 - s)) with s = sigmoid(x); x, g, out contiguous, same shape. */
+  siluBackward(x: View, g: View, out: View): void;
   /** Normalise the last `cols` elements of each row; writes mean and rstd per row (for the backward). */
   layerNorm(x: View, weight: View | null, bias: View | null, eps: number, out: View, mean: View, rstd: View): void;
 }

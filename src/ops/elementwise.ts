@@ -72,6 +72,12 @@ const UNARY_GRADS: Partial<Record<UnaryOp, UnaryGrad>> = {
   tanh: (g, _x, y) => mul(g, sub(1, square(y))),
   sigmoid: (g, _x, y) => mul(g, mul(y, sub(1, y))),
   silu: (g, x) => {
+    const be = x.backend;
+    if (be.fused.siluBackward && x.isContiguous() && g.isContiguous() && sameShape(g.shape, x.shape)) {
+      const out = empty(be, x.shape, x.dtype);
+      be.fused.siluBackward(x.view(), g.view(), out.view());
+      return out;
+    }
     const s = sigmoid(x);
     return mul(g, mul(s, add(1, mul(x, sub(1, s)))));
   },

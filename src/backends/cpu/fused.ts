@@ -38,6 +38,14 @@ export const cpuFused: FusedKernels = {
       for (let j = 0; j < cols; j++) O[oi + j] = scale * Y[yi + j]! * (G[gi + j]! - dot);
     }
   },
+  siluBackward(x, g, out) {
+    const X = (x.buf as CpuBuffer).data, G = (g.buf as CpuBuffer).data, O = (out.buf as CpuBuffer).data;
+    const n = x.shape.reduce((a, b) => a * b, 1);
+    for (let i = 0; i < n; i++) {
+      const v = X[x.offset + i]!, s = 1 / (1 + Math.exp(-v));
+      O[out.offset + i] = G[g.offset + i]! * s * (1 + v * (1 - s));
+    }
+  },
   layerNorm(x, weight, bias, eps, out, mean, rstd) {
     const X = (x.buf as CpuBuffer).data, O = (out.buf as CpuBuffer).data;
     const W = weight ? (weight.buf as CpuBuffer).data : null, B = bias ? (bias.buf as CpuBuffer).data : null;
