@@ -154,11 +154,13 @@ if __name__ == '__main__':
     os.makedirs(OUT, exist_ok=True)
     for name, (config, B) in CASES.items():
         torch.manual_seed(0)
-        model = DiT(**config).double()
-        with torch.no_grad():  # every parameter random and non-trivial (the release zero-inits some)
-            for p in model.parameters():
-                p.copy_(torch.randn_like(p) * 0.2)
-        model = model.float()
+        model = DiT(**config)
+        with torch.no_grad():  # PyTorch's default init, with norms perturbed so no parameter is trivial
+            for n, p in model.named_parameters():
+                if 'norm' in n or 'init_conv_seq.2' in n or 'init_conv_seq.5' in n:
+                    p.copy_((1.0 if n.endswith('weight') else 0.0) + 0.1 * torch.randn_like(p))
+                elif n.startswith('final_layer.linear'):
+                    p.copy_(0.05 * torch.randn_like(p))
         C, S = config['in_channels'], config['input_size']
         x = torch.randn(B, C, S, S)
         t = torch.rand(B)

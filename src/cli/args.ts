@@ -21,11 +21,21 @@ export function parseArgs(argv: readonly string[]): Parsed {
   return { positionals, flags };
 }
 
-export function intFlag(p: Parsed, name: string, fallback: number): number {
+export function intFlag(p: Parsed, name: string, fallback: number, allowZero = false): number {
   const v = p.flags.get(name);
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (v === true || !Number.isInteger(n) || n <= 0) throw new Error(`--${name} expects a positive integer, got ${v === true ? 'nothing' : `'${v}'`}`);
+  if (v === true || !Number.isInteger(n) || n < (allowZero ? 0 : 1)) {
+    throw new Error(`--${name} expects a ${allowZero ? 'non-negative' : 'positive'} integer, got ${v === true ? 'nothing' : `'${v}'`}`);
+  }
+  return n;
+}
+
+export function numberFlag(p: Parsed, name: string, fallback: number): number {
+  const v = p.flags.get(name);
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (v === true || !Number.isFinite(n) || n <= 0) throw new Error(`--${name} expects a positive number, got ${v === true ? 'nothing' : `'${v}'`}`);
   return n;
 }
 

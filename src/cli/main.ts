@@ -3,13 +3,23 @@ import * as L from '../index.js';
 import { sgemmInfo } from '../backends/cpu/fast/sgemm.js';
 import { intFlag, parseArgs, stringFlag, type Parsed } from './args.js';
 import { benchMatmul } from './bench-matmul.js';
+import { benchStep, forward, sample, train } from './train.js';
 
 const USAGE = `usage: lavender <command> [options]
 
 commands:
   info [--json]                                  version and the backends of this build
+  train mnist|cifar [--steps N] [--batch B] [--lr X] [--seed S] [--backend B] [--out DIR] [--resume CKPT]
+        [--data DIR] [--checkpoint-every N] [--sample-rows R] [--sample-steps S] [--cfg X]
+                                                 train the DiT sanity model with rectified flow
+  sample --checkpoint F [--out grid.png] [--gif F] [--cfg X] [--steps N] [--rows R] [--seed S]
+                                                 class-conditional samples from a training checkpoint
+  forward --model dit --config C.json --weights W.safetensors --inputs IN.safetensors --out OUT.safetensors [--grad]
+                                                 run a model on given weights (parity with PyTorch)
   bench matmul [--size N] [--backend B] [--runs R] [--json]
                                                  float32 N x N matmul throughput (GFLOP/s)
+  bench train-step [--model dit-mnist] [--batch B] [--backend B] [--steps N] [--json]
+                                                 median seconds per training step
 `;
 
 function info(p: Parsed): number {
@@ -31,7 +41,8 @@ function info(p: Parsed): number {
 
 function bench(p: Parsed): number {
   const what = p.positionals[1];
-  if (what !== 'matmul') throw new Error(`bench: unknown benchmark '${what ?? ''}' (available: matmul)`);
+  if (what === 'train-step') return benchStep(p);
+  if (what !== 'matmul') throw new Error(`bench: unknown benchmark '${what ?? ''}' (available: matmul, train-step)`);
   const size = intFlag(p, 'size', 1024);
   const backend = stringFlag(p, 'backend', 'cpu');
   const runs = intFlag(p, 'runs', size >= 1024 ? 10 : 30);
@@ -48,6 +59,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     switch (cmd) {
       case 'info': return info(p);
       case 'bench': return bench(p);
+      case 'train': return train(p);
+      case 'sample': return sample(p);
+      case 'forward': return forward(p);
       case undefined: case 'help':
         process.stdout.write(USAGE);
         return cmd ? 0 : 1;

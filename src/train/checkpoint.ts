@@ -1,0 +1,54 @@
+// Training checkpoints: one safetensors file holding the weights (`model.<name>`, as the release's keys),
+// the optimizer moments (`optim.<i>.m`, `optim.<i>.v`), and in its metadata the step, the optimizer's
+// scalars, the RNG and data-loader states and the run's settings, so a run resumes exactly.
+// Written atomically (temporary file, then rename): an interrupted save never leaves a truncated file.
+import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
+import type { AdamBase, AdamStateDict } from '../optim/adamw.js';
+import type { Module } from '../nn/module.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export interface CheckpointMeta {
+  format: 'lavender-train-v1';
+  step: number;
+  [key: string]: unknown;
+}
+
+export function saveCheckpoint(path: string, model: Module, opt: AdamBase, meta: CheckpointMeta): void {
+  const tensors: Record<string, Tensor> = {};
+  for (const [name, p] of model.namedParameters()) tensors[`model.${name}`] = p;
+  const sd = opt.stateDict();
+  sd.state.forEach((s, i) => {
+    tensors[`optim.${i}.m`] = s.m;
+    tensors[`optim.${i}.v`] = s.v;
+  });
+  const optimMeta = { step: sd.step, lrScale: sd.lrScale, groups: sd.groups, steps: sd.state.map((s) => s.step) };
+  saveSafetensors(path, tensors, { lavender: JSON.stringify(meta), optimizer: JSON.stringify(optimMeta) });
+}
+
+/** Restore model and optimizer in place; returns the metadata. Errors name the file and the field. */
+export function loadCheckpoint(path: string, model: Module, opt: AdamBase): CheckpointMeta {
+  const { tensors, metadata } = loadSafetensors(path, { device: model.parameters()[0]?.device });
+  let meta: CheckpointMeta, optimMeta: { step: number; lrScale?: number; groups: AdamStateDict['groups']; steps: number[] };
+  try {
+    meta = JSON.parse(metadata.lavender ?? 'null');
+    optimMeta = JSON.parse(metadata.optimizer ?? 'null');
+  } catch (e) {
+    throw new Error(`checkpoint ${path}: metadata is not valid JSON (${(e as Error).message})`);
+  }
+  if (!meta || meta.format !== 'lavender-train-v1') throw new Error(`checkpoint ${path}: metadata field 'lavender' is missing or not a lavender-train-v1 checkpoint`);
+  if (!optimMeta || !Array.isArray(optimMeta.steps)) throw new Error(`checkpoint ${path}: metadata field 'optimizer' is missing`);
+  const weights = Object.fromEntries(Object.entries(tensors).filter(([k]) => k.startsWith('model.')));
+  try {
+    model.loadStateDict(weights);
+  } catch (e) {
+    throw new Error(`checkpoint ${path}: ${(e as Error).message}`);
+  }
+  const state = optimMeta.steps.map((step, i) => {
+    const m = tensors[`optim.${i}.m`], v = tensors[`optim.${i}.v`];
+    if (!m || !v) throw new Error(`checkpoint ${path}: tensors 'optim.${i}.m' / 'optim.${i}.v' are missing`);
+    return { step, m, v };
+  });
+  opt.loadStateDict({ step: optimMeta.step, lrScale: optimMeta.lrScale, groups: optimMeta.groups, state });
+  for (const t of Object.values(tensors)) t.dispose();
+  return meta;
+}

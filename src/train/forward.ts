@@ -1,0 +1,76 @@
+// `lavender forward`: run a model on given weights and inputs and write its output (and, with grad, the
+// MSE loss against `target` and the gradient of every parameter). The parity tool for porting weights.
+import { readFileSync } from 'node:fs';
+import { DiT, type DiTConfig } from '../models/dit.js';
+import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
+import { mseLoss } from '../ops/nn.js';
+import { cast } from '../ops/movement.js';
+import { scope } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export interface ForwardOptions {
+  model: string;
+  config: string;
+  weights: string;
+  inputs: string;
+  out?: string;
+  grad?: boolean;
+  backend?: string;
+}
+
+export function readJson(path: string, what: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new Error(`${what} ${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    const v = JSON.parse(text);
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
+    return v as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${what} ${path}: invalid JSON (${(e as Error).message})`);
+  }
+}
+
+function input(inputs: Record<string, Tensor>, name: string, file: string, dtypes: string[], rank: number): Tensor {
+  const t = inputs[name];
+  if (!t) throw new Error(`inputs ${file}: missing tensor '${name}' (have: ${Object.keys(inputs).join(', ') || 'none'})`);
+  if (!dtypes.includes(t.dtype) || t.ndim !== rank) throw new Error(`inputs ${file}: '${name}' must be ${dtypes.join(' or ')} of rank ${rank}, got ${t.describe()}`);
+  return t;
+}
+
+/** Returns the tensors written to `out` (output, and with grad: loss and grad.<name>). */
+export function runForward(o: ForwardOptions): Record<string, Tensor> {
+  if (o.model !== 'dit') throw new Error(`forward: unknown model '${o.model}' (available: dit)`);
+  const config = readJson(o.config, 'config') as Partial<DiTConfig>;
+  const device = o.backend ?? 'cpu';
+  const model = new DiT(config, { device });
+  model.eval();
+  const { tensors: weights } = loadSafetensors(o.weights, { device });
+  try {
+    model.loadStateDict(weights);
+  } catch (e) {
+    throw new Error(`weights ${o.weights}: ${(e as Error).message}`);
+  }
+  const { tensors: inputs } = loadSafetensors(o.inputs, { device });
+  const x = cast(input(inputs, 'x', o.inputs, ['float32', 'float16', 'bfloat16', 'float64'], 4), 'float32');
+  const t = cast(input(inputs, 't', o.inputs, ['float32', 'float16', 'bfloat16', 'float64'], 1), 'float32');
+  const y = input(inputs, 'y', o.inputs, ['int64', 'int32'], 1);
+  const result: Record<string, Tensor> = {};
+  scope(() => {
+    const output = model.forward(x, t, y);
+    result.output = output;
+    if (o.grad) {
+      const target = cast(input(inputs, 'target', o.inputs, ['float32', 'float16', 'bfloat16', 'float64'], 4), 'float32');
+      const loss = mseLoss(output, target);
+      loss.backward();
+      result.loss = loss.reshape([1]);
+      for (const [name, p] of model.namedParameters()) if (p.grad) result[`grad.${name}`] = p.grad;
+    }
+    return result;
+  });
+  if (o.out) saveSafetensors(o.out, result, { model: o.model, source: 'lavender forward' });
+  return result;
+}

@@ -1,0 +1,64 @@
+// The DiT against PyTorch on random weights (fixtures from scripts/make-dit-fixtures.py): outputs within
+// 1e-4 relative, loss and every parameter gradient within 1e-3, through the `lavender forward` code path.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import * as L from '../src/index.js';
+import { loadSafetensors } from '../src/io/safetensors.js';
+import { runForward } from '../src/train/forward.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const fixture = (name: string, part: string) => join(root, 'test', 'fixtures', 'dit', `${name}.${part}`);
+
+/** max |a - b| / (max |b| + tiny): error relative to the tensor's scale */
+function relErr(a: L.Tensor, b: L.Tensor): number {
+  assert.deepEqual([...a.shape], [...b.shape]);
+  const x = a.toArray(), y = b.toArray();
+  let diff = 0, scale = 0;
+  for (let i = 0; i < y.length; i++) {
+    diff = Math.max(diff, Math.abs(x[i]! - y[i]!));
+    scale = Math.max(scale, Math.abs(y[i]!));
+  }
+  return diff / (scale + 1e-12);
+}
+
+for (const name of ['small', 'rgb']) {
+  test(`DiT '${name}' matches PyTorch: output, loss and every gradient`, () => {
+    const got = runForward({ model: 'dit', config: fixture(name, 'config.json'), weights: fixture(name, 'weights.safetensors'), inputs: fixture(name, 'inputs.safetensors'), grad: true });
+    const { tensors: want } = loadSafetensors(fixture(name, 'expected.safetensors'));
+    assert.ok(relErr(got.output!, want.output!) < 1e-4, `output rel err ${relErr(got.output!, want.output!)}`);
+    assert.ok(relErr(got.loss!, want.loss!) < 1e-3, `loss ${got.loss!.item()} vs ${want.loss!.item()}`);
+    const gradNames = Object.keys(want).filter((k) => k.startsWith('grad.'));
+    assert.ok(gradNames.length > 20);
+    assert.deepEqual(Object.keys(got).filter((k) => k.startsWith('grad.')).sort(), gradNames.sort());
+    for (const k of gradNames) assert.ok(relErr(got[k]!, want[k]!) < 1e-3, `${k}: rel err ${relErr(got[k]!, want[k]!)}`);
+  });
+}
+
+test('lavender forward --grad writes output, loss and gradients', () => {
+  const out = join(mkdtempSync(join(tmpdir(), 'lav-fwd-')), 'out.safetensors');
+  const r = spawnSync('node', ['bin/lavender.js', 'forward', '--model', 'dit', '--config', fixture('small', 'config.json'),
+    '--weights', fixture('small', 'weights.safetensors'), '--inputs', fixture('small', 'inputs.safetensors'), '--out', out, '--grad'], { cwd: root, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const { tensors } = loadSafetensors(out);
+  const { tensors: want } = loadSafetensors(fixture('small', 'expected.safetensors'));
+  assert.ok(relErr(tensors.output!, want.output!) < 1e-4);
+  assert.ok(tensors['grad.layers.1.attention.wq.weight']);
+});
+
+test('forward names missing and mis-shaped weights', () => {
+  const { tensors } = loadSafetensors(fixture('small', 'weights.safetensors'));
+  const model = new L.DiT({ in_channels: 1, input_size: 8, dim: 64, n_layers: 2, n_heads: 4 });
+  const partial = { ...tensors };
+  delete partial['layers.0.attention.wq.weight'];
+  partial['final_layer.linear.weight'] = L.zeros([3, 3]);
+  partial['extra.weight'] = L.zeros([1]);
+  assert.throws(() => model.loadStateDict(partial), (e: Error) =>
+    /missing: layers\.0\.attention\.wq\.weight/.test(e.message) && /unexpected: extra\.weight/.test(e.message) && /final_layer\.linear\.weight: checkpoint \[3, 3\] vs model \[4, 64\]/.test(e.message));
+  const prefixed = Object.fromEntries(Object.entries(tensors).map(([k, v]) => [`model.${k}`, v]));
+  model.loadStateDict(prefixed);
+});
