@@ -62,3 +62,19 @@ test('forward names missing and mis-shaped weights', () => {
   const prefixed = Object.fromEntries(Object.entries(tensors).map(([k, v]) => [`model.${k}`, v]));
   model.loadStateDict(prefixed);
 });
+
+test('forward rejects out-of-range labels and inputs of the wrong size, naming the file and field', async () => {
+  const { saveSafetensors } = await import('../src/io/safetensors.js');
+  const dir = mkdtempSync(join(tmpdir(), 'lav-fwd-bad-'));
+  const base = { model: 'dit', config: fixture('small', 'config.json'), weights: fixture('small', 'weights.safetensors') };
+  const badLabels = join(dir, 'labels.safetensors');
+  saveSafetensors(badLabels, { x: L.zeros([3, 1, 8, 8]), t: L.zeros([3]), y: L.tensor([0, 11, 2], { dtype: 'int64' }) });
+  assert.throws(() => runForward({ ...base, inputs: badLabels }), /labels\.safetensors: 'y'\[1\] = 11 is out of range/);
+  const badSize = join(dir, 'size.safetensors');
+  saveSafetensors(badSize, { x: L.zeros([3, 1, 16, 16]), t: L.zeros([3]), y: L.tensor([0, 1, 2], { dtype: 'int64' }) });
+  assert.throws(() => runForward({ ...base, inputs: badSize }), /DiT\.forward: x must be \[B, 1, 8, 8\], got float32\[3, 1, 16, 16\]/);
+  const noX = join(dir, 'nox.safetensors');
+  saveSafetensors(noX, { t: L.zeros([3]) });
+  assert.throws(() => runForward({ ...base, inputs: noX }), /nox\.safetensors: missing tensor 'x'/);
+  assert.throws(() => runForward({ ...base, config: join(dir, 'nope.json'), inputs: noX }), /config .*nope\.json: cannot read/);
+});

@@ -58,6 +58,9 @@ export function runForward(o: ForwardOptions): Record<string, Tensor> {
   const x = cast(input(inputs, 'x', o.inputs, ['float32', 'float16', 'bfloat16', 'float64'], 4), 'float32');
   const t = cast(input(inputs, 't', o.inputs, ['float32', 'float16', 'bfloat16', 'float64'], 1), 'float32');
   const y = input(inputs, 'y', o.inputs, ['int64', 'int32'], 1);
+  const maxLabel = model.config.num_classes; // the extra row is the null class of classifier-free guidance
+  const bad = Array.from(y.toArray()).findIndex((v) => !(v >= 0 && v <= maxLabel));
+  if (bad >= 0) throw new Error(`inputs ${o.inputs}: 'y'[${bad}] = ${y.toArray()[bad]} is out of range (labels 0..${maxLabel - 1}, ${maxLabel} = null class)`);
   const result: Record<string, Tensor> = {};
   scope(() => {
     const output = model.forward(x, t, y);
