@@ -13,3 +13,4 @@ export * as optim from './optim/index.js';
 export { VERSION } from './version.js';
 export * as nn from './nn/index.js';
 export { DiT, DIT_PRESETS, resolveDiTConfig, type DiTConfig } from './models/dit.js';
+export { MMDiT, MMDIT_PRESETS, resolveMMDiTConfig, type MMDiTConfig } from './models/mmdit.js';

@@ -24,6 +24,16 @@ export class Module {
     return t;
   }
 
+  /** Swap a registered parameter for a new tensor (e.g. a resized positional table); the old one is disposed. */
+  protected replaceParam(name: string, t: Tensor): Tensor {
+    const old = this.params.get(name);
+    if (!old) throw new Error(`${this.constructor.name}: no parameter '${name}' to replace`);
+    keep(t).requiresGrad_(true);
+    this.params.set(name, t);
+    old.dispose();
+    return t;
+  }
+
   protected module<M extends Module>(name: string, m: M): M {
     if (this.params.has(name) || this.children.has(name)) throw new Error(`${this.constructor.name}: name '${name}' is already registered`);
     this.children.set(name, m);

@@ -2,6 +2,7 @@
 // MSE loss against `target` and the gradient of every parameter). The parity tool for porting weights.
 import { readFileSync } from 'node:fs';
 import { DiT, type DiTConfig } from '../models/dit.js';
+import { MMDiT, type MMDiTConfig } from '../models/mmdit.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { mseLoss } from '../ops/nn.js';
 import { cast } from '../ops/movement.js';
@@ -41,12 +42,14 @@ function input(inputs: Record<string, Tensor>, name: string, file: string, dtype
   return t;
 }
 
+const FLOAT = ['float32', 'float16', 'bfloat16', 'float64'];
+
 /** Returns the tensors written to `out` (output, and with grad: loss and grad.<name>). */
 export function runForward(o: ForwardOptions): Record<string, Tensor> {
-  if (o.model !== 'dit') throw new Error(`forward: unknown model '${o.model}' (available: dit)`);
-  const config = readJson(o.config, 'config') as Partial<DiTConfig>;
+  if (o.model !== 'dit' && o.model !== 'mmdit') throw new Error(`forward: unknown model '${o.model}' (available: dit, mmdit)`);
+  const config = readJson(o.config, 'config');
   const device = o.backend ?? 'cpu';
-  const model = new DiT(config, { device });
+  const model = o.model === 'dit' ? new DiT(config as Partial<DiTConfig>, { device }) : new MMDiT(config as Partial<MMDiTConfig>, { device });
   model.eval();
   const { tensors: weights } = loadSafetensors(o.weights, { device });
   try {
@@ -55,18 +58,25 @@ export function runForward(o: ForwardOptions): Record<string, Tensor> {
     throw new Error(`weights ${o.weights}: ${(e as Error).message}`);
   }
   const { tensors: inputs } = loadSafetensors(o.inputs, { device });
-  const x = cast(input(inputs, 'x', o.inputs, ['float32', 'float16', 'bfloat16', 'float64'], 4), 'float32');
-  const t = cast(input(inputs, 't', o.inputs, ['float32', 'float16', 'bfloat16', 'float64'], 1), 'float32');
-  const y = input(inputs, 'y', o.inputs, ['int64', 'int32'], 1);
-  const maxLabel = model.config.num_classes; // the extra row is the null class of classifier-free guidance
-  const bad = Array.from(y.toArray()).findIndex((v) => !(v >= 0 && v <= maxLabel));
-  if (bad >= 0) throw new Error(`inputs ${o.inputs}: 'y'[${bad}] = ${y.toArray()[bad]} is out of range (labels 0..${maxLabel - 1}, ${maxLabel} = null class)`);
+  const x = cast(input(inputs, 'x', o.inputs, FLOAT, 4), 'float32');
+  const t = cast(input(inputs, 't', o.inputs, FLOAT, 1), 'float32');
+  let run: () => Tensor;
+  if (model instanceof DiT) {
+    const y = input(inputs, 'y', o.inputs, ['int64', 'int32'], 1);
+    const maxLabel = model.config.num_classes; // the extra row is the null class of classifier-free guidance
+    const bad = Array.from(y.toArray()).findIndex((v) => !(v >= 0 && v <= maxLabel));
+    if (bad >= 0) throw new Error(`inputs ${o.inputs}: 'y'[${bad}] = ${y.toArray()[bad]} is out of range (labels 0..${maxLabel - 1}, ${maxLabel} = null class)`);
+    run = () => model.forward(x, t, y);
+  } else {
+    const cSeq = cast(input(inputs, 'c_seq', o.inputs, FLOAT, 3), 'float32');
+    run = () => model.forward(x, t, cSeq);
+  }
   const result: Record<string, Tensor> = {};
   scope(() => {
-    const output = model.forward(x, t, y);
+    const output = run();
     result.output = output;
     if (o.grad) {
-      const target = cast(input(inputs, 'target', o.inputs, ['float32', 'float16', 'bfloat16', 'float64'], 4), 'float32');
+      const target = cast(input(inputs, 'target', o.inputs, FLOAT, 4), 'float32');
       const loss = mseLoss(output, target);
       loss.backward();
       result.loss = loss.reshape([1]);

@@ -1,0 +1,56 @@
+// The MMDiT against PyTorch on random weights (fixtures from scripts/make-mmdit-fixtures.py, whose PyTorch
+// model was checked against the release's mmdit.py): outputs 1e-4, loss and every gradient 1e-3; a case
+// with no double blocks and a non-square latent; extend_pe against F.interpolate.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import * as L from '../src/index.js';
+import { loadSafetensors } from '../src/io/safetensors.js';
+import { runForward } from '../src/train/forward.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const fixture = (name: string) => join(root, 'test', 'fixtures', 'mmdit', name);
+
+function relErr(a: L.Tensor, b: L.Tensor): number {
+  assert.deepEqual([...a.shape], [...b.shape]);
+  const x = a.toArray(), y = b.toArray();
+  let diff = 0, scale = 0;
+  for (let i = 0; i < y.length; i++) {
+    diff = Math.max(diff, Math.abs(x[i]! - y[i]!));
+    scale = Math.max(scale, Math.abs(y[i]!));
+  }
+  return diff / (scale + 1e-12);
+}
+
+for (const name of ['tiny', 'single_only_nonsquare']) {
+  test(`MMDiT '${name}' matches PyTorch: output, loss and every gradient`, () => {
+    const got = runForward({ model: 'mmdit', config: fixture(`${name}.config.json`), weights: fixture(`${name}.weights.safetensors`), inputs: fixture(`${name}.inputs.safetensors`), grad: true });
+    const { tensors: want } = loadSafetensors(fixture(`${name}.expected.safetensors`));
+    assert.ok(relErr(got.output!, want.output!) < 1e-4, `output rel err ${relErr(got.output!, want.output!)}`);
+    assert.ok(relErr(got.loss!, want.loss!) < 1e-3);
+    const names = Object.keys(want).filter((k) => k.startsWith('grad.'));
+    assert.deepEqual(Object.keys(got).filter((k) => k.startsWith('grad.')).sort(), names.sort());
+    for (const k of names) assert.ok(relErr(got[k]!, want[k]!) < 1e-3, `${k}: rel err ${relErr(got[k]!, want[k]!)}`);
+  });
+}
+
+test('extendPe resizes the positional table like F.interpolate(bilinear, align_corners=False)', () => {
+  const { tensors } = loadSafetensors(fixture('extend_pe.safetensors'));
+  const m = new L.MMDiT({ dim: 6, n_layers: 1, n_double_layers: 0, n_heads: 2, global_conddim: 4, cond_seq_dim: 4, max_seq: 20 });
+  m.loadStateDict({ ...m.stateDict(), positional_encoding: tensors.pe! });
+  m.extendPe([4, 4], [6, 8]);
+  assert.deepEqual([...m.positional_encoding.shape], [1, 48, 6]);
+  assert.ok(relErr(m.positional_encoding, tensors.resized!) < 1e-6);
+  assert.ok(m.parameters().includes(m.positional_encoding));
+});
+
+test('the release initialisation zeroes modulations, final_linear and cond_seq_linear', () => {
+  const m = new L.MMDiT(L.MMDIT_PRESETS['mmdit-tiny']!);
+  for (const [name, p] of m.namedParameters()) {
+    const zero = /(^|\.)mod/.test(name) || name === 'final_linear.weight' || name === 'cond_seq_linear.weight';
+    const maxAbs = Math.max(...Array.from(p.toArray(), Math.abs));
+    if (zero) assert.equal(maxAbs, 0, name);
+    else assert.ok(maxAbs > 0, name);
+  }
+});
