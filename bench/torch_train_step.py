@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""PyTorch's DiT training step (rectified-flow loss, forward + backward + Adam) on this machine, for
+comparison with `lavender bench train-step`. The model is the spec-derived PyTorch DiT of
+scripts/make-dit-fixtures.py. Usage: /usr/bin/python3 bench/torch_train_step.py [preset] [batch] [threads] [steps]"""
+import importlib.util, json, os, sys, time
+import torch
+
+here = os.path.dirname(os.path.abspath(__file__))
+spec = importlib.util.spec_from_file_location('dit_fixtures', os.path.join(here, '..', 'scripts', 'make-dit-fixtures.py'))
+fx = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(fx)
+
+preset = sys.argv[1] if len(sys.argv) > 1 else 'mnist'
+batch = int(sys.argv[2]) if len(sys.argv) > 2 else 64
+threads = int(sys.argv[3]) if len(sys.argv) > 3 else 2
+steps = int(sys.argv[4]) if len(sys.argv) > 4 else 5
+torch.set_num_threads(threads)
+cfg = {'mnist': dict(in_channels=1, input_size=32, dim=64, n_layers=6, n_heads=4),
+       'cifar': dict(in_channels=3, input_size=32, dim=256, n_layers=10, n_heads=8)}[preset]
+torch.manual_seed(0)
+model = fx.DiT(**cfg)
+opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+x = torch.randn(batch, cfg['in_channels'], 32, 32).clamp(-1, 1)
+y = torch.arange(batch) % 10
+
+def step():
+    t = torch.sigmoid(torch.randn(batch))
+    z1 = torch.randn_like(x)
+    te = t.view(batch, 1, 1, 1)
+    v = model((1 - te) * x + te * z1, t, y)
+    loss = ((z1 - x - v) ** 2).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+for _ in range(2):
+    step()
+times = []
+for _ in range(steps):
+    t0 = time.perf_counter()
+    step()
+    times.append(time.perf_counter() - t0)
+times.sort()
+print(json.dumps({'model': f'dit-{preset}', 'batch': batch, 'backend': 'torch', 'seconds_per_step': times[len(times) // 2],
+                  'steps': steps, 'threads': torch.get_num_threads(), 'torch': torch.__version__,
+                  'parameters': sum(p.numel() for p in model.parameters())}))
