@@ -49,6 +49,8 @@ export interface Backend {
   /** Whether the backend can run on this machine right now, and why not. */
   readonly available: boolean;
   readonly reason?: string;
+  /** True for backends that track shapes but hold no data (meta): they have no numbers to test. */
+  readonly dataless?: boolean;
 
   // memory -------------------------------------------------------------------------------------------
   alloc(dtype: DType, size: number): BackendBuffer;

@@ -1,7 +1,8 @@
 // Every backend lavender knows of. cpu is always there; the GPU backends register an entry that says
 // whether they were built and can run here, so `lavender info` reports them either way.
-import { registerBackend } from './registry.js';
+import { registerBackend, registerBackendInstance } from './registry.js';
 import './cpu/index.js';
+import { metaBackend } from './meta/index.js';
 
 const notYet = (name: string, issue: string) => ({
   name,
@@ -14,3 +15,5 @@ const notYet = (name: string, issue: string) => ({
 
 registerBackend(notYet('webgpu', 'planned: WGSL kernels through the webgpu package'));
 registerBackend(notYet('cuda', 'planned: native addon with CUDA kernels and cuBLAS'));
+
+registerBackendInstance(metaBackend);

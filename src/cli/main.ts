@@ -4,11 +4,13 @@ import { sgemmInfo } from '../backends/cpu/fast/sgemm.js';
 import { intFlag, parseArgs, stringFlag, type Parsed } from './args.js';
 import { benchMatmul } from './bench-matmul.js';
 import { benchStep, forward, sample, train } from './train.js';
+import { modelInfo } from '../train/model-info.js';
 
 const USAGE = `usage: lavender <command> [options]
 
 commands:
   info [--json]                                  version and the backends of this build
+  info --model P [--ranks N] [--json]            exact parameter count, ZeRO-2 bytes per rank (no allocation)
   train mnist|cifar [--steps N] [--batch B] [--lr X] [--seed S] [--backend B] [--out DIR] [--resume CKPT]
         [--data DIR] [--checkpoint-every N] [--sample-rows R] [--sample-steps S] [--cfg X]
                                                  train the DiT sanity model with rectified flow
@@ -23,6 +25,17 @@ commands:
 `;
 
 function info(p: Parsed): number {
+  if (p.flags.has('model')) {
+    const r = modelInfo(stringFlag(p, 'model', ''), intFlag(p, 'ranks', 8));
+    if (p.flags.has('json')) console.log(JSON.stringify(r));
+    else {
+      const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
+      const b = r.zero2.bytes_per_rank;
+      console.log(`${r.model}: ${r.parameters.toLocaleString('en')} parameters`);
+      console.log(`ZeRO-2 over ${r.zero2.ranks} ranks, per rank: weights (bf16) ${gib(b.weights_bf16)}, gradients (bf16) ${gib(b.gradients_bf16)}, master weights (fp32) ${gib(b.master_weights_fp32)}, Adam state (fp32) ${gib(b.adam_state_fp32)}; total ${gib(b.total)}`);
+    }
+    return 0;
+  }
   const backends = L.backendEntries().map((e) => {
     const probe = e.probe();
     return { name: e.name, built: e.built, available: probe.available, reason: probe.reason ?? null };

@@ -6,7 +6,7 @@ import { rand } from '../ops/creation.js';
 import { where, lt } from '../ops/elementwise.js';
 import { chunk } from '../ops/movement.js';
 import { unsqueeze } from '../ops/views.js';
-import { Conv2d, Embedding, GroupNorm, LayerNorm, Linear, type InitOptions } from '../nn/layers.js';
+import { Conv2d, Embedding, GroupNorm, LayerNorm, Linear, zero_, type InitOptions } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
 import {
   applyRotary, attention, mergeHeads, modulate, patchify, rotaryTables, roundUp, splitHeads, TimestepEmbedder, unpatchify,
@@ -165,9 +165,9 @@ export class DiT extends Module {
     this.layers = this.module('layers', new ModuleList(Array.from({ length: c.n_layers }, () => new DiTBlock(c, opts))));
     this.final_layer = this.module('final_layer', new FinalLayer(c.dim, p * p * c.in_channels, opts));
     // the release zero-initialises the final projection and the x_embedder bias
-    this.final_layer.linear.weight.assign(mul(this.final_layer.linear.weight, 0));
-    this.final_layer.linear.bias!.assign(mul(this.final_layer.linear.bias!, 0));
-    this.x_embedder.bias!.assign(mul(this.x_embedder.bias!, 0));
+    zero_(this.final_layer.linear.weight);
+    zero_(this.final_layer.linear.bias!);
+    zero_(this.x_embedder.bias!);
   }
 
   private ropeFor(T: number, device: string): { cos: Tensor; sin: Tensor } {

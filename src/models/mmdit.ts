@@ -4,11 +4,10 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { add, mul, silu } from '../ops/elementwise.js';
-import { randn } from '../ops/creation.js';
 import { cat, chunk } from '../ops/movement.js';
 import { layerNorm } from '../ops/nn.js';
 import { expand, reshape, slice, unsqueeze } from '../ops/views.js';
-import { Linear, type InitOptions } from '../nn/layers.js';
+import { Linear, normalInit, zero_, type InitOptions } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { attention, mergeHeads, modulate, patchify, roundUp, splitHeads, TimestepEmbedder, unpatchify } from '../nn/blocks.js';
 import { defaultGenerator } from '../tensor/random.js';
@@ -29,8 +28,8 @@ export interface MMDiTConfig {
 
 export const MMDIT_PRESETS: Record<string, MMDiTConfig> = {
   // the two 5.6B-class configurations of the release
-  'lavenderflow-5.6b-highres': { dim: 2560, n_layers: 36, n_heads: 8, global_conddim: 2560, max_seq: 4096 },
-  'lavenderflow-5.6b': { dim: 3072, n_layers: 36, n_heads: 12, global_conddim: 3072, max_seq: 256 },
+  'lavenderflow-2560-highres': { dim: 2560, n_layers: 36, n_heads: 8, global_conddim: 2560, max_seq: 4096 },
+  'lavenderflow-3072': { dim: 3072, n_layers: 36, n_heads: 12, global_conddim: 3072, max_seq: 256 },
   // small ones for tests and CPU runs
   'mmdit-tiny': { dim: 64, n_layers: 3, n_double_layers: 2, n_heads: 4, global_conddim: 64, cond_seq_dim: 32, max_seq: 64 },
   'mmdit-small': { dim: 256, n_layers: 6, n_double_layers: 2, n_heads: 4, global_conddim: 256, cond_seq_dim: 256, max_seq: 256 },
@@ -187,18 +186,16 @@ export class MMDiT extends Module {
     this.t_embedder = this.module('t_embedder', new TimestepEmbedder(c.global_conddim, 1000, o));
     this.cond_seq_linear = this.module('cond_seq_linear', new Linear(c.cond_seq_dim, c.dim, { ...o, bias: false }));
     this.init_x_linear = this.module('init_x_linear', new Linear(p * p * c.in_channels, c.dim, o));
-    this.positional_encoding = this.param('positional_encoding', noGrad(() => mul(randn([1, c.max_seq, c.dim], { generator: gen, device: o.device }), 0.1)));
-    this.register_tokens = this.param('register_tokens', noGrad(() => mul(randn([1, 8, c.dim], { generator: gen, device: o.device }), 0.02)));
+    this.positional_encoding = this.param('positional_encoding', normalInit([1, c.max_seq, c.dim], 0.1, { ...o, generator: gen }));
+    this.register_tokens = this.param('register_tokens', normalInit([1, 8, c.dim], 0.02, { ...o, generator: gen }));
     this.double_layers = this.module('double_layers', new ModuleList(Array.from({ length: c.n_double_layers }, () => new DoubleBlock(c, o))));
     this.single_layers = this.module('single_layers', new ModuleList(Array.from({ length: c.n_layers - c.n_double_layers }, () => new SingleBlock(c, o))));
     this.final_linear = this.module('final_linear', new Linear(c.dim, p * p * c.out_channels, { ...o, bias: false }));
     this.modF = this.module('modF', new Modulation(c.global_conddim, 2 * c.dim, o));
     // the release's initialisation: every modulation, the final projection and the text projection start at zero
-    noGrad(() => {
-      for (const [name, t] of this.namedParameters()) {
-        if (name.includes('.mod') || name.startsWith('mod') || name === 'final_linear.weight' || name === 'cond_seq_linear.weight') t.assign(mul(t, 0));
-      }
-    });
+    for (const [name, t] of this.namedParameters()) {
+      if (name.includes('.mod') || name.startsWith('mod') || name === 'final_linear.weight' || name === 'cond_seq_linear.weight') zero_(t);
+    }
   }
 
   /** x [B, in, H, W] latents, t [B], cSeq [B, Tc, cond_seq_dim] text embeddings -> velocity [B, out, H, W]. */

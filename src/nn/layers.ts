@@ -1,6 +1,7 @@
 // Basic layers with PyTorch's parameter names, shapes and default initialisation.
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { scope } from '../tensor/scope.js';
 import { ones, rand, randn, zeros } from '../ops/creation.js';
 import { mul, sub } from '../ops/elementwise.js';
 import { conv2d, embedding, groupNorm, layerNorm } from '../ops/nn.js';
@@ -14,10 +15,17 @@ export interface InitOptions {
 
 /** uniform(-bound, bound), PyTorch's default for Linear/Conv weights and biases (bound = 1/sqrt(fan_in)). */
 export function uniformInit(shape: number[], bound: number, opts: InitOptions = {}): Tensor {
-  const u = rand(shape, { generator: opts.generator ?? defaultGenerator, device: opts.device });
-  const out = sub(mul(u, 2 * bound), bound);
-  u.dispose();
-  return out;
+  return scope(() => sub(mul(rand(shape, { generator: opts.generator ?? defaultGenerator, device: opts.device }), 2 * bound), bound));
+}
+
+/** normal(0, std) initialisation. */
+export function normalInit(shape: number[], std: number, opts: InitOptions = {}): Tensor {
+  return scope(() => mul(randn(shape, { generator: opts.generator ?? defaultGenerator, device: opts.device }), std));
+}
+
+/** Set a parameter to zero in place (initialisation). */
+export function zero_(t: Tensor): void {
+  t.backend.fill(t.view('zero_'), 0);
 }
 
 export class Linear extends Module {

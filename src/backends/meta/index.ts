@@ -1,0 +1,42 @@
+// The meta backend: tensors with shapes and dtypes but no memory, as PyTorch's meta device. Building a
+// model on it gives exact parameter names and counts (a 5.6B model in microseconds); reading data throws.
+import type { Backend, BackendBuffer } from '../backend.js';
+import type { DType } from '../../tensor/dtype.js';
+
+class MetaBuffer implements BackendBuffer {
+  readonly backend = 'meta';
+  constructor(readonly dtype: DType, readonly size: number) {}
+}
+
+let live = 0;
+const noData = (what: string) => () => {
+  throw new Error(`meta: ${what}: meta tensors have shapes but no data; move the computation to a real device`);
+};
+const nothing = () => {};
+
+export const metaBackend: Backend = {
+  name: 'meta',
+  available: true,
+  dataless: true,
+  alloc: (dtype, size) => {
+    live++;
+    return new MetaBuffer(dtype, size);
+  },
+  free: () => {
+    live--;
+  },
+  write: nothing,
+  read: noData('read'),
+  liveBuffers: () => live,
+  fill: nothing,
+  copy: nothing,
+  unary: nothing,
+  binary: nothing,
+  where: nothing,
+  reduce: nothing,
+  matmul: nothing,
+  gather: nothing,
+  scatterAdd: nothing,
+  random: nothing,
+  fused: {},
+};
