@@ -5,6 +5,7 @@ import { intFlag, parseArgs, stringFlag, type Parsed } from './args.js';
 import { benchMatmul } from './bench-matmul.js';
 import { benchStep, forward, sample, train } from './train.js';
 import { modelInfo } from '../train/model-info.js';
+import { runCoordCheck } from './coord-check.js';
 
 const USAGE = `usage: lavender <command> [options]
 
@@ -18,6 +19,8 @@ commands:
                                                  class-conditional samples from a training checkpoint
   forward --model dit --config C.json --weights W.safetensors --inputs IN.safetensors --out OUT.safetensors [--grad]
                                                  run a model on given weights (parity with PyTorch)
+  coord-check [--widths 32,64,128,256] [--steps N] [--lr X] [--param mup|sp|both] [--out DIR]
+                                                 muP coordinate check of the MMDiT: JSON and a PNG plot
   bench matmul [--size N] [--backend B] [--runs R] [--json]
                                                  float32 N x N matmul throughput (GFLOP/s)
   bench train-step [--model dit-mnist] [--batch B] [--backend B] [--steps N] [--json]
@@ -75,6 +78,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       case 'train': return train(p);
       case 'sample': return sample(p);
       case 'forward': return forward(p);
+      case 'coord-check': return runCoordCheck(p);
       case undefined: case 'help':
         process.stdout.write(USAGE);
         return cmd ? 0 : 1;

@@ -86,16 +86,25 @@ function qkv(x: Tensor, wq: Linear, wk: Linear, wv: Linear, heads: number): [Ten
   return [ln(split(wq.forward(x))), ln(split(wk.forward(x))), split(wv.forward(x))];
 }
 
+/** Options beyond the release's constructor arguments (muP experiments). */
+export interface MMDiTOptions extends InitOptions {
+  /** 'sqrt' (default, the release): softmax(q k^T / sqrt(hd)); 'linear': 1/hd, muP's attention scaling. */
+  attentionScale?: 'sqrt' | 'linear';
+  /** Multiplies the readout (final_linear output): muP uses 1 / width multiplier. Default 1. */
+  outputMultiplier?: number;
+}
+
 /** softmax attention over [B, T, H, hd] streams (already concatenated), back to [B, T, D]. */
-function jointAttention(q: Tensor, k: Tensor, v: Tensor): Tensor {
+function jointAttention(q: Tensor, k: Tensor, v: Tensor, scaling: 'sqrt' | 'linear'): Tensor {
   const toHeads = (t: Tensor) => splitHeads(reshape(t, [t.shape[0]!, t.shape[1]!, -1]), t.shape[2]!);
-  return mergeHeads(attention(toHeads(q), toHeads(k), toHeads(v)));
+  const hd = q.shape[3]!;
+  return mergeHeads(attention(toHeads(q), toHeads(k), toHeads(v), scaling === 'linear' ? 1 / hd : 1 / Math.sqrt(hd)));
 }
 
 class DoubleAttention extends Module {
   readonly w1q: Linear; readonly w1k: Linear; readonly w1v: Linear; readonly w1o: Linear;
   readonly w2q: Linear; readonly w2k: Linear; readonly w2v: Linear; readonly w2o: Linear;
-  constructor(dim: number, readonly heads: number, o: InitOptions) {
+  constructor(dim: number, readonly heads: number, o: InitOptions, readonly scaling: 'sqrt' | 'linear') {
     super();
     const lin = (n: string) => this.module(n, new Linear(dim, dim, { ...o, bias: false }));
     this.w1q = lin('w1q'); this.w1k = lin('w1k'); this.w1v = lin('w1v'); this.w1o = lin('w1o');
@@ -104,7 +113,7 @@ class DoubleAttention extends Module {
   forward(c: Tensor, x: Tensor): [Tensor, Tensor] {
     const [cq, ck, cv] = qkv(c, this.w1q, this.w1k, this.w1v, this.heads);
     const [xq, xk, xv] = qkv(x, this.w2q, this.w2k, this.w2v, this.heads);
-    const out = jointAttention(cat([cq, xq], 1), cat([ck, xk], 1), cat([cv, xv], 1));
+    const out = jointAttention(cat([cq, xq], 1), cat([ck, xk], 1), cat([cv, xv], 1), this.scaling);
     const Tc = c.shape[1]!;
     return [this.w1o.forward(slice(out, 1, 0, Tc)), this.w2o.forward(slice(out, 1, Tc))];
   }
@@ -112,14 +121,14 @@ class DoubleAttention extends Module {
 
 class SingleAttention extends Module {
   readonly w1q: Linear; readonly w1k: Linear; readonly w1v: Linear; readonly w1o: Linear;
-  constructor(dim: number, readonly heads: number, o: InitOptions) {
+  constructor(dim: number, readonly heads: number, o: InitOptions, readonly scaling: 'sqrt' | 'linear') {
     super();
     const lin = (n: string) => this.module(n, new Linear(dim, dim, { ...o, bias: false }));
     this.w1q = lin('w1q'); this.w1k = lin('w1k'); this.w1v = lin('w1v'); this.w1o = lin('w1o');
   }
   forward(cx: Tensor): Tensor {
     const [q, k, v] = qkv(cx, this.w1q, this.w1k, this.w1v, this.heads);
-    return this.w1o.forward(jointAttention(q, k, v));
+    return this.w1o.forward(jointAttention(q, k, v, this.scaling));
   }
 }
 
@@ -127,13 +136,13 @@ class DoubleBlock extends Module {
   readonly modC: Modulation; readonly modX: Modulation;
   readonly mlpC: MLP; readonly mlpX: MLP;
   readonly attn: DoubleAttention;
-  constructor(c: Required<MMDiTConfig>, o: InitOptions) {
+  constructor(c: Required<MMDiTConfig>, o: MMDiTOptions) {
     super();
     this.modC = this.module('modC', new Modulation(c.global_conddim, 6 * c.dim, o));
     this.modX = this.module('modX', new Modulation(c.global_conddim, 6 * c.dim, o));
     this.mlpC = this.module('mlpC', new MLP(c.dim, o));
     this.mlpX = this.module('mlpX', new MLP(c.dim, o));
-    this.attn = this.module('attn', new DoubleAttention(c.dim, c.n_heads, o));
+    this.attn = this.module('attn', new DoubleAttention(c.dim, c.n_heads, o, o.attentionScale ?? 'sqrt'));
   }
   forward(c: Tensor, x: Tensor, g: Tensor): [Tensor, Tensor] {
     const [cs1, csc1, cg1, cs2, csc2, cg2] = this.modC.forward(g, 6) as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
@@ -153,10 +162,10 @@ class SingleBlock extends Module {
   readonly modCX: Modulation;
   readonly attn: SingleAttention;
   readonly mlp: MLP;
-  constructor(c: Required<MMDiTConfig>, o: InitOptions) {
+  constructor(c: Required<MMDiTConfig>, o: MMDiTOptions) {
     super();
     this.modCX = this.module('modCX', new Modulation(c.global_conddim, 6 * c.dim, o));
-    this.attn = this.module('attn', new SingleAttention(c.dim, c.n_heads, o));
+    this.attn = this.module('attn', new SingleAttention(c.dim, c.n_heads, o, o.attentionScale ?? 'sqrt'));
     this.mlp = this.module('mlp', new MLP(c.dim, o));
   }
   forward(cx: Tensor, g: Tensor): Tensor {
@@ -177,9 +186,13 @@ export class MMDiT extends Module {
   readonly single_layers: ModuleList<SingleBlock>;
   readonly final_linear: Linear;
   readonly modF: Modulation;
+  readonly outputMultiplier: number;
+  /** Called with each block's output (name, tensor) during forward: activation statistics (coord check). */
+  onBlockOutput: ((name: string, t: Tensor) => void) | null = null;
 
-  constructor(config: Partial<MMDiTConfig>, o: InitOptions = {}) {
+  constructor(config: Partial<MMDiTConfig>, o: MMDiTOptions = {}) {
     super();
+    this.outputMultiplier = o.outputMultiplier ?? 1;
     const c = (this.config = resolveMMDiTConfig(config));
     const gen = o.generator ?? defaultGenerator;
     const p = c.patch_size;
@@ -212,15 +225,23 @@ export class MMDiT extends Module {
     let img = add(this.init_x_linear.forward(patchify(x, p)), slice(this.positional_encoding, 1, 0, T));
     let txt = cat([expand(this.register_tokens, [B, 8, c.dim]), this.cond_seq_linear.forward(cSeq)], 1);
     const g = this.t_embedder.forward(t);
-    for (const layer of this.double_layers.items) [txt, img] = layer.forward(txt, img, g);
+    this.double_layers.items.forEach((layer, i) => {
+      [txt, img] = layer.forward(txt, img, g);
+      this.onBlockOutput?.(`double_layers.${i}`, img);
+    });
     if (this.single_layers.items.length) {
       const Tc = txt.shape[1]!;
       let cx = cat([txt, img], 1);
-      for (const layer of this.single_layers.items) cx = layer.forward(cx, g);
+      this.single_layers.items.forEach((layer, i) => {
+        cx = layer.forward(cx, g);
+        this.onBlockOutput?.(`single_layers.${i}`, cx);
+      });
       img = slice(cx, 1, Tc);
     }
     const [fs, fsc] = this.modF.forward(g, 2) as [Tensor, Tensor];
-    const out = this.final_linear.forward(modulate(img, fs, fsc));
+    let out = this.final_linear.forward(modulate(img, fs, fsc));
+    if (this.outputMultiplier !== 1) out = mul(out, this.outputMultiplier);
+    this.onBlockOutput?.('final_linear', out);
     return unpatchify(out, H / p, W / p, p, c.out_channels);
   }
 

@@ -77,8 +77,8 @@ export function applyRotary(x: Tensor, tables: { cos: Tensor; sin: Tensor }): Te
 }
 
 /** softmax(q k^T / sqrt(hd)) v for q, k, v [B, H, T, hd]. */
-export function attention(q: Tensor, k: Tensor, v: Tensor): Tensor {
-  return scaledDotProductAttention(q, k, v);
+export function attention(q: Tensor, k: Tensor, v: Tensor, scale?: number): Tensor {
+  return scaledDotProductAttention(q, k, v, scale);
 }
 
 /** [B, T, H*hd] -> [B, H, T, hd] */

@@ -3,3 +3,4 @@ export { AdamW, Adam, AdamBase, type ParamGroup, type AdamWOptions, type Resolve
 export { clipGradNorm } from './clip.js';
 export { linearWarmup, WarmupScheduler, type LrScalable } from './schedule.js';
 export { PowerEma, powerEmaBeta, type PowerEmaOptions, type PowerEmaStateDict } from './ema.js';
+export { lavenderflowGroups, lavenderflowRule, muPGroups, muPLrScale, infiniteDims, type LavenderflowRuleOptions, type MuPOptions } from './mup.js';

@@ -1,0 +1,61 @@
+// Line plots rendered straight to RGB pixels (for PNG output): a grid of panels, log-scaled axes,
+// one coloured line per series, titles and tick labels in the built-in bitmap font.
+import { drawText, GLYPH_H, GLYPH_W, setPixel } from './font.js';
+
+export interface Series {
+  label: string;
+  values: number[];
+}
+
+export interface Panel {
+  title: string;
+  xs: number[];
+  series: Series[];
+}
+
+const COLORS: [number, number, number][] = [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189], [140, 86, 75], [227, 119, 194], [127, 127, 127]];
+
+function line(img: { width: number; height: number; pixels: Uint8Array }, x0: number, y0: number, x1: number, y1: number, c: readonly number[]): void {
+  const n = Math.max(Math.abs(x1 - x0), Math.abs(y1 - y0), 1);
+  for (let i = 0; i <= n; i++) setPixel(img, x0 + ((x1 - x0) * i) / n, y0 + ((y1 - y0) * i) / n, c);
+}
+
+const fmt = (v: number) => (v >= 100 || v < 0.01 ? v.toExponential(0) : String(Number(v.toPrecision(2))));
+
+/** Render rows x cols panels; x and y axes are log10-scaled. Returns RGB pixels. */
+export function plotPanels(rows: Panel[][], opts: { panelWidth?: number; panelHeight?: number; title?: string } = {}): { width: number; height: number; channels: 3; pixels: Uint8Array } {
+  const pw = opts.panelWidth ?? 320, ph = opts.panelHeight ?? 240, top = opts.title ? 24 : 4;
+  const ncols = Math.max(...rows.map((r) => r.length));
+  const img = { width: pw * ncols, height: ph * rows.length + top, channels: 3 as const, pixels: new Uint8Array(pw * ncols * (ph * rows.length + top) * 3).fill(255) };
+  if (opts.title) drawText(img, opts.title, 8, 6, [0, 0, 0], 2);
+  rows.forEach((row, ri) => row.forEach((panel, ci) => {
+    const ox = ci * pw, oy = top + ri * ph;
+    const left = ox + 52, right = ox + pw - 12, upper = oy + 22, lower = oy + ph - 44;
+    drawText(img, panel.title, ox + 52, oy + 6, [0, 0, 0]);
+    const ys = panel.series.flatMap((s) => s.values).filter((v) => v > 0 && Number.isFinite(v));
+    if (!ys.length) return;
+    const [ymin, ymax] = [Math.log10(Math.min(...ys)), Math.log10(Math.max(...ys))];
+    const yspan = Math.max(ymax - ymin, 0.3), ylo = (ymin + ymax) / 2 - yspan / 2 - 0.05, yhi = ylo + yspan + 0.1;
+    const [xlo, xhi] = [Math.log10(Math.min(...panel.xs)), Math.log10(Math.max(...panel.xs))];
+    const X = (x: number) => left + ((Math.log10(x) - xlo) / Math.max(xhi - xlo, 1e-9)) * (right - left);
+    const Y = (y: number) => lower - ((Math.log10(y) - ylo) / (yhi - ylo)) * (lower - upper);
+    line(img, left, lower, right, lower, [0, 0, 0]);
+    line(img, left, lower, left, upper, [0, 0, 0]);
+    for (const x of panel.xs) {
+      line(img, X(x), lower, X(x), lower + 3, [0, 0, 0]);
+      const label = String(x);
+      drawText(img, label, X(x) - (label.length * GLYPH_W) / 2, lower + 6, [0, 0, 0]);
+    }
+    for (const y of [10 ** ylo, 10 ** ((ylo + yhi) / 2), 10 ** yhi]) drawText(img, fmt(y), ox + 4, Y(y) - GLYPH_H / 2, [80, 80, 80]);
+    drawText(img, 'WIDTH', (left + right) / 2 - 15, lower + 18, [0, 0, 0]);
+    panel.series.forEach((s, k) => {
+      const c = COLORS[k % COLORS.length]!;
+      for (let i = 1; i < panel.xs.length; i++) {
+        const a = s.values[i - 1]!, b = s.values[i]!;
+        if (a > 0 && b > 0) for (const d of [-1, 0, 1]) line(img, X(panel.xs[i - 1]!), Y(a) + d, X(panel.xs[i]!), Y(b) + d, c);
+      }
+      drawText(img, s.label, left + 4 + (k % 4) * 58, lower + 30 + Math.floor(k / 4) * 9, c);
+    });
+  }));
+  return img;
+}
