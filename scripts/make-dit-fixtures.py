@@ -14,11 +14,11 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'test', 'fi
 
 
 def save_safetensors(path, tensors):
-    dtypes = {torch.float32: 'F32', torch.int64: 'I64', torch.float64: 'F64'}
+    dtypes = {torch.float32: 'F32', torch.int64: 'I64', torch.float64: 'F64', torch.float16: 'F16', torch.bfloat16: 'BF16'}
     header, blobs, offset = {}, [], 0
     for name in sorted(tensors):
         t = tensors[name].detach().contiguous().cpu()
-        raw = t.numpy().tobytes()
+        raw = (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy().tobytes()
         header[name] = {'dtype': dtypes[t.dtype], 'shape': list(t.shape), 'data_offsets': [offset, offset + len(raw)]}
         blobs.append(raw)
         offset += len(raw)

@@ -180,6 +180,11 @@ if __name__ == '__main__':
         expected = {'output': out, 'loss': loss.reshape(1)}
         expected.update({f'grad.{n}': p.grad for n, p in model.named_parameters()})
         fx.save_safetensors(os.path.join(OUT, f'{name}.expected.safetensors'), expected)
+        if name == 'tiny':
+            # the release's checkpoints: fp16 values, keys prefixed 'model.', written by torch.save
+            half = {f'model.{k}': v.half() for k, v in model.state_dict().items()}
+            torch.save(half, os.path.join(OUT, 'tiny.weights-fp16.pt'))
+            fx.save_safetensors(os.path.join(OUT, 'tiny.weights-fp16.safetensors'), half)
         print(name, 'params', sum(p.numel() for p in model.parameters()), 'loss', loss.item())
     # extend_pe: the first 4x4 slots of a [1, 20, 6] table resized to 6x8, bilinear, align_corners=False
     torch.manual_seed(1)

@@ -54,3 +54,19 @@ test('the release initialisation zeroes modulations, final_linear and cond_seq_l
     else assert.ok(maxAbs > 0, name);
   }
 });
+
+test('a torch.save .pt of an fp16 state dict with model. prefixes gives the same output as its safetensors twin', () => {
+  const base = { model: 'mmdit', config: fixture('tiny.config.json'), inputs: fixture('tiny.inputs.safetensors') };
+  const fromPt = runForward({ ...base, weights: fixture('tiny.weights-fp16.pt') });
+  const fromSt = runForward({ ...base, weights: fixture('tiny.weights-fp16.safetensors') });
+  assert.deepEqual(Array.from(fromPt.output!.toArray()), Array.from(fromSt.output!.toArray()));
+  // and fp16 rounding of the weights moves the output only slightly from the float32 reference
+  const { tensors: want } = loadSafetensors(fixture('tiny.expected.safetensors'));
+  assert.ok(relErr(fromPt.output!, want.output!) < 2e-2);
+});
+
+test('a preset that does not match the checkpoint lists the mismatched shapes', () => {
+  const m = new L.MMDiT(L.MMDIT_PRESETS['mmdit-small']!);
+  const pt = L.loadTorchCheckpoint(fixture('tiny.weights-fp16.pt'));
+  assert.throws(() => m.loadStateDict(pt), /mis-shaped: .*positional_encoding: checkpoint \[1, 64, 64\] vs model \[1, 256, 256\]/);
+});

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { DiT, type DiTConfig } from '../models/dit.js';
 import { MMDiT, type MMDiTConfig } from '../models/mmdit.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
+import { loadTorchCheckpoint } from '../io/torch-pt.js';
 import { mseLoss } from '../ops/nn.js';
 import { cast } from '../ops/movement.js';
 import { scope } from '../tensor/scope.js';
@@ -44,6 +45,11 @@ function input(inputs: Record<string, Tensor>, name: string, file: string, dtype
 
 const FLOAT = ['float32', 'float16', 'bfloat16', 'float64'];
 
+/** A state dict from safetensors or from a PyTorch .pt/.pth/.bin archive (read as data, never executed). */
+export function loadWeights(path: string, device?: string): Record<string, Tensor> {
+  return /\.(pt|pth|bin|ckpt)$/i.test(path) ? loadTorchCheckpoint(path, { device }) : loadSafetensors(path, { device }).tensors;
+}
+
 /** Returns the tensors written to `out` (output, and with grad: loss and grad.<name>). */
 export function runForward(o: ForwardOptions): Record<string, Tensor> {
   if (o.model !== 'dit' && o.model !== 'mmdit') throw new Error(`forward: unknown model '${o.model}' (available: dit, mmdit)`);
@@ -51,7 +57,7 @@ export function runForward(o: ForwardOptions): Record<string, Tensor> {
   const device = o.backend ?? 'cpu';
   const model = o.model === 'dit' ? new DiT(config as Partial<DiTConfig>, { device }) : new MMDiT(config as Partial<MMDiTConfig>, { device });
   model.eval();
-  const { tensors: weights } = loadSafetensors(o.weights, { device });
+  const weights = loadWeights(o.weights, device);
   try {
     model.loadStateDict(weights);
   } catch (e) {
