@@ -18,6 +18,8 @@ export interface PowerEmaOptions {
   gamma: number;
   /** Update every `every` steps (default 1). */
   every?: number;
+  /** Update at steps where step % every === at % every (default 0). The release updates at step % 16 === 1. */
+  at?: number;
 }
 
 export interface PowerEmaStateDict {
@@ -39,6 +41,7 @@ export function powerEmaBeta(step: number, gamma: number, every = 1): number {
 export class PowerEma {
   readonly gamma: number;
   readonly every: number;
+  readonly at: number;
   /** The float32 averages, one per parameter (owned by this object). */
   readonly ema: Tensor[];
   lastStep = 0;
@@ -49,16 +52,18 @@ export class PowerEma {
     if (!(Number.isInteger(every) && every >= 1)) throw new Error(`PowerEma: every must be an integer >= 1, got ${every}`);
     this.gamma = opts.gamma;
     this.every = every;
+    this.at = opts.at ?? 0;
+    if (!(Number.isInteger(this.at) && this.at >= 0)) throw new Error(`PowerEma: at must be a non-negative integer, got ${opts.at}`);
     this.ema = noGrad(() => params.map((p) => keep(p.dtype === 'float32' ? p.clone() : cast(p, 'float32'))));
   }
 
   /**
    * Call after optimizer step number `step` (1-based: the count of optimizer steps taken so far). The
-   * average is updated when step is a multiple of `every` (other calls do nothing); returns whether it was.
+   * average is updated when step % every === at % every (other calls do nothing); returns whether it was.
    */
   update(step: number): boolean {
     if (!(Number.isInteger(step) && step >= 1)) throw new Error(`PowerEma.update: step must be an integer >= 1 (1-based), got ${step}`);
-    if (step % this.every !== 0) return false;
+    if (step % this.every !== this.at % this.every) return false;
     const b = powerEmaBeta(step, this.gamma, this.every);
     scope(() =>
       noGrad(() => {

@@ -13,8 +13,9 @@ export interface CheckpointMeta {
   [key: string]: unknown;
 }
 
-export function saveCheckpoint(path: string, model: Module, opt: AdamBase, meta: CheckpointMeta): void {
-  const tensors: Record<string, Tensor> = {};
+/** `extra` tensors (e.g. EMA weights) are stored under their own names and handed back by loadCheckpoint. */
+export function saveCheckpoint(path: string, model: Module, opt: AdamBase, meta: CheckpointMeta, extra: Record<string, Tensor> = {}): void {
+  const tensors: Record<string, Tensor> = { ...extra };
   for (const [name, p] of model.namedParameters()) tensors[`model.${name}`] = p;
   const sd = opt.stateDict();
   sd.state.forEach((s, i) => {
@@ -25,8 +26,8 @@ export function saveCheckpoint(path: string, model: Module, opt: AdamBase, meta:
   saveSafetensors(path, tensors, { lavender: JSON.stringify(meta), optimizer: JSON.stringify(optimMeta) });
 }
 
-/** Restore model and optimizer in place; returns the metadata. Errors name the file and the field. */
-export function loadCheckpoint(path: string, model: Module, opt: AdamBase): CheckpointMeta {
+/** Restore model and optimizer in place; returns the metadata and the extra tensors. Errors name the file and field. */
+export function loadCheckpoint(path: string, model: Module, opt: AdamBase): { meta: CheckpointMeta; extra: Record<string, Tensor> } {
   const { tensors, metadata } = loadSafetensors(path, { device: model.parameters()[0]?.device });
   let meta: CheckpointMeta, optimMeta: { step: number; lrScale?: number; groups: AdamStateDict['groups']; steps: number[] };
   try {
@@ -49,6 +50,10 @@ export function loadCheckpoint(path: string, model: Module, opt: AdamBase): Chec
     return { step, m, v };
   });
   opt.loadStateDict({ step: optimMeta.step, lrScale: optimMeta.lrScale, groups: optimMeta.groups, state });
-  for (const t of Object.values(tensors)) t.dispose();
-  return meta;
+  const extra: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(tensors)) {
+    if (k.startsWith('model.') || k.startsWith('optim.')) t.dispose();
+    else extra[k] = t;
+  }
+  return { meta, extra };
 }

@@ -61,7 +61,7 @@ export function trainDiT(o: TrainDiTOptions): TrainResult {
   const metricsPath = join(o.out, 'metrics.jsonl');
   let step = 0;
   if (o.resume) {
-    const meta = loadCheckpoint(o.resume, model, opt);
+    const { meta } = loadCheckpoint(o.resume, model, opt);
     step = meta.step;
     rng.setState(meta.rng as { seed: number; offset: number });
     loader.setState(meta.loader as ReturnType<DataLoader['getState']>);
