@@ -3,7 +3,7 @@ import * as L from '../index.js';
 import { sgemmInfo } from '../backends/cpu/fast/sgemm.js';
 import { intFlag, parseArgs, stringFlag, type Parsed } from './args.js';
 import { benchMatmul } from './bench-matmul.js';
-import { benchStep, forward, sample, train } from './train.js';
+import { benchStep, forward, makeShards, sample, train } from './train.js';
 import { modelInfo } from '../train/model-info.js';
 import { runCoordCheck } from './coord-check.js';
 
@@ -15,8 +15,16 @@ commands:
   train mnist|cifar [--steps N] [--batch B] [--lr X] [--seed S] [--backend B] [--out DIR] [--resume CKPT]
         [--data DIR] [--checkpoint-every N] [--sample-rows R] [--sample-steps S] [--cfg X]
                                                  train the DiT sanity model with rectified flow
+  train t2i --data DIR [--preset P] [--steps N] [--batch B] [--lr X] [--latent-size R] [--tokens T]
+        [--warmup N] [--ema-every S] [--resume CKPT] [--rank R --world-size W]
+                                                 the LavenderFlow recipe on MDS shards (MMDiT)
+  make-shards --synthetic-t2i --out DIR [--samples N] [--latent-size R] [--cond-dim D] [--tokens T]
+                                                 a small learnable LavenderFlow-style MDS dataset
   sample --checkpoint F [--out grid.png] [--gif F] [--cfg X] [--steps N] [--rows R] [--seed S]
-                                                 class-conditional samples from a training checkpoint
+                                                 class-conditional samples from a DiT training checkpoint
+  sample --model mmdit --checkpoint F --cond C.safetensors --out LAT.safetensors [--config C.json]
+        [--latent-size R] [--cfg X] [--steps N] [--shift S]
+                                                 latents from an MMDiT with CFG (c_seq, optional c_seq_null)
   forward --model dit --config C.json --weights W.safetensors --inputs IN.safetensors --out OUT.safetensors [--grad]
                                                  run a model on given weights (parity with PyTorch)
   coord-check [--widths 32,64,128,256] [--steps N] [--lr X] [--param mup|sp|both] [--out DIR]
@@ -79,6 +87,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       case 'sample': return sample(p);
       case 'forward': return forward(p);
       case 'coord-check': return runCoordCheck(p);
+      case 'make-shards': return makeShards(p);
       case undefined: case 'help':
         process.stdout.write(USAGE);
         return cmd ? 0 : 1;

@@ -3,7 +3,11 @@ import { join } from 'node:path';
 import { loadCifar10 } from '../data/cifar.js';
 import { loadMnist } from '../data/mnist.js';
 import type { ImageDataset } from '../data/loader.js';
-import { runForward } from '../train/forward.js';
+import { readJson, runForward } from '../train/forward.js';
+import { trainT2I } from '../train/train-t2i.js';
+import { sampleMMDiT } from '../train/sample-mmdit.js';
+import { writeSyntheticT2I } from '../data/t2i.js';
+import type { MMDiTConfig } from '../models/mmdit.js';
 import { sampleGrid } from '../train/sample-dit.js';
 import { modelFromCheckpoint, trainDiT } from '../train/train-dit.js';
 import { benchTrainStep } from '../train/bench-step.js';
@@ -13,7 +17,8 @@ export const TRAIN_DEFAULTS = { mnist: { steps: 1000, batch: 64, lr: 1e-3 }, cif
 
 export function train(p: Parsed): number {
   const which = p.positionals[1];
-  if (which !== 'mnist' && which !== 'cifar') throw new Error(`train: expected 'mnist' or 'cifar', got '${which ?? ''}'`);
+  if (which === 't2i') return trainT2iCommand(p);
+  if (which !== 'mnist' && which !== 'cifar') throw new Error(`train: expected 'mnist', 'cifar' or 't2i', got '${which ?? ''}'`);
   const defaults = TRAIN_DEFAULTS[which];
   let dataset: ImageDataset;
   if (which === 'mnist') dataset = loadMnist('train', p.flags.has('data') ? stringFlag(p, 'data', '') : undefined);
@@ -39,7 +44,51 @@ export function train(p: Parsed): number {
   return 0;
 }
 
+function trainT2iCommand(p: Parsed): number {
+  const data = stringFlag(p, 'data', '');
+  if (!data) throw new Error('train t2i: --data DIR (an MDS dataset with LavenderFlow columns) is required; `lavender make-shards --synthetic-t2i --out DIR` writes a small one');
+  trainT2I({
+    data,
+    preset: stringFlag(p, 'preset', 'mmdit-small'),
+    steps: intFlag(p, 'steps', 1000),
+    batch: intFlag(p, 'batch', 16),
+    lr: numberFlag(p, 'lr', 1e-2),
+    seed: intFlag(p, 'seed', 0, true),
+    out: stringFlag(p, 'out', join('runs', 't2i')),
+    backend: stringFlag(p, 'backend', 'cpu'),
+    resume: p.flags.has('resume') ? stringFlag(p, 'resume', '') : undefined,
+    latentSize: intFlag(p, 'latent-size', 32),
+    tokens: intFlag(p, 'tokens', 64),
+    warmup: intFlag(p, 'warmup', 100, true),
+    emaEvery: intFlag(p, 'ema-every', 16),
+    checkpointEvery: intFlag(p, 'checkpoint-every', 500),
+    rank: intFlag(p, 'rank', 0, true),
+    worldSize: intFlag(p, 'world-size', 1),
+  });
+  return 0;
+}
+
+export function makeShards(p: Parsed): number {
+  if (!p.flags.has('synthetic-t2i')) throw new Error('make-shards: only --synthetic-t2i is available (write your own shards with MdsWriter from the library)');
+  const out = stringFlag(p, 'out', '');
+  if (!out) throw new Error('make-shards: --out DIR is required');
+  writeSyntheticT2I(out, { samples: intFlag(p, 'samples', 256), latentSize: intFlag(p, 'latent-size', 8), condDim: intFlag(p, 'cond-dim', 256), tokens: intFlag(p, 'tokens', 8), seed: intFlag(p, 'seed', 0, true) });
+  process.stderr.write(`wrote synthetic LavenderFlow-style shards to ${out}\n`);
+  return 0;
+}
+
 export function sample(p: Parsed): number {
+  if (stringFlag(p, 'model', 'dit') === 'mmdit') {
+    const need = (k: string) => {
+      const v = stringFlag(p, k, '');
+      if (!v) throw new Error(`sample --model mmdit: --${k} is required`);
+      return v;
+    };
+    const config = p.flags.has('config') ? (readJson(stringFlag(p, 'config', ''), 'config') as unknown as MMDiTConfig) : undefined;
+    sampleMMDiT({ checkpoint: need('checkpoint'), config, cond: need('cond'), out: need('out'), latentSize: intFlag(p, 'latent-size', 32), steps: intFlag(p, 'steps', 50), cfg: numberFlag(p, 'cfg', 5), shift: numberFlag(p, 'shift', 1), seed: intFlag(p, 'seed', 0, true), backend: stringFlag(p, 'backend', 'cpu') });
+    process.stderr.write(`wrote latents to ${stringFlag(p, 'out', '')} (no VAE decoder in lavender: decode them with the SDXL VAE)\n`);
+    return 0;
+  }
   const ckpt = stringFlag(p, 'checkpoint', '');
   if (!ckpt) throw new Error('sample: --checkpoint FILE is required');
   const model = modelFromCheckpoint(ckpt, stringFlag(p, 'backend', 'cpu'));

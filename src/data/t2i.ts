@@ -1,0 +1,71 @@
+// Text-to-image batches from MDS shards in the LavenderFlow layout: SDXL-VAE latents as float16 (`np16`)
+// and T5 embeddings quantised to uint8 (`uint8`, dequantised as x/255*0.5 - 0.25), right-padded with zeros
+// to 256 tokens and cut to the first `tokens` (64 in the release). Latents are scaled by 0.13025.
+import { MdsWriter, float16BitsToFloat32, float32ToFloat16Bits } from './mds.js';
+import { tensor } from '../ops/creation.js';
+import { Generator, fillRandom } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export const LATENT_SCALE = 0.13025;
+
+export interface T2IColumns {
+  vae: string;
+  t5: string;
+}
+
+export const RELEASE_COLUMNS: T2IColumns = { vae: 'vae_256x256_latents', t5: 't5_xl_embeddings' };
+
+export interface T2IBatchOptions {
+  latentSize: number;
+  condDim: number;
+  tokens: number;
+  columns?: T2IColumns;
+  device?: string;
+}
+
+/** Decode a list of MDS samples into x [B, 4, r, r] (scaled latents) and c_seq [B, tokens, condDim]. */
+export function t2iBatch(samples: Record<string, unknown>[], o: T2IBatchOptions, source = 'shards'): { x: Tensor; cSeq: Tensor } {
+  const cols = o.columns ?? RELEASE_COLUMNS;
+  const B = samples.length, r = o.latentSize, D = o.condDim, T = o.tokens;
+  const x = new Float32Array(B * 4 * r * r);
+  const c = new Float32Array(B * T * D); // zero padding stays 0, as the release pads after dequantising
+  samples.forEach((s, b) => {
+    const lat = s[cols.vae], emb = s[cols.t5];
+    if (!(lat instanceof Uint16Array)) throw new Error(`${source}: column '${cols.vae}' must be np16 (float16 array), got ${describe(lat)}`);
+    if (!(emb instanceof Uint8Array)) throw new Error(`${source}: column '${cols.t5}' must be uint8 (quantised embeddings), got ${describe(emb)}`);
+    if (lat.length !== 4 * r * r) throw new Error(`${source}: column '${cols.vae}' holds ${lat.length} values, expected 4x${r}x${r} = ${4 * r * r}`);
+    if (emb.length % D !== 0) throw new Error(`${source}: column '${cols.t5}' holds ${emb.length} bytes, not a multiple of the condition width ${D}`);
+    const f = float16BitsToFloat32(lat);
+    for (let i = 0; i < f.length; i++) x[b * f.length + i] = f[i]! * LATENT_SCALE;
+    const n = Math.min(emb.length / D, T) * D;
+    for (let i = 0; i < n; i++) c[b * T * D + i] = (Math.fround(emb[i]! / 255) * 0.5) - 0.25;
+  });
+  return { x: tensor(x, { shape: [B, 4, r, r], device: o.device }), cSeq: tensor(c, { shape: [B, T, D], device: o.device }) };
+}
+
+function describe(v: unknown): string {
+  return v === null || v === undefined ? String(v) : (v as object).constructor?.name ?? typeof v;
+}
+
+/**
+ * A small learnable synthetic dataset: each sample belongs to one of `classes` patterns; its text
+ * embedding encodes the class (a fixed random code, quantised) and its latent is the class's pattern plus
+ * noise. Written as LavenderFlow-style MDS shards.
+ */
+export function writeSyntheticT2I(dir: string, o: { samples: number; latentSize: number; condDim: number; tokens: number; classes?: number; seed?: number; sizeLimit?: number }): void {
+  const classes = o.classes ?? 4, r = o.latentSize, g = new Generator(o.seed ?? 0);
+  const draw = (n: number) => {
+    const a = new Float64Array(n);
+    fillRandom(a, n, 'normal', g.seed, g.take(n));
+    return a;
+  };
+  const patterns = Array.from({ length: classes }, () => draw(4 * r * r));
+  const codes = Array.from({ length: classes }, () => Array.from(draw(o.tokens * o.condDim), (v) => Math.max(0, Math.min(255, Math.round(127.5 + 60 * v)))));
+  const w = new MdsWriter(dir, { columns: { [RELEASE_COLUMNS.vae]: 'np16', [RELEASE_COLUMNS.t5]: { encoding: 'uint8', variable: true } }, sizeLimit: o.sizeLimit ?? 1 << 20 });
+  for (let i = 0; i < o.samples; i++) {
+    const k = i % classes, noise = draw(4 * r * r);
+    const lat = Array.from(patterns[k]!, (v, j) => (v * 0.8 + noise[j]! * 0.2) / LATENT_SCALE);
+    w.write({ [RELEASE_COLUMNS.vae]: float32ToFloat16Bits(lat), [RELEASE_COLUMNS.t5]: Uint8Array.from(codes[k]!) });
+  }
+  w.finish();
+}
