@@ -4,7 +4,8 @@
 //
 // sgemm.ts is built in four variants: {relaxed-simd FMA, plain SIMD} x {shared memory (worker threads),
 // non-shared memory (single-thread fallback, e.g. a browser page without cross-origin isolation)}.
-// src/backends/cpu/fast/sgemm.ts picks the best one that validates at run time.
+// src/backends/cpu/fast/sgemm.ts picks the best one that validates at run time. rowops.ts (row kernels,
+// see src/backends/cpu/fast/rowops.ts) is built once, plain SIMD.
 import { mkdir, writeFile, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -31,6 +32,8 @@ const targets = [
   ['sgemm.ts', 'sgemm-simd.wasm', ['--enable', 'simd,threads', ...shared]],
   ['sgemm.ts', 'sgemm-relaxed-st.wasm', ['--enable', 'simd,relaxed-simd']],
   ['sgemm.ts', 'sgemm-simd-st.wasm', ['--enable', 'simd']],
+  // row kernels (softmax, layer norm, exp/sigmoid/silu): plain SIMD, one instance per thread
+  ['rowops.ts', 'rowops-simd.wasm', ['--enable', 'simd']],
 ];
 
 await mkdir(outDir, { recursive: true });

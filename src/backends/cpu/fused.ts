@@ -1,6 +1,9 @@
 // Fused cpu kernels: one pass per row instead of the primitive decomposition's several.
 import type { FusedKernels, View } from '../backend.js';
 import type { CpuBuffer } from './buffer.js';
+import { fastLayerNorm, fastSiluBackward, fastSoftmax, fastSoftmaxBackward } from './fast/rowops.js';
+
+const f32 = (...vs: (View | null)[]): boolean => vs.every((v) => !v || (v.buf as CpuBuffer).data instanceof Float32Array);
 
 function rowsOf(x: View): [number, number] {
   const cols = x.shape[x.shape.length - 1] ?? 1;
@@ -11,6 +14,7 @@ export const cpuFused: FusedKernels = {
   softmax(x, out, log, scale) {
     const X = (x.buf as CpuBuffer).data, O = (out.buf as CpuBuffer).data;
     const [rows, cols] = rowsOf(x);
+    if (f32(x, out) && fastSoftmax(X as Float32Array, x.offset, O as Float32Array, out.offset, rows, cols, scale, log)) return;
     for (let r = 0; r < rows; r++) {
       const xi = x.offset + r * cols, oi = out.offset + r * cols;
       let max = -Infinity;
@@ -31,6 +35,7 @@ export const cpuFused: FusedKernels = {
   softmaxBackward(y, g, out, scale) {
     const Y = (y.buf as CpuBuffer).data, G = (g.buf as CpuBuffer).data, O = (out.buf as CpuBuffer).data;
     const [rows, cols] = rowsOf(y);
+    if (f32(y, g, out) && fastSoftmaxBackward(Y as Float32Array, y.offset, G as Float32Array, g.offset, O as Float32Array, out.offset, rows, cols, scale)) return;
     for (let r = 0; r < rows; r++) {
       const yi = y.offset + r * cols, gi = g.offset + r * cols, oi = out.offset + r * cols;
       let dot = 0;
@@ -41,6 +46,7 @@ export const cpuFused: FusedKernels = {
   siluBackward(x, g, out) {
     const X = (x.buf as CpuBuffer).data, G = (g.buf as CpuBuffer).data, O = (out.buf as CpuBuffer).data;
     const n = x.shape.reduce((a, b) => a * b, 1);
+    if (f32(x, g, out) && fastSiluBackward(X as Float32Array, x.offset, G as Float32Array, g.offset, O as Float32Array, out.offset, n)) return;
     for (let i = 0; i < n; i++) {
       const v = X[x.offset + i]!, s = 1 / (1 + Math.exp(-v));
       O[out.offset + i] = G[g.offset + i]! * s * (1 + v * (1 - s));
@@ -51,6 +57,8 @@ export const cpuFused: FusedKernels = {
     const W = weight ? (weight.buf as CpuBuffer).data : null, B = bias ? (bias.buf as CpuBuffer).data : null;
     const Mu = (mean.buf as CpuBuffer).data, Rs = (rstd.buf as CpuBuffer).data;
     const [rows, cols] = rowsOf(x);
+    if (f32(x, weight, bias, out, mean, rstd) && fastLayerNorm(X as Float32Array, x.offset, W as Float32Array | null, weight ? weight.offset : 0,
+      B as Float32Array | null, bias ? bias.offset : 0, O as Float32Array, out.offset, Mu as Float32Array, mean.offset, Rs as Float32Array, rstd.offset, rows, cols, eps)) return;
     for (let r = 0; r < rows; r++) {
       const xi = x.offset + r * cols, oi = out.offset + r * cols;
       let s = 0;

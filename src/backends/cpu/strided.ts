@@ -84,7 +84,7 @@ export function rowStrides(shape: readonly number[], strides: readonly (readonly
   return st.map((s) => (dims.length ? s[dims.length - 1]! : 1));
 }
 
-function collapse(shape: readonly number[], strides: readonly (readonly number[])[]): { dims: number[]; st: number[][] } {
+export function collapse(shape: readonly number[], strides: readonly (readonly number[])[]): { dims: number[]; st: number[][] } {
   const dims: number[] = [];
   const st: number[][] = strides.map(() => []);
   for (let i = 0; i < shape.length; i++) {
