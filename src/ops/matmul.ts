@@ -4,7 +4,7 @@ import { broadcastShapes, numel, shapeStr } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { add, broadcastView, sumTo } from './elementwise.js';
 import { backendOf, empty, record } from './record.js';
-import { clone, reshape, squeeze, transpose, unsqueeze } from './views.js';
+import { clone, permute, reshape, squeeze, transpose, unsqueeze } from './views.js';
 
 /** t broadcast to batch shape `batch` as a [B, rows, cols] view, or null if its batch dims don't fold into one stride. */
 function batched3d(t: Tensor, batch: readonly number[]): Tensor | null {
@@ -51,10 +51,30 @@ function matmulNd(a: Tensor, b: Tensor): Tensor {
   be.matmul(a3.view('matmul'), b3.view('matmul'), out.view());
   for (const t of [a3, b3, tmpA, tmpB]) t?.dispose();
   if (!isFloat(a.dtype)) return out;
-  return record(out, 'matmul', [a, b], [a, b], (g, [sa, sb]) => [
-    sumTo(matmulNd(g, transpose(sb!, -2, -1)), sa!.shape),
-    sumTo(matmulNd(transpose(sa!, -2, -1), g), sb!.shape),
-  ]);
+  return record(out, 'matmul', [a, b], [a, b], (g, [sa, sb]) => [gradA(g, sa!, sb!), gradB(g, sa!, sb!)]);
+}
+
+/**
+ * d/da of a @ b. When a is a plain matrix shared by a batch of b (a conv weight), the batch sum is folded
+ * into one product: [M, batch*N] @ [batch*N, K], instead of a product per batch item and a reduction.
+ */
+function gradA(g: Tensor, a: Tensor, b: Tensor): Tensor {
+  if (a.ndim === 2 && b.ndim > 2 && b.ndim === g.ndim) {
+    const lead = [...Array(g.ndim - 2).keys()];
+    const g2 = reshape(permute(g, [g.ndim - 2, ...lead, g.ndim - 1]), [g.shape[g.ndim - 2]!, -1]);
+    const b2 = reshape(permute(b, [b.ndim - 2, ...lead.map((i) => i + b.ndim - g.ndim), b.ndim - 1]), [b.shape[b.ndim - 2]!, -1]);
+    return matmulNd(g2, transpose(b2, 0, 1));
+  }
+  return sumTo(matmulNd(g, transpose(b, -2, -1)), a.shape);
+}
+
+/** d/db of a @ b; a weight shared by a batch of rows (b a plain matrix) gets one [K, batch*M] @ [batch*M, N] product. */
+function gradB(g: Tensor, a: Tensor, b: Tensor): Tensor {
+  if (b.ndim === 2 && a.ndim > 2) {
+    const K = a.shape[a.ndim - 1]!, N = g.shape[g.ndim - 1]!;
+    return matmulNd(transpose(reshape(a, [-1, K]), 0, 1), reshape(g, [-1, N]));
+  }
+  return sumTo(matmulNd(transpose(a, -2, -1), g), b.shape);
 }
 
 export function matmul(a: Tensor, b: Tensor): Tensor {

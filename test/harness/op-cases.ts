@@ -70,6 +70,9 @@ export const OP_CASES: OpCase[] = [
   { name: 'matmul', arb: noParams(fc.tuple(shapeArb(0, 2, 3), dim(), dim(), dim(), fc.boolean()).chain(([batch, m, k, n, bcast]) =>
       fc.tuple(specOf([...batch, m, k]), specOf([...(bcast ? [] : batch), k, n])))),
     run: ([a, b]) => L.matmul(a!, b!) },
+  { name: 'matmul_shared_left', arb: noParams(fc.tuple(shapeArb(1, 2, 3), dim(), dim(), dim()).chain(([batch, m, k, n]) =>
+      fc.tuple(specOf([m, k]), specOf([...batch, k, n])))),
+    run: ([a, b]) => L.matmul(a!, b!) },
   { name: 'matmul_vector', arb: noParams(fc.tuple(dim(), dim()).chain(([k, n]) => fc.tuple(specOf([k]), specOf([k, n])))),
     run: ([a, b]) => L.matmul(a!, b!) },
   { name: 'matmul_transposed', arb: noParams(fc.tuple(dim(), dim(), dim()).chain(([m, k, n]) => fc.tuple(specOf([k, m]), specOf([n, k])))),
