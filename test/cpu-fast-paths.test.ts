@@ -233,3 +233,63 @@ test('fast paths: batched matmul against a broadcast B (folded into one sgemm) m
     assertClose(o1.data, o2.data, 1e-4, 1e-5, `matmul ${JSON.stringify([batch, M, K, N, bT])}`);
   }
 });
+
+/** Shapes of rank 3..6 with short inner rows (rotary embeddings, head split/merge, conv unfold). */
+function shortRowShape(r: () => number): number[] {
+  const rank = ri(r, 3, 6);
+  return Array.from({ length: rank }, (_, d) => (d === rank - 1 ? ri(r, 1, 20) : ri(r, 1, d === 0 ? 3 : 9)));
+}
+
+test('fast paths: 3-D tiles of short rows (binary, copy, copy-accumulate) match the reference bit for bit', () => {
+  const r = rng(21);
+  for (let it = 0; it < 150; it++) {
+    const shape = shortRowShape(r);
+    const a = randomView(shape, r, it % 2 === 0), b = randomView(shape, r, true), out = denseOut(shape, r);
+    for (const op of ['add', 'sub', 'mul', 'div'] as const) {
+      const o1 = clone(out.buf as CpuBuffer), o2 = clone(out.buf as CpuBuffer);
+      cpuBackend.binary(op, a, b, withBuf(out, o1));
+      cpuReferenceBackend.binary(op, a, b, withBuf(out, o2));
+      assert.deepEqual(o1.data, o2.data, `${op} ${JSON.stringify([shape, a.strides, b.strides])}`);
+    }
+    const dst = randomView(shape, r);
+    for (const acc of [false, true]) {
+      const d1 = clone(dst.buf as CpuBuffer), d2 = clone(dst.buf as CpuBuffer);
+      cpuBackend.copy(a, withBuf(dst, d1), acc);
+      cpuReferenceBackend.copy(a, withBuf(dst, d2), acc);
+      assert.deepEqual(d1.data, d2.data, `copy acc=${acc} ${JSON.stringify([shape, a.strides, dst.strides])}`);
+    }
+  }
+});
+
+test('fast paths: column sums (a bias gradient over many rows) match the reference bit for bit', () => {
+  const r = rng(22);
+  for (let it = 0; it < 40; it++) {
+    const rows = ri(r, 2, 300), cols = ri(r, 1, 70);
+    const pad = it % 3 === 0 ? ri(r, 1, 4) : 0;
+    const off = ri(r, 0, 3);
+    const x: View = { buf: buffer(off + rows * (cols + pad) + 1, r), shape: [rows, cols], strides: [cols + pad, 1], offset: off };
+    const out = denseOut([1, cols], r);
+    const o1 = clone(out.buf as CpuBuffer), o2 = clone(out.buf as CpuBuffer);
+    cpuBackend.reduce('sum', x, [0], withBuf(out, o1));
+    cpuReferenceBackend.reduce('sum', x, [0], withBuf(out, o2));
+    assert.deepEqual(o1.data, o2.data, `colsum ${rows}x${cols}+${pad}`);
+  }
+});
+
+test('fast paths: batched matmul (per-item and broadcast A / B batch strides) matches the reference', () => {
+  const r = rng(23);
+  for (let it = 0; it < 30; it++) {
+    const batch = ri(r, 2, 9), M = ri(r, 1, 40), K = ri(r, 1, 50), N = ri(r, 1, 45);
+    const aB = it % 4 === 1 ? 0 : 1, bB = it % 4 === 2 ? 0 : 1;
+    const aT = r() < 0.5, bT = r() < 0.5, lda = (aT ? M : K) + (it % 2 ? 2 : 0);
+    const aOff = ri(r, 0, 4), bOff = ri(r, 0, 4);
+    const aItem = (aT ? K : M) * lda, bItem = K * N + 3;
+    const a: View = { buf: buffer(aOff + (aB ? batch : 1) * aItem + 2, r), shape: [batch, M, K], strides: [aB * aItem, aT ? 1 : lda, aT ? lda : 1], offset: aOff };
+    const b: View = { buf: buffer(bOff + (bB ? batch : 1) * bItem + 2, r), shape: [batch, K, N], strides: [bB * bItem, bT ? 1 : N, bT ? K : 1], offset: bOff };
+    const out = denseOut([batch, M, N], r);
+    const o1 = clone(out.buf as CpuBuffer), o2 = clone(out.buf as CpuBuffer);
+    cpuBackend.matmul(a, b, withBuf(out, o1));
+    cpuReferenceBackend.matmul(a, b, withBuf(out, o2));
+    assertClose(o1.data, o2.data, 1e-4, 1e-5, `matmul ${JSON.stringify([batch, M, K, N, a.strides, b.strides])}`);
+  }
+});

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { sgemm, sgemmInfo, sgemmSetOptions, sgemmShutdown, _sgemmStats } from '../src/backends/cpu/fast/sgemm.js';
+import { sgemm, sgemmBatched, sgemmInfo, sgemmSetBatchOptions, sgemmSetOptions, sgemmShutdown, _sgemmStats } from '../src/backends/cpu/fast/sgemm.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers.
@@ -225,6 +225,130 @@ test('worker threads: same bits as one thread, and the workers take part', { ski
     assert.deepEqual(C, single[t % inputs.length]);
     if (t % 50 === 0) check(big.M, big.N, big.K, bA, bB, big.N, 0, 'big');
   }
+  sgemmShutdown();
+  sgemmSetOptions({ threads: 1 });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Batched sgemm.
+
+interface BatchCase {
+  batch: number; M: number; N: number; K: number;
+  A: Float32Array; aOff: number; aBs: number; ars: number; acs: number;
+  B: Float32Array; bOff: number; bBs: number; brs: number; bcs: number;
+  cOff: number; cBs: number; ldc: number; cLen: number; label: string;
+}
+
+type Layout = 'row' | 'col' | 'offset' | 'sparse' | 'neg';
+
+/** A batch of (rows x cols) views in one array: per-item layout, batch stride bs (0 = broadcast, < 0 = reversed). */
+function batchView(batch: number, rows: number, cols: number, layout: Layout, bsKind: 'dense' | 'gap' | 'bcast' | 'neg', r: () => number):
+  { data: Float32Array; off: number; bs: number; rs: number; cs: number } {
+  const one = makeView(rows, cols, layout, r);
+  const item = one.data.length;
+  const step = bsKind === 'gap' ? item + 5 : item;
+  const n = bsKind === 'bcast' ? 1 : batch;
+  const data = randArray(step * n + 3, r);
+  let bs = bsKind === 'bcast' ? 0 : step;
+  let off = one.off + 2;
+  if (bsKind === 'neg') { bs = -step; off += (n - 1) * step; }
+  return { data, off, bs, rs: one.rs, cs: one.cs };
+}
+
+function randomBatchCase(r: () => number, big = false): BatchCase {
+  const ri = (lo: number, hi: number): number => lo + Math.floor(r() * (hi - lo + 1));
+  const layouts: Layout[] = ['row', 'col', 'offset', 'sparse', 'neg'];
+  const kinds = ['dense', 'gap', 'bcast', 'neg'] as const;
+  const batch = ri(1, 9);
+  const M = big ? ri(40, 130) : ri(1, 40), N = big ? ri(40, 130) : ri(1, 40), K = big ? ri(30, 200) : ri(1, 60);
+  const la = layouts[ri(0, 4)]!, lb = layouts[ri(0, 4)]!;
+  let ka = kinds[ri(0, 3)]!, kb = kinds[ri(0, 3)]!;
+  if (ka === 'bcast' && kb === 'bcast' && r() < 0.7) kb = 'dense';
+  const a = batchView(batch, M, K, la, ka, r), b = batchView(batch, K, N, lb, kb, r);
+  const ldc = N + ri(0, 3), cOff = ri(0, 4), cBs = M * ldc + ri(0, 7);
+  return {
+    batch, M, N, K, A: a.data, aOff: a.off, aBs: a.bs, ars: a.rs, acs: a.cs, B: b.data, bOff: b.off, bBs: b.bs, brs: b.rs, bcs: b.cs,
+    cOff, cBs, ldc, cLen: cOff + batch * cBs + 4, label: JSON.stringify({ batch, M, N, K, la, lb, ka, kb }),
+  };
+}
+
+/** The batch item by item through the single-matrix sgemm (with C prefilled with a sentinel). */
+function perItem(c: BatchCase): Float32Array {
+  const C = new Float32Array(c.cLen).fill(12345);
+  for (let p = 0; p < c.batch; p++) {
+    assert.equal(sgemm(c.M, c.N, c.K, c.A, c.aOff + p * c.aBs, c.ars, c.acs, c.B, c.bOff + p * c.bBs, c.brs, c.bcs, C, c.cOff + p * c.cBs, c.ldc), true);
+  }
+  return C;
+}
+
+function batched(c: BatchCase): Float32Array {
+  const C = new Float32Array(c.cLen).fill(12345);
+  assert.equal(sgemmBatched(c.batch, c.M, c.N, c.K, c.A, c.aOff, c.aBs, c.ars, c.acs, c.B, c.bOff, c.bBs, c.brs, c.bcs, C, c.cOff, c.cBs, c.ldc), true, c.label);
+  return C;
+}
+
+test('batched sgemm: per-item bits, float64 reference, broadcast / reversed / padded batch strides, groups', { skip }, () => {
+  sgemmSetOptions({ threads: 1, minWork: 0 });
+  const r = rng(11);
+  for (let it = 0; it < 120; it++) {
+    const c = randomBatchCase(r, it % 10 === 0);
+    sgemmSetBatchOptions({ groupBytes: it % 2 ? 1 : 1 << 21 });
+    const want = perItem(c);
+    const got = batched(c);
+    assert.deepEqual(got, want, c.label);
+    // and against the float64 reference, item by item
+    for (let p = 0; p < c.batch; p++) {
+      const A = { data: c.A, off: c.aOff + p * c.aBs, rs: c.ars, cs: c.acs }, B = { data: c.B, off: c.bOff + p * c.bBs, rs: c.brs, cs: c.bcs };
+      const { ref, mag } = reference(c.M, c.N, c.K, A, B);
+      for (let i = 0; i < c.M; i++) for (let j = 0; j < c.N; j++) {
+        const g = got[c.cOff + p * c.cBs + i * c.ldc + j]!, w = ref[i * c.N + j]!;
+        assert.ok(Math.abs(g - w) <= 1e-5 * mag[i * c.N + j]! + 1e-6, `${c.label} item ${p} (${i},${j}): ${g} vs ${w}`);
+      }
+    }
+  }
+  sgemmSetBatchOptions({ groupBytes: 1 << 21 });
+});
+
+test('batched sgemm: K = 0, empty batch, tiny work and out-of-bounds views', { skip }, () => {
+  sgemmSetOptions({ threads: 1, minWork: 0 });
+  const A = new Float32Array(10), B = new Float32Array(10), C = new Float32Array(3 * 2 * 2).fill(7);
+  assert.equal(sgemmBatched(3, 2, 2, 0, A, 0, 0, 0, 1, B, 0, 0, 1, 1, C, 0, 4, 2), true);
+  assert.deepEqual([...C], new Array(12).fill(0));
+  assert.equal(sgemmBatched(0, 2, 2, 2, A, 0, 4, 2, 1, B, 0, 4, 2, 1, C, 0, 4, 2), true);
+  // A's last item runs past the array: refused (the caller's reference loop reports it).
+  assert.equal(sgemmBatched(3, 2, 2, 2, A, 0, 4, 2, 1, B, 0, 0, 2, 1, C, 0, 4, 2), false);
+  sgemmSetOptions({ minWork: 1 << 20 });
+  assert.equal(sgemmBatched(3, 2, 2, 2, A, 0, 2, 2, 1, B, 0, 0, 2, 1, C, 0, 4, 2), false);
+  sgemmSetOptions({ minWork: 0 });
+});
+
+test('batched sgemm with worker threads: same bits as one thread, run to run', { skip, timeout: 60000 }, async () => {
+  const r = rng(12);
+  const cases = Array.from({ length: 24 }, (_, i) => randomBatchCase(r, i % 3 === 0));
+  // attention-like shapes: many small items, and a broadcast A against per-item B (a conv gradient)
+  const big = (batch: number, M: number, N: number, K: number, aBs: number, bBs: number): BatchCase => ({
+    batch, M, N, K, A: randArray(Math.max(1, batch * (aBs ? 1 : 0)) * M * K + M * K, r), aOff: 0, aBs, ars: K, acs: 1,
+    B: randArray(Math.max(1, batch * (bBs ? 1 : 0)) * K * N + K * N, r), bOff: 0, bBs, brs: 1, bcs: K,
+    cOff: 1, cBs: M * N, ldc: N, cLen: 1 + batch * M * N + 4, label: `big ${batch}x${M}x${N}x${K}`,
+  });
+  cases.push(big(40, 64, 64, 16, 64 * 16, 64 * 16), big(33, 48, 16, 64, 48 * 64, 16 * 64), big(12, 100, 120, 20, 0, 120 * 20));
+  sgemmSetOptions({ threads: 1, minWork: 0 });
+  const single = cases.map((c) => batched(c));
+  sgemmSetOptions({ threads: 2, minWork: 0, threadWork: 0 });
+  const before = _sgemmStats().workerTasks;
+  const deadline = Date.now() + 20000;
+  let rounds = 0;
+  do {
+    for (let i = 0; i < cases.length; i++) {
+      sgemmSetBatchOptions({ groupBytes: (rounds + i) % 3 === 0 ? 1 : 1 << 21 });
+      assert.deepEqual(batched(cases[i]!), single[i], `threaded batched result differs: ${cases[i]!.label}`);
+    }
+    rounds++;
+    if ((typeof SharedArrayBuffer === 'undefined' || _sgemmStats().workerTasks > before) && rounds >= 3) break;
+    await sleep(20);
+  } while (Date.now() < deadline);
+  if (typeof SharedArrayBuffer !== 'undefined') assert.ok(_sgemmStats().workerTasks > before, 'no batched task ran on a worker');
+  sgemmSetBatchOptions({ groupBytes: 1 << 21 });
   sgemmShutdown();
   sgemmSetOptions({ threads: 1 });
 });

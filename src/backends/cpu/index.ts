@@ -4,7 +4,7 @@ import { registerBackendInstance } from '../registry.js';
 import { CpuBuffer, CpuPool } from './buffer.js';
 import { cpuFused } from './fused.js';
 import * as ref from './kernels.js';
-import { sgemm } from './fast/sgemm.js';
+import { sgemm, sgemmBatched } from './fast/sgemm.js';
 import { fastUnary, fastUnaryOp } from './fast/rowops.js';
 import { isDense } from './strided.js';
 import { binaryF32, binaryF32Op, copyF32, sumF32 } from './fast/elementwise.js';
@@ -33,15 +33,11 @@ function matmul(a: View, b: View, out: View): void {
         B.data as Float32Array, b.offset, b.strides[1]!, b.strides[2]!,
         O.data as Float32Array, out.offset, N)) return;
     }
-    let ok = true;
-    for (let p = 0; p < batch && ok; p++) {
-      ok = sgemm(M, N, K,
-        A.data as Float32Array, a.offset + p * a.strides[0]!, a.strides[1]!, a.strides[2]!,
-        B.data as Float32Array, b.offset + p * b.strides[0]!, b.strides[1]!, b.strides[2]!,
-        O.data as Float32Array, out.offset + p * M * N, N);
-      if (!ok && p > 0) throw new Error('cpu matmul: fast path became unavailable mid-batch');
-    }
-    if (ok) return;
+    // Otherwise one batched call: a worker-pool job per group of items, a shared (stride 0) operand packed once.
+    if (sgemmBatched(batch, M, N, K,
+      A.data as Float32Array, a.offset, a.strides[0]!, a.strides[1]!, a.strides[2]!,
+      B.data as Float32Array, b.offset, b.strides[0]!, b.strides[1]!, b.strides[2]!,
+      O.data as Float32Array, out.offset, M * N, N)) return;
   }
   ref.matmulReference(a, b, out);
 }

@@ -58,12 +58,16 @@ const JOB = 49;
 const GEN = 50;
 /** Number of tasks run by workers (statistics for tests). */
 const WTASKS = 51;
+/** Scratch-slot counter of the current batched job (slot 0 is the main thread's). */
+const SLOT = 52;
 /** Job parameters from here on (see P_* offsets). */
 const PARAMS = 64;
 const P_K = 0, P_A = 1, P_ARS = 2, P_ACS = 3, P_B = 4, P_BRS = 5, P_BCS = 6, P_AP = 7, P_BP = 8, P_C = 9,
   P_LDC = 10, P_MP = 11, P_NP = 12, P_M = 13, P_N = 14, P_KC = 15, P_MC = 16, P_NC = 17, P_TILES_N = 18,
-  P_NPA = 19, P_GA = 20, P_NPB = 21, P_GB = 22, P_NTOTAL = 23;
-const CTRL_INTS = PARAMS + 32;
+  P_NPA = 19, P_GA = 20, P_NPB = 21, P_GB = 22, P_NTOTAL = 23,
+  // batched jobs (P_MODE = 1): one task per batch item after the packing tasks of a shared operand
+  P_MODE = 24, P_ABS = 25, P_BBS = 26, P_CBS = 27, P_ASH = 28, P_BSH = 29, P_SCR = 30, P_SCRSZ = 31, P_NSLOT = 32;
+const CTRL_INTS = PARAMS + 48;
 const CLOSED = 0xffff;
 const MAX_TASKS = 0xfff0;
 
@@ -294,7 +298,7 @@ function grab(ctrl: Int32Array, job: number, total: number): number {
   }
 }
 
-function runTask(ex: KernelExports, p: Int32Array, MR: number, NR: number, t: number): void {
+function runTask(ex: KernelExports, p: Int32Array, MR: number, NR: number, t: number, slot: number): void {
   const o = PARAMS;
   const K = p[o + P_K];
   const npa = p[o + P_NPA], npb = p[o + P_NPB];
@@ -316,12 +320,40 @@ function runTask(ex: KernelExports, p: Int32Array, MR: number, NR: number, t: nu
     return;
   }
   t -= npb;
+  if (p[o + P_MODE] === 1) {
+    runItem(ex, p, MR, NR, t, slot);
+    return;
+  }
   const tilesN = p[o + P_TILES_N];
   const ti = Math.floor(t / tilesN), tj = t - ti * tilesN;
   const MC = p[o + P_MC], NC = p[o + P_NC];
   const i0 = ti * MC, j0 = tj * NC;
   const mc = Math.min(MC, p[o + P_MP] - i0), nc = Math.min(NC, p[o + P_NP] - j0);
   ex.tile(p[o + P_AP], p[o + P_BP], K, i0, mc, j0, nc, p[o + P_C], p[o + P_LDC], p[o + P_KC]);
+}
+
+/** One batch item of a batched job: pack its own operands into the slot's scratch, then all its C tiles. */
+function runItem(ex: KernelExports, p: Int32Array, MR: number, NR: number, item: number, slot: number): void {
+  const o = PARAMS;
+  if (slot < 0 || slot >= p[o + P_NSLOT]) throw new Error('sgemm: no scratch slot');
+  const K = p[o + P_K], M = p[o + P_M], N = p[o + P_N], Mp = p[o + P_MP], Np = p[o + P_NP];
+  let scr = p[o + P_SCR] + slot * p[o + P_SCRSZ];
+  let ap = p[o + P_AP], bp = p[o + P_BP];
+  if (!p[o + P_ASH]) {
+    ap = scr;
+    ex.packA(p[o + P_A] + item * p[o + P_ABS] * 4, p[o + P_ARS], p[o + P_ACS], M, K, ap, Mp / MR);
+    scr += Mp * K * 4;
+  }
+  if (!p[o + P_BSH]) {
+    bp = scr;
+    ex.packB(p[o + P_B] + item * p[o + P_BBS] * 4, p[o + P_BRS], p[o + P_BCS], N, K, bp, Np / NR);
+  }
+  const c = p[o + P_C] + item * p[o + P_CBS] * 4, ldc = p[o + P_LDC], kc = p[o + P_KC];
+  const MC = p[o + P_MC], NC = p[o + P_NC];
+  for (let i0 = 0; i0 < Mp; i0 += MC) {
+    const mc = Math.min(MC, Mp - i0);
+    for (let j0 = 0; j0 < Np; j0 += NC) ex.tile(ap, bp, K, i0, mc, j0, Math.min(NC, Np - j0), c, ldc, kc);
+  }
 }
 
 /**
@@ -334,15 +366,19 @@ export function _participate(ex: KernelExports, ctrl: Int32Array, MR: number, NR
   // for `job`, these reads saw that job's parameters.
   const total = ctrl[PARAMS + P_NTOTAL];
   const npack = ctrl[PARAMS + P_NPA] + ctrl[PARAMS + P_NPB];
+  // Scratch slot for batched jobs: the main thread has 0, a worker claims one with its first task
+  // (a successful grab means the job is live, so SLOT was reset for it).
+  let slot = worker ? -1 : 0;
   let t: number;
   while ((t = grab(ctrl, job, total)) >= 0) {
+    if (slot < 0) slot = Atomics.add(ctrl, SLOT, 1);
     try {
       if (t >= npack) {
         // Compute tasks need every packing task finished.
         let d: number;
         while ((d = Atomics.load(ctrl, DONE)) < npack) Atomics.wait(ctrl, DONE, d, 50);
       }
-      runTask(ex, ctrl, MR, NR, t);
+      runTask(ex, ctrl, MR, NR, t, slot);
     } catch {
       Atomics.store(ctrl, ERR, 1);
     }
@@ -361,6 +397,7 @@ export function _workerLoop(data: SgemmWorkerData): void {
   const ctrl = new Int32Array(data.ctrl);
   let seq = Atomics.load(ctrl, SEQ);
   // Join a job that may already be running.
+  if (Atomics.load(ctrl, GEN) !== data.gen) return;
   _participate(ex, ctrl, MR, NR, true);
   for (;;) {
     // Spin a little before sleeping: back-to-back multiplies (a training step) then start without the
@@ -501,7 +538,6 @@ export function sgemm(M: number, N: number, K: number,
   const cb = p; p = align(p + Mp * ldcW * 4, 64);
   if (!ensureMemory(s, p)) return false;
   const f32 = s.f32;
-
   const [aPtr, ars, acs] = copyIn(f32, aRaw, A, aOffset, M, K, aRowStride, aColStride, alo, ahi);
   const [bPtr, brs, bcs] = copyIn(f32, bRaw, B, bOffset, K, N, bRowStride, bColStride, blo, bhi);
 
@@ -536,28 +572,8 @@ export function sgemm(M: number, N: number, K: number,
   ctrl[o + P_MP] = Mp; ctrl[o + P_NP] = Np; ctrl[o + P_M] = M; ctrl[o + P_N] = N;
   ctrl[o + P_KC] = Math.min(KC, K); ctrl[o + P_MC] = MC; ctrl[o + P_NC] = NC; ctrl[o + P_TILES_N] = tilesN;
   ctrl[o + P_NPA] = npa; ctrl[o + P_GA] = ga; ctrl[o + P_NPB] = npb; ctrl[o + P_GB] = gb; ctrl[o + P_NTOTAL] = total;
-
-  if (!useThreads) {
-    for (let t = 0; t < total; t++) runTask(s.ex, ctrl, MR, NR, t);
-  } else {
-    const job = s.job = (s.job + 1) & 0x7fff;
-    Atomics.store(ctrl, DONE, 0);
-    Atomics.store(ctrl, ERR, 0);
-    Atomics.store(ctrl, JOB, job);
-    Atomics.store(ctrl, TICKET, job << 16);
-    Atomics.add(ctrl, SEQ, 1);
-    Atomics.notify(ctrl, SEQ);
-    _participate(s.ex, ctrl, MR, NR);
-    let d: number;
-    while ((d = Atomics.load(ctrl, DONE)) < total) Atomics.wait(ctrl, DONE, d);
-    Atomics.store(ctrl, TICKET, (job << 16) | CLOSED);
-    if (Atomics.load(ctrl, ERR)) {
-      // A task failed somewhere: stop using threads and redo the whole job here.
-      sgemmShutdown();
-      s.threads = 1;
-      for (let t = 0; t < total; t++) runTask(s.ex, ctrl, MR, NR, t);
-    }
-  }
+  ctrl[o + P_MODE] = 0;
+  runJob(s, total, useThreads);
 
   // Copy C out of the padded buffer.
   const cIdx = cb >>> 2;
@@ -565,6 +581,187 @@ export function sgemm(M: number, N: number, K: number,
     C.set(f32.subarray(cIdx, cIdx + M * N), cOffset);
   } else {
     for (let i = 0; i < M; i++) C.set(f32.subarray(cIdx + i * ldcW, cIdx + i * ldcW + N), cOffset + i * ldc);
+  }
+  return true;
+}
+
+/** Runs the published job's `total` tasks: here alone, or with the workers. */
+function runJob(s: State, total: number, useThreads: boolean): void {
+  const ctrl = s.ctrl, MR = s.MR, NR = s.NR;
+  if (!useThreads) {
+    for (let t = 0; t < total; t++) runTask(s.ex, ctrl, MR, NR, t, 0);
+    return;
+  }
+  const job = s.job = (s.job + 1) & 0x7fff;
+  Atomics.store(ctrl, DONE, 0);
+  Atomics.store(ctrl, ERR, 0);
+  Atomics.store(ctrl, SLOT, 1);
+  Atomics.store(ctrl, JOB, job);
+  Atomics.store(ctrl, TICKET, job << 16);
+  Atomics.add(ctrl, SEQ, 1);
+  Atomics.notify(ctrl, SEQ);
+  _participate(s.ex, ctrl, MR, NR);
+  let d: number;
+  while ((d = Atomics.load(ctrl, DONE)) < total) Atomics.wait(ctrl, DONE, d);
+  Atomics.store(ctrl, TICKET, (job << 16) | CLOSED);
+  if (Atomics.load(ctrl, ERR)) {
+    // A task failed somewhere: stop using threads and redo the whole job here.
+    sgemmShutdown();
+    s.threads = 1;
+    for (let t = 0; t < total; t++) runTask(s.ex, ctrl, MR, NR, t, 0);
+  }
+}
+
+/** Bytes of raw operands and C per group of a batched call (groups stay in L2 between copy-in, compute and copy-out). */
+let groupBytes = 1 << 21;
+
+/** Test/bench knob for the batched path. @internal */
+export function sgemmSetBatchOptions(o: { groupBytes?: number }): void {
+  if (o.groupBytes !== undefined) groupBytes = Math.max(1, o.groupBytes | 0);
+}
+
+/** [lo, hi] element index span of a 3-D strided view relative to its offset. */
+function span3(d0: number, s0: number, rows: number, cols: number, rs: number, cs: number): [number, number] {
+  const [lo, hi] = span(rows, cols, rs, cs);
+  const b = (d0 - 1) * s0;
+  return b < 0 ? [lo + b, hi] : [lo, hi + b];
+}
+
+/**
+ * Batched C_p = A_p @ B_p for p < batch, where X_p is the (rows x cols) view of X at xOffset + p*xBatchStride
+ * (a batch stride of 0 broadcasts one matrix to every item; it is packed once). C_p is written at
+ * cOffset + p*cBatchStride with row stride ldc (items must not overlap). One worker-pool job per group of
+ * items (one task per item, each packing into its participant's scratch), instead of a job per item.
+ * Results are bit-identical to `sgemm` on each item. Returns false (doing nothing) when the fast path is
+ * unavailable.
+ */
+export function sgemmBatched(batch: number, M: number, N: number, K: number,
+  A: Float32Array, aOffset: number, aBatchStride: number, aRowStride: number, aColStride: number,
+  B: Float32Array, bOffset: number, bBatchStride: number, bRowStride: number, bColStride: number,
+  C: Float32Array, cOffset: number, cBatchStride: number, ldc: number): boolean {
+  if (!(batch >= 0 && M >= 0 && N >= 0 && K >= 0)) return false;
+  if (batch === 1 || (aBatchStride === 0 && bBatchStride === 0 && batch > 0 && K > 0 && M * N * K >= minWork)) {
+    // one matrix (or every item the same product): a plain call, copied to the other items
+    if (!sgemm(M, N, K, A, aOffset, aRowStride, aColStride, B, bOffset, bRowStride, bColStride, C, cOffset, ldc)) return false;
+    for (let p = 1; p < batch; p++) for (let i = 0; i < M; i++) {
+      const src = cOffset + i * ldc;
+      C.copyWithin(cOffset + p * cBatchStride + i * ldc, src, src + N);
+    }
+    return true;
+  }
+  if (batch === 0 || M === 0 || N === 0) return true;
+  const work = batch * M * N * K;
+  if (work < minWork) return false;
+  const s = getState();
+  if (!s) return false;
+  const [clo, chi] = span3(batch, cBatchStride, M, N, ldc, 1);
+  if (cOffset + clo < 0 || cOffset + chi >= C.length) return false;
+  if (K === 0) {
+    for (let p = 0; p < batch; p++) for (let i = 0; i < M; i++) {
+      const r = cOffset + p * cBatchStride + i * ldc;
+      C.fill(0, r, r + N);
+    }
+    return true;
+  }
+  const [alo, ahi] = span(M, K, aRowStride, aColStride);
+  const [blo, bhi] = span(K, N, bRowStride, bColStride);
+  const [alo3, ahi3] = span3(batch, aBatchStride, M, K, aRowStride, aColStride);
+  const [blo3, bhi3] = span3(batch, bBatchStride, K, N, bRowStride, bColStride);
+  if (aOffset + alo3 < 0 || aOffset + ahi3 >= A.length || bOffset + blo3 < 0 || bOffset + bhi3 >= B.length) return false;
+
+  const T0 = s.shared ? s.threads : 1;
+  const itemWork = M * N * K;
+  const eachItem = (): boolean => {
+    for (let p = 0; p < batch; p++) {
+      const ok = sgemm(M, N, K, A, aOffset + p * aBatchStride, aRowStride, aColStride, B, bOffset + p * bBatchStride, bRowStride, bColStride,
+        C, cOffset + p * cBatchStride, ldc);
+      if (!ok) { if (p === 0) return false; throw new Error('sgemm: fast path became unavailable mid-batch'); }
+    }
+    return true;
+  };
+  // Few big items: each one split over the threads is better balanced.
+  if (T0 > 1 && batch < 2 * T0 && itemWork >= threadWork) return eachItem();
+
+  const { MR, NR } = s;
+  const Mp = align(M, MR), Np = align(N, NR);
+  const aSh = aBatchStride === 0, bSh = bBatchStride === 0;
+  const aN = copySize(M, K, alo, ahi), bN = copySize(K, N, blo, bhi);
+  const aItem = align(aN, 16), bItem = align(bN, 16), cItem = Mp * Np;
+  const useThreads = s.shared && s.threads > 1 && work >= threadWork;
+  if (useThreads && !s.workersStarted) startWorkers(s);
+  const T = useThreads ? s.threads : 1;
+  // Items per group: the group's raw operands and C fit `groupBytes`, at least 2 items per participant.
+  const itemBytes = 4 * ((aSh ? 0 : aItem) + (bSh ? 0 : bItem) + cItem);
+  let G = Math.max(2 * T, Math.floor(groupBytes / itemBytes), 1);
+  const groups = Math.ceil(batch / G);
+  G = Math.ceil(batch / groups);
+  const nslot = T + 2;
+  const scrBytes = align(((aSh ? 0 : Mp * K) + (bSh ? 0 : K * Np)) * 4, 64);
+  // Layout: shared raw A | shared raw B | shared packed A | shared packed B | group raw A | group raw B | group C | scratch slots.
+  let q = HEAP_BASE;
+  const aShRaw = q; if (aSh) q = align(q + aN * 4, 64);
+  const bShRaw = q; if (bSh) q = align(q + bN * 4, 64);
+  const apSh = q; if (aSh) q = align(q + Mp * K * 4, 64);
+  const bpSh = q; if (bSh) q = align(q + K * Np * 4, 64);
+  const aRaw = q; if (!aSh) q = align(q + G * aItem * 4, 64);
+  const bRaw = q; if (!bSh) q = align(q + G * bItem * 4, 64);
+  const cb = q; q = align(q + G * cItem * 4, 64);
+  const scr = q; q += nslot * scrBytes;
+  // Items too big to hold a group in wasm memory: one call per item (each needs only its own space).
+  if (!ensureMemory(s, q)) return eachItem();
+  const f32 = s.f32;
+
+  const slA = Mp / MR, slB = Np / NR;
+  const ga = Math.max(8, Math.ceil(slA / (4 * T))), gb = Math.max(8, Math.ceil(slB / (4 * T)));
+  const npaSh = aSh ? Math.ceil(slA / ga) : 0, npbSh = bSh ? Math.ceil(slB / gb) : 0;
+  const MC = Math.max(MR, Math.floor(MC_TARGET / MR) * MR), NC = Math.max(NR, Math.floor(NC_TARGET / NR) * NR);
+  if (G + npaSh + npbSh > MAX_TASKS) return eachItem();
+
+  const ctrl = s.ctrl, o = PARAMS;
+  ctrl[o + P_K] = K; ctrl[o + P_M] = M; ctrl[o + P_N] = N; ctrl[o + P_MP] = Mp; ctrl[o + P_NP] = Np;
+  ctrl[o + P_KC] = Math.min(KC, K); ctrl[o + P_MC] = MC; ctrl[o + P_NC] = NC;
+  ctrl[o + P_GA] = ga; ctrl[o + P_GB] = gb;
+  ctrl[o + P_AP] = apSh; ctrl[o + P_BP] = bpSh; ctrl[o + P_C] = cb; ctrl[o + P_LDC] = Np; ctrl[o + P_CBS] = cItem;
+  ctrl[o + P_ASH] = aSh ? 1 : 0; ctrl[o + P_BSH] = bSh ? 1 : 0;
+  ctrl[o + P_ABS] = aItem; ctrl[o + P_BBS] = bItem;
+  ctrl[o + P_SCR] = scr; ctrl[o + P_SCRSZ] = scrBytes; ctrl[o + P_NSLOT] = nslot;
+  ctrl[o + P_MODE] = 1;
+  let aPtr0 = 0, bPtr0 = 0;
+  if (aSh) {
+    const [ptr, rs, cs] = copyIn(f32, aShRaw, A, aOffset, M, K, aRowStride, aColStride, alo, ahi);
+    ctrl[o + P_A] = ptr; ctrl[o + P_ARS] = rs; ctrl[o + P_ACS] = cs;
+  }
+  if (bSh) {
+    const [ptr, rs, cs] = copyIn(f32, bShRaw, B, bOffset, K, N, bRowStride, bColStride, blo, bhi);
+    ctrl[o + P_B] = ptr; ctrl[o + P_BRS] = rs; ctrl[o + P_BCS] = cs;
+  }
+  for (let p0 = 0, g = 0; p0 < batch; p0 += G, g++) {
+    const n = Math.min(G, batch - p0);
+    for (let i = 0; i < n; i++) {
+      const p = p0 + i;
+      if (!aSh) {
+        const [ptr, rs, cs] = copyIn(f32, aRaw + i * aItem * 4, A, aOffset + p * aBatchStride, M, K, aRowStride, aColStride, alo, ahi);
+        if (i === 0) { aPtr0 = ptr; ctrl[o + P_ARS] = rs; ctrl[o + P_ACS] = cs; }
+      }
+      if (!bSh) {
+        const [ptr, rs, cs] = copyIn(f32, bRaw + i * bItem * 4, B, bOffset + p * bBatchStride, K, N, bRowStride, bColStride, blo, bhi);
+        if (i === 0) { bPtr0 = ptr; ctrl[o + P_BRS] = rs; ctrl[o + P_BCS] = cs; }
+      }
+    }
+    if (!aSh) ctrl[o + P_A] = aPtr0;
+    if (!bSh) ctrl[o + P_B] = bPtr0;
+    // The shared operand is packed by the first group's job (packing tasks before its items).
+    const npa = g === 0 ? npaSh : 0, npb = g === 0 ? npbSh : 0;
+    ctrl[o + P_NPA] = npa; ctrl[o + P_NPB] = npb;
+    const total = npa + npb + n;
+    ctrl[o + P_NTOTAL] = total;
+    runJob(s, total, useThreads && n > 1);
+    // Copy C out.
+    for (let i = 0; i < n; i++) {
+      const src = (cb >>> 2) + i * cItem, dst = cOffset + (p0 + i) * cBatchStride;
+      if (ldc === N && Np === N) C.set(f32.subarray(src, src + M * N), dst);
+      else for (let r = 0; r < M; r++) C.set(f32.subarray(src + r * Np, src + r * Np + N), dst + r * ldc);
+    }
   }
   return true;
 }
