@@ -42,6 +42,31 @@ export interface FusedKernels {
   siluBackward(x: View, g: View, out: View): void;
   /** Normalise the last `cols` elements of each row; writes mean and rstd per row (for the backward). */
   layerNorm(x: View, weight: View | null, bias: View | null, eps: number, out: View, mean: View, rstd: View): void;
+  /**
+   * Optional (cuda): fused attention forward, out = softmax(scale * q k^T (+ causal mask)) v, over views
+   * q [B, H, Tq, D], k and v [B, H, Tk, D], out [B, H, Tq, D], each with unit stride on D (any other
+   * strides). Writes the per-row log-sum-exp into lse ([B, H, Tq] float32, contiguous) when given.
+   * Returns false, having done nothing, when the case is outside the kernel (caller decomposes).
+   */
+  attention?(q: View, k: View, v: View, out: View, scale: number, lse: View | null, causal: boolean): boolean;
+  /**
+   * Optional (cuda): one in-place AdamW step (torch.optim.AdamW semantics, see src/optim/adamw.ts) over
+   * contiguous views of equal size: p (master weights), g (gradient, any float dtype), m, v (moments);
+   * pLow, when given, receives a copy of the updated p in its own dtype (bf16 weights from f32 masters).
+   */
+  adamw?(p: View, g: View, m: View, v: View, step: AdamWStep, pLow: View | null): void;
+}
+
+/** Hyperparameters of one fused AdamW step; `step` is the 1-based step count used for bias correction. */
+export interface AdamWStep {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  step: number;
+  /** Multiplies the gradient first (loss-scale removal, clipping); default 1. */
+  gradScale?: number;
 }
 
 export interface Backend {
@@ -51,6 +76,8 @@ export interface Backend {
   readonly reason?: string;
   /** True for backends that track shapes but hold no data (meta): they have no numbers to test. */
   readonly dataless?: boolean;
+  /** Block until all queued work has finished (asynchronous devices); for timing. Absent = synchronous. */
+  synchronize?(): void;
 
   // memory -------------------------------------------------------------------------------------------
   alloc(dtype: DType, size: number): BackendBuffer;

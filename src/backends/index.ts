@@ -3,6 +3,8 @@
 import { registerBackend, registerBackendInstance } from './registry.js';
 import './cpu/index.js';
 import { metaBackend } from './meta/index.js';
+import { cudaEntry } from './cuda/index.js';
+import { webgpuEntry } from './webgpu/index.js';
 
 const notYet = (name: string, issue: string) => ({
   name,
@@ -13,7 +15,7 @@ const notYet = (name: string, issue: string) => ({
   probe: () => ({ available: false, reason: `not built: the ${name} backend is not part of this version (${issue})` }),
 });
 
-registerBackend(notYet('webgpu', 'planned: WGSL kernels through the webgpu package'));
-registerBackend(notYet('cuda', 'planned: native addon with CUDA kernels and cuBLAS'));
+registerBackend(webgpuEntry);
+registerBackend(cudaEntry);
 
 registerBackendInstance(metaBackend);

@@ -23,10 +23,13 @@ export function benchMatmul(size: number, backend: string, runs: number): Matmul
     const deadline = performance.now() + 500;
     do once(); while (performance.now() < deadline && size <= 256); // warm-up: JIT, pools, worker start
     once();
+    const be = L.getBackend(backend);
     const times: number[] = [];
     for (let i = 0; i < runs; i++) {
+      be.synchronize?.();
       const t0 = performance.now();
       L.scope(() => { L.matmul(a, b); });
+      be.synchronize?.(); // asynchronous devices: time the work, not its enqueueing
       times.push(performance.now() - t0);
     }
     times.sort((x, y) => x - y);

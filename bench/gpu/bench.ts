@@ -1,0 +1,118 @@
+// GPU benchmarks for bench/gpu/run.sh (compiled to dist/bench/gpu/bench.js):
+//   matmul  float32 and bfloat16 GFLOP/s through the cuda backend (cuBLAS), sizes given on the command line
+//   mmdit   one MMDiT block (double block) training step at dim 2560, 64 text + 256 image tokens, batch 8:
+//           forward, backward, AdamW, with its FLOPs counted and MFU against the card's dense bf16 peak
+//   parity  the DiT fixtures through runForward with backend cuda vs PyTorch's outputs (test/fixtures/dit)
+//   check   no GPU: validates the configs, FLOP counts and that every step is wired (used by --dry-run)
+// Prints one JSON object per line.
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as L from '../../src/index.js';
+import { loadSafetensors } from '../../src/io/safetensors.js';
+import { runForward } from '../../src/train/forward.js';
+import type { CudaBackend } from '../../src/backends/cuda/index.js';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const [what = 'check', ...rest] = process.argv.slice(2);
+
+/** Dense peak TFLOP/s (bf16 tensor cores, no sparsity) by device name, for MFU. */
+export function peakBf16Tflops(name: string): number {
+  if (/H200|H100.*(SXM|HBM3)|GH200/i.test(name)) return 989;
+  if (/H100/i.test(name)) return 756; // PCIe
+  if (/A100/i.test(name)) return 312;
+  if (/L40S/i.test(name)) return 362;
+  return NaN;
+}
+
+export const MMDIT_BLOCK = { dim: 2560, heads: 8, text: 64, image: 256, batch: 8 };
+
+/** FLOPs of one training step (forward + backward = 3x forward) of one MMDiT double block. */
+export function mmditBlockFlops(c = MMDIT_BLOCK): number {
+  const D = c.dim, T = c.text + c.image, B = c.batch;
+  const perToken = 2 * (4 * D * D + 2 * 4 * D * D); // q,k,v,o projections + MLP (4x hidden, two matrices)
+  const linear = B * T * perToken;
+  const attention = B * 2 * 2 * T * T * D; // q k^T and p v
+  const modulation = 2 * B * 2 * D * 6 * D; // two streams' [B, D] x [D, 6D]
+  return 3 * (linear + attention + modulation);
+}
+
+function time(fn: () => void, be: CudaBackend, reps: number): number {
+  fn();
+  be.synchronize();
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) fn();
+  be.synchronize();
+  return (performance.now() - t0) / 1000 / reps;
+}
+
+function matmulBench(sizes: number[]): void {
+  const be = L.getBackend('cuda') as CudaBackend;
+  for (const dtype of ['float32', 'bfloat16'] as const) {
+    for (const n of sizes) {
+      L.scope(() => {
+        const a = L.randn([n, n], { device: 'cuda' }).to(dtype), b = L.randn([n, n], { device: 'cuda' }).to(dtype);
+        const s = time(() => L.scope(() => { L.matmul(a, b); }), be, n >= 4096 ? 10 : 30);
+        console.log(JSON.stringify({ bench: 'matmul', backend: 'cuda', dtype, n, seconds: s, tflops: (2 * n ** 3) / s / 1e12, device: be.device.name }));
+      });
+    }
+  }
+}
+
+function mmditBench(): void {
+  const be = L.getBackend('cuda') as CudaBackend;
+  const c = MMDIT_BLOCK;
+  const model = new L.MMDiT({ dim: c.dim, n_layers: 1, n_double_layers: 1, n_heads: c.heads, global_conddim: c.dim, cond_seq_dim: c.dim, max_seq: c.image, in_channels: 4, patch_size: 2 }, { device: 'cuda' });
+  const opt = new L.optim.AdamW(model.parameters(), { lr: 1e-4 });
+  const side = Math.sqrt(c.image) * 2;
+  const x = L.randn([c.batch, 4, side, side], { device: 'cuda' }), cs = L.randn([c.batch, c.text - 8, c.dim], { device: 'cuda' });
+  const t = L.rand([c.batch], { device: 'cuda' }), target = L.randn([c.batch, 4, side, side], { device: 'cuda' });
+  const step = () => L.scope(() => {
+    const out = model.forward(x, t, cs);
+    const loss = L.mean(L.square(L.sub(out, target)));
+    loss.backward();
+    opt.step();
+    opt.zeroGrad();
+  });
+  const s = time(step, be, 5);
+  const flops = mmditBlockFlops();
+  const peak = peakBf16Tflops(be.device.name);
+  console.log(JSON.stringify({ bench: 'mmdit-block-step', dtype: 'float32', ...c, seconds: s, tflops: flops / s / 1e12, mfu_vs_bf16_peak: flops / s / 1e12 / peak, device: be.device.name, mem: be.memStats() }));
+}
+
+function relErr(a: L.Tensor, b: L.Tensor): number {
+  const x = a.toArray(), y = b.toArray();
+  let d = 0, s = 0;
+  for (let i = 0; i < y.length; i++) { d = Math.max(d, Math.abs(x[i]! - y[i]!)); s = Math.max(s, Math.abs(y[i]!)); }
+  return d / (s + 1e-12);
+}
+
+function parity(): void {
+  for (const name of ['small', 'rgb']) {
+    const f = (part: string) => join(root, 'test', 'fixtures', 'dit', `${name}.${part}`);
+    const got = runForward({ model: 'dit', config: f('config.json'), weights: f('weights.safetensors'), inputs: f('inputs.safetensors'), grad: true, backend: 'cuda' });
+    const { tensors: want } = loadSafetensors(f('expected.safetensors'));
+    const grads = Object.keys(want).filter((k) => k.startsWith('grad.'));
+    const worst = Math.max(...grads.map((k) => relErr(got[k]!.to('cpu'), want[k]!)));
+    const out = relErr(got.output!.to('cpu'), want.output!), loss = relErr(got.loss!.to('cpu'), want.loss!);
+    const ok = out < 1e-4 && loss < 1e-3 && worst < 1e-3;
+    console.log(JSON.stringify({ bench: 'dit-parity', fixture: name, backend: 'cuda', output_rel_err: out, loss_rel_err: loss, worst_grad_rel_err: worst, ok }));
+    if (!ok) process.exitCode = 1;
+  }
+}
+
+function check(): void {
+  const flops = mmditBlockFlops();
+  if (!(flops > 1e12)) throw new Error(`mmdit FLOP count looks wrong: ${flops}`);
+  if (MMDIT_BLOCK.dim % MMDIT_BLOCK.heads) throw new Error('heads must divide dim');
+  for (const name of ['small', 'rgb']) loadSafetensors(join(root, 'test', 'fixtures', 'dit', `${name}.expected.safetensors`));
+  const cuda = L.backendEntries().find((e) => e.name === 'cuda')!;
+  console.log(JSON.stringify({ bench: 'check', mmdit_block_step_gflop: flops / 1e9, peak_h100_sxm_tflops: peakBf16Tflops('NVIDIA H100 80GB HBM3'), cuda: { built: cuda.built, ...cuda.probe() } }));
+}
+
+switch (what) {
+  case 'matmul': matmulBench(rest.length ? rest.map(Number) : [1024, 2048, 4096, 8192]); break;
+  case 'mmdit': mmditBench(); break;
+  case 'parity': parity(); break;
+  case 'check': check(); break;
+  default: throw new Error(`bench/gpu/bench: unknown '${what}' (matmul, mmdit, parity, check)`);
+}

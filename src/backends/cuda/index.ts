@@ -1,0 +1,340 @@
+// The cuda backend: every primitive of the seam plus fused kernels, over the native addon (bindings/ +
+// kernels/cuda/). Buffers are device allocations from the addon's caching allocator, freed when the
+// core's refcount says so; all work is enqueued on one stream and `read` is the only synchronisation.
+//
+// dtypes on the device: float32, float64 (cuBLAS DGEMM, double kernels: for the gradient checker and
+// the suite), bfloat16 and float16 (stored natively, computed in float32: matmuls accumulate in float32),
+// int32, int64 (stored as real 64-bit integers; `read` returns them as float64, like the cpu backend),
+// bool (one byte). Elementwise math runs in float32 for float32/bf16/f16 and in double when an operand
+// is float64/int32/int64, so integer results match the cpu reference.
+import type { AdamWStep, Backend, BackendBuffer, BinaryOp, FusedKernels, ReduceOp, UnaryOp, View } from '../backend.js';
+import type { BackendEntry } from '../registry.js';
+import type { DType, TypedArray } from '../../tensor/dtype.js';
+import type { Distribution } from '../../tensor/random.js';
+import { contiguousStrides, numel } from '../../tensor/shape.js';
+import { BINARY_OPS, DTYPE_CODES, REDUCE_OPS, UNARY_OPS, libDirs, loadAddon, type CudaAddon, type DeviceInfo, type MemStats, type ProbeInfo } from './addon.js';
+import { MAX_DIMS, coalesce, planGemm } from './plan.js';
+
+const BYTES: Record<DType, number> = { float32: 4, float64: 8, int32: 4, int64: 8, bfloat16: 2, float16: 2, bool: 1 };
+const GEMM_DTYPES = new Set<DType>(['float32', 'float64', 'bfloat16', 'float16']);
+
+export class CudaBuffer implements BackendBuffer {
+  readonly backend = 'cuda';
+  freed = false;
+  constructor(readonly dtype: DType, readonly size: number, readonly ptr: number, readonly bytes: number) {}
+}
+
+/** The cuda backend object, with device facts and allocator statistics beyond the Backend interface. */
+export interface CudaBackend extends Backend {
+  readonly device: DeviceInfo;
+  memStats(): MemStats;
+  synchronize(): void;
+  /** Return cached blocks to the driver. */
+  emptyCache(): void;
+  /** Use TF32 tensor cores for float32 matmuls (default off, like torch; LAVENDER_CUDA_TF32=1). */
+  tf32: boolean;
+  /** The addon, for nccl.ts and benchmarks. */
+  readonly addon: CudaAddon;
+}
+
+/** Why the backend cannot run, in words, from the addon's probe. */
+export function describeProbe(p: ProbeInfo): string | null {
+  if (p.code === 0) return p.count > 0 ? null : 'no CUDA device (cudaGetDeviceCount found 0)';
+  const what = p.code === 35 ? 'no CUDA driver' : p.code === 100 ? 'no CUDA device' : 'CUDA unavailable';
+  return `${what} (cudaGetDeviceCount returned ${p.code}: ${p.message})`;
+}
+
+let probed: { available: boolean; reason?: string } | null = null;
+
+export function probeCuda(): { available: boolean; reason?: string } {
+  if (probed) return probed;
+  const { addon, reason } = loadAddon();
+  if (!addon) return { available: false, reason };
+  const why = describeProbe(addon.probe());
+  probed = why ? { available: false, reason: why } : { available: true };
+  return probed;
+}
+
+/** Packs shapes and strided operands into the Float64Array descriptors bindings/addon.cc reads. */
+class Pack {
+  private a: number[] = [];
+  num(...v: number[]): this {
+    this.a.push(...v);
+    return this;
+  }
+  shape(s: readonly number[]): this {
+    if (s.length > MAX_DIMS) throw new Error(`cuda: a view with ${s.length} non-mergeable dims exceeds the kernels' ${MAX_DIMS}`);
+    this.a.push(s.length, ...s);
+    return this;
+  }
+  arg(buf: BackendBuffer, offset: number, strides: readonly number[] = []): this {
+    const b = buf as CudaBuffer;
+    this.a.push(b.ptr, DTYPE_CODES[b.dtype], offset, ...strides);
+    return this;
+  }
+  done(): Float64Array {
+    return Float64Array.from(this.a);
+  }
+}
+
+function toDeviceArray(dtype: DType, data: ArrayLike<number>): ArrayBufferView {
+  switch (dtype) {
+    case 'float32': return data instanceof Float32Array ? data : Float32Array.from(data);
+    case 'float64': return data instanceof Float64Array ? data : Float64Array.from(data);
+    case 'int32': return data instanceof Int32Array ? data : Int32Array.from(data);
+    case 'int64': {
+      const out = new BigInt64Array(data.length);
+      for (let i = 0; i < data.length; i++) {
+        const v = Math.trunc(data[i]!);
+        out[i] = Number.isFinite(v) ? BigInt(v) : 0n;
+      }
+      return out;
+    }
+    case 'bfloat16': case 'float16': return data instanceof Uint16Array ? data : Uint16Array.from(data);
+    case 'bool': {
+      const out = new Uint8Array(data.length);
+      for (let i = 0; i < data.length; i++) out[i] = data[i] ? 1 : 0;
+      return out;
+    }
+  }
+}
+
+function fromDevice(dtype: DType, ab: ArrayBuffer): TypedArray {
+  switch (dtype) {
+    case 'float32': return new Float32Array(ab);
+    case 'float64': return new Float64Array(ab);
+    case 'int32': return new Int32Array(ab);
+    case 'int64': return Float64Array.from(new BigInt64Array(ab), (x) => Number(x));
+    case 'bfloat16': case 'float16': return new Uint16Array(ab);
+    case 'bool': return new Uint8Array(ab);
+  }
+}
+
+function rowsCols(v: View): [number, number] {
+  const cols = v.shape[v.shape.length - 1] ?? 1;
+  const n = numel(v.shape);
+  return [cols === 0 ? 0 : n / cols, cols];
+}
+
+export function createCudaBackend(): CudaBackend {
+  const { addon, reason } = loadAddon();
+  if (!addon) throw new Error(`cuda: ${reason}`);
+  const why = describeProbe(addon.probe());
+  if (why) throw new Error(`cuda: ${why}`);
+  const deviceIndex = Number(process.env.LAVENDER_CUDA_DEVICE ?? 0);
+  const device = addon.init(deviceIndex, libDirs());
+  let live = 0;
+
+  const buf = (v: View | BackendBuffer, op: string): CudaBuffer => {
+    const b = ('buf' in v ? v.buf : v) as CudaBuffer;
+    if (b.backend !== 'cuda') throw new Error(`cuda ${op}: buffer belongs to backend '${b.backend}'`);
+    if (b.freed) throw new Error(`cuda ${op}: use of a freed ${b.dtype} buffer of ${b.size} elements`);
+    return b;
+  };
+
+  const alloc = (dtype: DType, size: number): CudaBuffer => {
+    if (!Number.isSafeInteger(size) || size < 0) throw new Error(`cuda alloc: bad size ${size}`);
+    const bytes = size * BYTES[dtype];
+    const ptr = addon.alloc(bytes);
+    live++;
+    return new CudaBuffer(dtype, size, ptr, bytes);
+  };
+  const release = (b: CudaBuffer): void => {
+    if (b.freed) throw new Error(`cuda: double free of a ${b.dtype} buffer of ${b.size} elements`);
+    b.freed = true;
+    live--;
+    addon.free(b.ptr);
+  };
+  const contiguous = (buffer: CudaBuffer, shape: readonly number[]): View => ({ buf: buffer, shape, strides: contiguousStrides(shape), offset: 0 });
+
+  const fill = (dst: View, value: number): void => {
+    buf(dst, 'fill');
+    const c = coalesce(dst.shape, [dst.strides]);
+    if (numel(c.shape) === 0) return;
+    addon.fill(new Pack().shape(c.shape).arg(dst.buf, dst.offset, c.strides[0]).done(), value);
+  };
+
+  const copy = (src: View, dst: View, accumulate: boolean): void => {
+    buf(src, 'copy'); buf(dst, 'copy');
+    const c = coalesce(src.shape, [src.strides, dst.strides]);
+    if (numel(c.shape) === 0) return;
+    addon.copy(new Pack().shape(c.shape).arg(src.buf, src.offset, c.strides[0]).arg(dst.buf, dst.offset, c.strides[1]).done(), accumulate ? 1 : 0);
+  };
+
+  /** A contiguous copy of a view in `dtype` (a temporary the caller frees). */
+  const materialise = (v: View, dtype: DType): View => {
+    const t = contiguous(alloc(dtype, numel(v.shape)), v.shape);
+    copy(v, t, false);
+    return t;
+  };
+
+  const matmul = (a: View, b: View, out: View): void => {
+    buf(a, 'matmul'); buf(b, 'matmul'); const O0 = buf(out, 'matmul');
+    const [batch, M, K] = a.shape as [number, number, number];
+    const N = b.shape[2]!;
+    if (batch * M * N === 0) return;
+    const dt: DType = GEMM_DTYPES.has(O0.dtype) ? O0.dtype : 'float64';
+    const temps: View[] = [];
+    const tmp = (v: View): View => { temps.push(v); return v; };
+    try {
+      let A = a.buf.dtype === dt ? a : tmp(materialise(a, dt));
+      let B = b.buf.dtype === dt ? b : tmp(materialise(b, dt));
+      const O = O0.dtype === dt ? out : tmp(contiguous(alloc(dt, batch * M * N), out.shape));
+      if (K === 0) fill(O, 0);
+      else {
+        let plan = planGemm(A, B, O.offset);
+        for (let tries = 0; tries < 2 && typeof plan === 'string'; tries++) {
+          if (plan === 'a') A = tmp(materialise(A, dt));
+          else B = tmp(materialise(B, dt));
+          plan = planGemm(A, B, O.offset);
+        }
+        if (typeof plan === 'string') throw new Error(`cuda matmul: no cuBLAS layout for operand ${plan} even after a contiguous copy`);
+        const bytes = BYTES[dt];
+        const p = plan;
+        addon.gemm(new Pack().num(p.transa, p.transb, p.m, p.n, p.k,
+          (B.buf as CudaBuffer).ptr + p.aOffset * bytes, p.lda, p.strideA,
+          (A.buf as CudaBuffer).ptr + p.bOffset * bytes, p.ldb, p.strideB,
+          (O.buf as CudaBuffer).ptr + O.offset * bytes, p.ldc, p.strideC,
+          p.batch, DTYPE_CODES[dt], backend.tf32 ? 1 : 0).done());
+      }
+      if (O !== out) copy(O, out, false);
+    } finally {
+      for (const t of temps) release(t.buf as CudaBuffer);
+    }
+  };
+
+  const elementwise = (shape: readonly number[], views: View[]): Pack | null => {
+    const c = coalesce(shape, views.map((v) => v.strides));
+    if (numel(c.shape) === 0) return null;
+    const p = new Pack().shape(c.shape);
+    views.forEach((v, k) => p.arg(v.buf, v.offset, c.strides[k]));
+    return p;
+  };
+
+  const reduce = (op: ReduceOp, x: View, axes: readonly number[], out: View): void => {
+    buf(x, op); buf(out, op);
+    const kept = x.shape.map((_, d) => d).filter((d) => !axes.includes(d));
+    const outer = coalesce(kept.map((d) => x.shape[d]!), [kept.map((d) => x.strides[d]!), kept.map((d) => out.strides[d]!)]);
+    const inner = coalesce(axes.map((d) => x.shape[d]!), [axes.map((d) => x.strides[d]!)]);
+    if (numel(outer.shape) === 0) return;
+    addon.reduce(REDUCE_OPS.indexOf(op), new Pack().shape(outer.shape).shape(inner.shape)
+      .arg(x.buf, x.offset, outer.strides[0]).arg(x.buf, 0, inner.strides[0]).arg(out.buf, out.offset, outer.strides[1]).done());
+  };
+
+  const indexed = (kind: 'gather' | 'scatterAdd', base: View, axis: number, index: View, other: View): void => {
+    buf(base, kind); buf(index, kind); buf(other, kind);
+    const baseStrides = base.strides.map((s, d) => (d === axis ? 0 : s));
+    const c = coalesce(index.shape, [baseStrides, index.strides, other.strides]);
+    if (numel(c.shape) === 0) return;
+    const p = new Pack().shape(c.shape).arg(base.buf, base.offset, c.strides[0]).arg(index.buf, index.offset, c.strides[1]).arg(other.buf, other.offset, c.strides[2]).done();
+    if (kind === 'gather') addon.gather(p, base.strides[axis]!, base.shape[axis]!);
+    else addon.scatterAdd(p, base.strides[axis]!, base.shape[axis]!);
+  };
+
+  const fused: Partial<FusedKernels> = {
+    softmax(x, out, log, scale) {
+      const [rows, cols] = rowsCols(x);
+      addon.softmax(new Pack().num(rows, cols).arg(buf(x, 'softmax'), x.offset).arg(buf(out, 'softmax'), out.offset).done(), log ? 1 : 0, scale);
+    },
+    softmaxBackward(y, g, out, scale) {
+      const [rows, cols] = rowsCols(y);
+      addon.softmaxBackward(new Pack().num(rows, cols).arg(buf(y, 'softmaxBackward'), y.offset).arg(buf(g, 'softmaxBackward'), g.offset)
+        .arg(buf(out, 'softmaxBackward'), out.offset).done(), scale);
+    },
+    siluBackward(x, g, out) {
+      addon.siluBackward(new Pack().num(numel(x.shape)).arg(buf(x, 'siluBackward'), x.offset).arg(buf(g, 'siluBackward'), g.offset)
+        .arg(buf(out, 'siluBackward'), out.offset).done());
+    },
+    layerNorm(x, w, b, eps, out, mean, rstd) {
+      const [rows, cols] = rowsCols(x);
+      const X = buf(x, 'layerNorm');
+      addon.layerNorm(new Pack().num(rows, cols, w ? 1 : 0, b ? 1 : 0).arg(X, x.offset)
+        .arg(w ? buf(w, 'layerNorm') : X, w?.offset ?? 0).arg(b ? buf(b, 'layerNorm') : X, b?.offset ?? 0)
+        .arg(buf(out, 'layerNorm'), out.offset).arg(buf(mean, 'layerNorm'), mean.offset).arg(buf(rstd, 'layerNorm'), rstd.offset).done(), eps);
+    },
+    attention(q, k, v, out, scale, lse, causal) {
+      const vs = [q, k, v, out];
+      if (vs.some((t) => t.shape.length !== 4 || t.strides[3] !== 1 && t.shape[3] !== 1)) return false;
+      const [B, H, Tq, D] = q.shape as [number, number, number, number];
+      const Tk = k.shape[2]!;
+      const dts = new Set(vs.map((t) => buf(t, 'attention').dtype));
+      if (D > 128 || D < 1 || dts.size !== 1 || ![...dts].every((d) => d === 'float32' || d === 'bfloat16' || d === 'float16')) return false;
+      if (B > 65535 || H > 65535 || v.shape[3] !== D || k.shape[3] !== D || v.shape[2] !== Tk) return false;
+      if (lse && (buf(lse, 'attention').dtype !== 'float32')) return false;
+      const p = new Pack().num(B, H, Tq, Tk, D, lse ? 1 : 0);
+      for (const t of vs) p.arg(t.buf, t.offset, t.strides.slice(0, 3));
+      p.arg(lse ? lse.buf : q.buf, lse?.offset ?? 0);
+      addon.attention(p.done(), scale, causal ? 1 : 0);
+      return true;
+    },
+    adamw(p, g, m, v, s: AdamWStep, pLow) {
+      const n = numel(p.shape);
+      const pk = new Pack().num(n, pLow ? 1 : 0);
+      for (const t of [p, g, m, v]) pk.arg(buf(t, 'adamw'), t.offset);
+      pk.arg(pLow ? buf(pLow, 'adamw') : p.buf, pLow?.offset ?? 0);
+      addon.adamw(pk.done(), s.lr, s.beta1, s.beta2, s.eps, s.weightDecay, 1 - s.beta1 ** s.step, Math.sqrt(1 - s.beta2 ** s.step), s.gradScale ?? 1);
+    },
+  };
+
+  const backend: CudaBackend = {
+    name: 'cuda',
+    available: true,
+    device,
+    addon,
+    tf32: process.env.LAVENDER_CUDA_TF32 === '1',
+    alloc,
+    free: (b) => release(buf(b, 'free')),
+    write(b, data, offset = 0) {
+      const c = buf(b, 'write');
+      if (offset + data.length > c.size) throw new Error(`cuda write: ${data.length} elements at offset ${offset} overflow a buffer of ${c.size}`);
+      addon.write(c.ptr, offset * BYTES[c.dtype], toDeviceArray(c.dtype, data));
+    },
+    read(b) {
+      const c = buf(b, 'read');
+      return fromDevice(c.dtype, addon.read(c.ptr, 0, c.bytes));
+    },
+    liveBuffers: () => live,
+    memStats: () => addon.memStats(),
+    synchronize: () => addon.synchronize(),
+    emptyCache: () => addon.emptyCache(),
+    fill,
+    copy,
+    unary(op: UnaryOp, x, out) {
+      buf(x, op); buf(out, op);
+      const p = elementwise(x.shape, [x, out]);
+      if (p) addon.unary(UNARY_OPS.indexOf(op), p.done());
+    },
+    binary(op: BinaryOp, a, b, out) {
+      buf(a, op); buf(b, op); buf(out, op);
+      const p = elementwise(out.shape, [a, b, out]);
+      if (p) addon.binary(BINARY_OPS.indexOf(op), p.done());
+    },
+    where(c, a, b, out) {
+      for (const v of [c, a, b, out]) buf(v, 'where');
+      const p = elementwise(out.shape, [c, a, b, out]);
+      if (p) addon.where(p.done());
+    },
+    reduce,
+    matmul,
+    gather: (x, axis, index, out) => indexed('gather', x, axis, index, out),
+    scatterAdd: (dst, axis, index, src) => indexed('scatterAdd', dst, axis, index, src),
+    random(out, dist: Distribution, seed, offset) {
+      buf(out, 'random');
+      const c = coalesce(out.shape, [out.strides]);
+      if (numel(c.shape) === 0) return;
+      addon.random(new Pack().shape(c.shape).arg(out.buf, out.offset, c.strides[0]).done(), dist === 'normal' ? 1 : 0, seed, offset);
+    },
+    fused,
+  };
+  return backend;
+}
+
+/** The registry entry: built when the addon file exists; available when a device answers. */
+export const cudaEntry: BackendEntry = {
+  name: 'cuda',
+  get built() {
+    return loadAddon().addon !== null;
+  },
+  create: createCudaBackend,
+  probe: probeCuda,
+};

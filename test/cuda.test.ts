@@ -1,0 +1,148 @@
+// The cuda backend on a machine without a GPU: the addon builds and loads (static cudart), reports the
+// missing driver/device cleanly, refuses to create the backend with a clear error, ran its prototype
+// check during the build, and lavender works without the addon at all. On a machine with a GPU the
+// cross-backend suite (test/backends.test.ts) and the GPU-only checks below run instead.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import * as L from '../src/index.js';
+import { addonPath, loadAddon, readBuildRecord } from '../src/backends/cuda/addon.js';
+import { createCudaBackend, describeProbe, probeCuda, type CudaBackend } from '../src/backends/cuda/index.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const run = (args: string[], env: Record<string, string> = {}) =>
+  spawnSync('node', args, { cwd: root, encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env } });
+/** assert.throws on the error's message (assert.throws with a RegExp matches 'Error: ...'). */
+const throwsMsg = (fn: () => unknown, re: RegExp) => assert.throws(fn, (e: Error) => { assert.match(e.message, re); return true; });
+const hasNvcc = ['nvcc', '/usr/local/cuda/bin/nvcc'].some((c) => spawnSync(c, ['--version']).status === 0);
+const { addon } = loadAddon();
+const device = addon ? addon.probe() : null;
+const hasGpu = !!device && device.code === 0 && device.count > 0;
+
+test('the native build ran where nvcc exists, and recorded its prototype check', { skip: !hasNvcc && 'no nvcc on this machine: the install skipped the addon' }, () => {
+  const rec = readBuildRecord();
+  assert.ok(rec, 'build/native/lavender-build.json is written by scripts/build-native.mjs');
+  assert.equal(rec.status, 'built', `native build ${rec.status}: ${rec.reason ?? ''}`);
+  assert.ok(addon, `the addon at ${addonPath()} loads`);
+  assert.ok(rec.protoCheck);
+  for (const part of ['cublas', 'nccl'] as const) {
+    assert.match(rec.protoCheck[part], /^(checked \d+ (cuBLAS|NCCL) prototypes and their enum values against \S+|skipped: \S+ not found at build time)/);
+  }
+  // the record is what the addon itself says was compiled in
+  assert.deepEqual(addon.buildInfo().protoCheck, rec.protoCheck);
+  assert.equal(addon.buildInfo().cudartVersion >= 12000, true);
+});
+
+test('the addon loads and probes without a device cleanly', { skip: !addon && 'addon not built' }, () => {
+  const p = addon!.probe();
+  assert.equal(typeof p.code, 'number');
+  assert.equal(typeof p.message, 'string');
+  assert.ok(p.runtimeVersion >= 12000);
+  if (!hasGpu) {
+    assert.equal(p.count, 0);
+    const why = describeProbe(p)!;
+    assert.ok(why.length > 0);
+    if (p.code === 35) assert.match(why, /^no CUDA driver \(cudaGetDeviceCount returned 35: CUDA driver version is insufficient/);
+  }
+});
+
+test('probe() gives the reason and lavender info --json reports cuda built/available/reason', () => {
+  const pr = probeCuda();
+  const r = run(['bin/lavender.js', 'info', '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const cuda = JSON.parse(r.stdout).backends.find((b: { name: string }) => b.name === 'cuda');
+  const reason = String(cuda.reason);
+  assert.deepEqual(cuda, { name: 'cuda', built: !!addon, available: pr.available, reason: pr.reason ?? null });
+  if (!addon) assert.match(reason, /^not built/);
+  else if (!hasGpu) assert.match(reason, /^no CUDA (driver|device)|^CUDA unavailable/);
+});
+
+test('creating the backend without a device throws a clear error naming cuda and the cause', { skip: hasGpu && 'a GPU is present' }, () => {
+  assert.throws(() => createCudaBackend(), (e: Error) => /^cuda: (not built|no CUDA driver|no CUDA device|CUDA unavailable)/.test(e.message));
+  throwsMsg(() => L.scope(() => L.zeros([2], { device: 'cuda' })), /^cuda: /);
+  // the failed creation leaves the rest working
+  assert.deepEqual(Array.from(L.scope(() => L.add(L.ones([2]), L.ones([2])).toArray())), [2, 2]);
+});
+
+test('addon entry points refuse to run before init and on bad input, without aborting', { skip: !addon && 'addon not built' }, () => {
+  if (hasGpu) return;
+  throwsMsg(() => addon!.alloc(16), /^cuda: alloc: the cuda device is not initialised/);
+  throwsMsg(() => addon!.fill(new Float64Array([1, 4]), 0), /^cuda: fill: the cuda device is not initialised/);
+  throwsMsg(() => addon!.memStats(), /^cuda: allocator: the cuda device is not initialised/);
+  throwsMsg(() => addon!.init(0, []), /^cuda: no CUDA (driver|device)|^cuda: CUDA unavailable/);
+  throwsMsg(() => (addon as unknown as { fill(x: unknown): void }).fill('nope'), /^cuda: /);
+  throwsMsg(() => addon!.ncclGroupStart(), /^cuda: ncclGroupStart: NCCL is not loaded/);
+});
+
+test('the caching allocator policy passes its host self-test (reuse, OOM release-and-retry, double free)', { skip: !addon && 'addon not built' }, () => {
+  assert.equal(addon!.selfTest(), '');
+});
+
+test('NCCL loading names what it tried when the library is missing', { skip: !addon && 'addon not built' }, () => {
+  try {
+    const v = addon!.ncclLoad(['/nonexistent-lavender-dir']);
+    assert.ok(v.version > 0);  // NCCL is installed system-wide here
+  } catch (e) {
+    assert.match((e as Error).message, /^cuda: NCCL not found \(tried .*libnccl\.so\.2.*\); install the nvidia-nccl wheel/);
+  }
+});
+
+test('without the addon (LAVENDER_CUDA_ADDON at a missing path) everything else still works', () => {
+  const env = { LAVENDER_CUDA_ADDON: '/nonexistent/lavender_cuda.node' };
+  const r = run(['bin/lavender.js', 'info', '--json'], env);
+  assert.equal(r.status, 0, r.stderr);
+  const cuda = JSON.parse(r.stdout).backends.find((b: { name: string }) => b.name === 'cuda');
+  assert.equal(cuda.built, false);
+  assert.equal(cuda.available, false);
+  assert.match(cuda.reason, /^not built: no native addon at \/nonexistent\/lavender_cuda\.node/);
+  const script = `
+    import * as L from './dist/src/index.js';
+    const y = L.scope(() => L.sum(L.matmul(L.ones([4, 8]), L.ones([8, 2]))).item());
+    let msg = '';
+    try { L.zeros([1], { device: 'cuda' }); } catch (e) { msg = e.message; }
+    console.log(JSON.stringify({ y, msg }));`;
+  const s = run(['--input-type=module', '-e', script], env);
+  assert.equal(s.status, 0, s.stderr);
+  const out = JSON.parse(s.stdout);
+  assert.equal(out.y, 64);
+  assert.match(out.msg, /^cuda: not built: no native addon at/);
+});
+
+// ---- GPU only (run by bench/gpu/run.sh on a machine with a device) ---------------------------------
+
+test('GPU: bf16 matmul, fused attention and AdamW agree with float32/cpu math', { skip: !hasGpu && 'no CUDA device' }, () => {
+  const be = L.getBackend('cuda') as CudaBackend;
+  L.scope(() => {
+    const g = new L.Generator(3);
+    const a = L.randn([3, 64, 96], { generator: g }), b = L.randn([96, 48], { generator: g });
+    const want = L.matmul(a, b).toArray();
+    const got = L.matmul(a.to('cuda').to('bfloat16'), b.to('cuda').to('bfloat16')).to('float32').to('cpu').toArray();
+    let err = 0, scale = 0;
+    for (let i = 0; i < want.length; i++) { err = Math.max(err, Math.abs(got[i]! - want[i]!)); scale = Math.max(scale, Math.abs(want[i]!)); }
+    assert.ok(err / scale < 2e-2, `bf16 matmul rel err ${err / scale}`);
+
+    const [B, H, T, D] = [2, 3, 40, 32];
+    const q = L.randn([B, H, T, D], { generator: g }), k = L.randn([B, H, T, D], { generator: g }), v = L.randn([B, H, T, D], { generator: g });
+    const ref = L.scaledDotProductAttention(q, k, v).toArray();
+    const qc = q.to('cuda'), kc = k.to('cuda'), vc = v.to('cuda');
+    const out = L.zeros([B, H, T, D], { device: 'cuda' });
+    assert.equal(be.fused.attention!(qc.view(), kc.view(), vc.view(), out.view(), 1 / Math.sqrt(D), null, false), true);
+    const o = out.to('cpu').toArray();
+    for (let i = 0; i < ref.length; i++) assert.ok(Math.abs(o[i]! - ref[i]!) < 1e-4, `attention element ${i}: ${o[i]} vs ${ref[i]}`);
+
+    const p = L.randn([1000], { generator: g }), gr = L.randn([1000], { generator: g });
+    const pc = p.to('cuda'), gc = gr.to('cuda'), m = L.zeros([1000], { device: 'cuda' }), vv = L.zeros([1000], { device: 'cuda' });
+    be.fused.adamw!(pc.view(), gc.view(), m.view(), vv.view(), { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 1 }, null);
+    const pn = pc.to('cpu').toArray(), p0 = p.toArray(), g0 = gr.toArray();
+    for (let i = 0; i < 1000; i++) {
+      const mm = 0.1 * g0[i]!, v2 = 0.05 * g0[i]! * g0[i]!;
+      const expect = p0[i]! * (1 - 1e-3) - (1e-2 / 0.1) * mm / (Math.sqrt(v2) / Math.sqrt(0.05) + 1e-8);
+      assert.ok(Math.abs(pn[i]! - expect) < 1e-5, `adamw element ${i}`);
+    }
+  });
+  const before = be.liveBuffers();
+  L.scope(() => L.matmul(L.ones([64, 64], { device: 'cuda' }), L.ones([64, 64], { device: 'cuda' })).to('cpu'));
+  assert.equal(be.liveBuffers(), before, 'buffers are freed deterministically');
+  assert.ok(be.memStats().hits > 0, 'the caching allocator reuses blocks');
+});
