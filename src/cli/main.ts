@@ -6,6 +6,7 @@ import { benchMatmul } from './bench-matmul.js';
 import { benchStep, forward, makeShards, sample, train } from './train.js';
 import { modelInfo } from '../train/model-info.js';
 import { runCoordCheck } from './coord-check.js';
+import { consolidateCommand, launchCommand } from './launch.js';
 
 const USAGE = `usage: lavender <command> [options]
 
@@ -14,10 +15,15 @@ commands:
   info --model P [--ranks N] [--json]            exact parameter count, ZeRO-2 bytes per rank (no allocation)
   train mnist|cifar [--steps N] [--batch B] [--lr X] [--seed S] [--backend B] [--out DIR] [--resume CKPT]
         [--data DIR] [--checkpoint-every N] [--sample-rows R] [--sample-steps S] [--cfg X]
-                                                 train the DiT sanity model with rectified flow
+        [--nproc N] [--zero 0|1|2] [--master-port P] [--dist-backend cpu|nccl]
+                                                 train the DiT sanity model with rectified flow; --nproc N runs
+                                                 N data-parallel ranks (global batch split), --zero the ZeRO stage
   train t2i --data DIR [--preset P] [--steps N] [--batch B] [--lr X] [--latent-size R] [--tokens T]
         [--warmup N] [--ema-every S] [--resume CKPT] [--rank R --world-size W]
                                                  the LavenderFlow recipe on MDS shards (MMDiT)
+  launch --nproc N [--nnodes M --node-rank R --master-addr A --master-port P] <command...>
+                                                 run N ranks of a command (torchrun's environment; srun aware)
+  consolidate CKPT [--out FILE]                  join a ZeRO checkpoint's per-rank shards into one file
   make-shards --synthetic-t2i --out DIR [--samples N] [--latent-size R] [--cond-dim D] [--tokens T]
                                                  a small learnable LavenderFlow-style MDS dataset
   sample --checkpoint F [--out grid.png] [--gif F] [--cfg X] [--steps N] [--rows R] [--seed S]
@@ -83,7 +89,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     switch (cmd) {
       case 'info': return info(p);
       case 'bench': return bench(p);
-      case 'train': return train(p);
+      case 'train': return await train(p);
+      case 'launch': return await launchCommand(argv.slice(argv.indexOf('launch') + 1));
+      case 'consolidate': return consolidateCommand(p);
       case 'sample': return sample(p);
       case 'forward': return forward(p);
       case 'coord-check': return runCoordCheck(p);

@@ -9,24 +9,43 @@ import { sampleMMDiT } from '../train/sample-mmdit.js';
 import { writeSyntheticT2I } from '../data/t2i.js';
 import type { MMDiTConfig } from '../models/mmdit.js';
 import { sampleGrid } from '../train/sample-dit.js';
-import { modelFromCheckpoint, trainDiT } from '../train/train-dit.js';
+import { modelFromCheckpoint, trainDiT, trainDiTDistributed, type TrainDiTOptions } from '../train/train-dit.js';
+import { initProcessGroup, readDistEnv } from '../dist/process-group.js';
+import type { ZeroStage } from '../dist/zero.js';
+import { launch } from './launch.js';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
 import { benchTrainStep } from '../train/bench-step.js';
 import { intFlag, numberFlag, stringFlag, type Parsed } from './args.js';
 
 export const TRAIN_DEFAULTS = { mnist: { steps: 1000, batch: 64, lr: 1e-3 }, cifar: { steps: 2000, batch: 64, lr: 5e-4 } } as const;
 
-export function train(p: Parsed): number {
+export function train(p: Parsed): number | Promise<number> {
   const which = p.positionals[1];
   if (which === 't2i') return trainT2iCommand(p);
   if (which !== 'mnist' && which !== 'cifar') throw new Error(`train: expected 'mnist', 'cifar' or 't2i', got '${which ?? ''}'`);
   const defaults = TRAIN_DEFAULTS[which];
+  // data parallelism: --nproc N re-launches this command through `lavender launch`; under a launcher
+  // (WORLD_SIZE, or srun's SLURM_PROCID) every rank runs the distributed loop
+  const env = readDistEnv();
+  const nproc = p.flags.has('nproc') ? intFlag(p, 'nproc', 1) : undefined;
+  let zero: ZeroStage | undefined;
+  if (p.flags.has('zero')) {
+    const z = intFlag(p, 'zero', 0, true);
+    if (z > 2) throw new Error(`--zero expects 0, 1 or 2, got ${z}`);
+    zero = z as ZeroStage;
+  }
+  if (nproc !== undefined && nproc > 1 && env.worldSize === 1) return relaunch(p, nproc);
+  if (nproc !== undefined && env.worldSize > 1 && nproc !== env.worldSize) {
+    throw new Error(`train: --nproc ${nproc} but this process was launched as one of ${env.worldSize} ranks (WORLD_SIZE); drop --nproc under a launcher`);
+  }
   let dataset: ImageDataset;
   if (which === 'mnist') dataset = loadMnist('train', p.flags.has('data') ? stringFlag(p, 'data', '') : undefined);
   else {
     if (!p.flags.has('data')) throw new Error('train cifar: pass --data DIR, the folder cifar-10-batches-bin of the CIFAR-10 binary version (cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html)');
     dataset = loadCifar10(stringFlag(p, 'data', ''), 'train');
   }
-  trainDiT({
+  const opts: TrainDiTOptions = {
     dataset,
     model: which,
     steps: intFlag(p, 'steps', defaults.steps),
@@ -40,8 +59,54 @@ export function train(p: Parsed): number {
     sampleRows: intFlag(p, 'sample-rows', 4, true),
     sampleSteps: intFlag(p, 'sample-steps', 50),
     cfg: numberFlag(p, 'cfg', 2),
-  });
+  };
+  if (env.worldSize > 1 || zero !== undefined || nproc === 1) return trainDistributedCommand(opts, which, zero ?? 0, stringFlag(p, 'dist-backend', 'cpu'));
+  trainDiT(opts);
   return 0;
+}
+
+async function trainDistributedCommand(opts: TrainDiTOptions, which: string, zero: ZeroStage, backend: string): Promise<number> {
+  if (backend !== 'cpu' && backend !== 'nccl') throw new Error(`--dist-backend expects cpu or nccl, got '${backend}'`);
+  const env = readDistEnv();
+  // every rank must agree on these (checked at rendezvous; the differing fields are named)
+  const config = {
+    command: `train ${which}`, steps: opts.steps, batch: opts.batch, lr: opts.lr, seed: opts.seed, zero, device: opts.backend ?? 'cpu',
+    out: resolve(opts.out), resume: opts.resume ? resolve(opts.resume) : null, checkpoint_every: opts.checkpointEvery ?? null, dataset_size: opts.dataset.n,
+  };
+  const pg = await initProcessGroup({ backend, env, config });
+  try {
+    await trainDiTDistributed({ ...opts, log: env.rank === 0 ? undefined : (l) => process.stderr.write(`[rank ${env.rank}] ${l}\n`), dist: { pg, zero } });
+  } finally {
+    pg.destroy();
+  }
+  return 0;
+}
+
+/** A free TCP port on the loopback interface (for a single-node --nproc run without --master-port). */
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen({ host: '127.0.0.1', port: 0 }, () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => res(port));
+    });
+  });
+}
+
+/** `train ... --nproc N`: the same command, minus --nproc, once per rank through the launcher. */
+async function relaunch(p: Parsed, nproc: number): Promise<number> {
+  const args = [...p.positionals];
+  for (const [k, v] of p.flags) {
+    if (k === 'nproc' || k === 'master-port' || k === 'master-addr') continue;
+    args.push(v === true ? `--${k}` : `--${k}=${v}`);
+  }
+  const script = process.argv[1];
+  if (!script) throw new Error('train --nproc: cannot tell which script to re-launch (process.argv[1] is empty)');
+  const masterAddr = p.flags.has('master-addr') ? stringFlag(p, 'master-addr', '') : process.env.MASTER_ADDR ?? '127.0.0.1';
+  const masterPort = p.flags.has('master-port') ? intFlag(p, 'master-port', 29500) : process.env.MASTER_PORT ? Number(process.env.MASTER_PORT) : await freePort();
+  return launch({ nproc, masterAddr, masterPort, command: [process.execPath, ...process.execArgv, script, ...args] });
 }
 
 function trainT2iCommand(p: Parsed): number {

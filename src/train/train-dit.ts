@@ -13,6 +13,11 @@ import { loadSafetensors } from '../io/safetensors.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
 import { Progress } from './progress.js';
 import { sampleGrid } from './sample-dit.js';
+import { tensor } from '../ops/creation.js';
+import { allGatherNumbers, type ProcessGroup } from '../dist/process-group.js';
+import { ZeroOptimizer, type MemoryReport, type ZeroStage } from '../dist/zero.js';
+import { ShardedGenerator } from '../dist/random.js';
+import { assertNotSharded, loadDistCheckpoint, saveDistCheckpoint } from '../dist/checkpoint.js';
 
 export interface TrainDiTOptions {
   dataset: ImageDataset;
@@ -61,6 +66,7 @@ export function trainDiT(o: TrainDiTOptions): TrainResult {
   const metricsPath = join(o.out, 'metrics.jsonl');
   let step = 0;
   if (o.resume) {
+    assertNotSharded(o.resume);
     const { meta } = loadCheckpoint(o.resume, model, opt);
     step = meta.step;
     rng.setState(meta.rng as { seed: number; offset: number });
@@ -121,4 +127,142 @@ export function modelFromCheckpoint(path: string, backend?: string): DiT {
   model.loadStateDict(Object.fromEntries(Object.entries(tensors).filter(([k]) => k.startsWith('model.'))));
   for (const t of Object.values(tensors)) t.dispose();
   return model;
+}
+
+export interface DistTrainOptions {
+  pg: ProcessGroup;
+  /** ZeRO stage (0: all-reduce DDP, 1: sharded optimizer state, 2: sharded gradients too). */
+  zero: ZeroStage;
+  bucketElements?: number;
+  /** Called with this rank's memory report before the first step (also logged on every rank). */
+  onMemoryReport?: (r: MemoryReport) => void;
+}
+
+/** The batch of the given dataset indices (as DataLoader.next builds it). */
+function batchOf(d: ImageDataset, idx: ArrayLike<number>, device?: string) {
+  const per = d.channels * d.height * d.width;
+  const B = idx.length;
+  const xs = new Float32Array(B * per);
+  const ys = new Float64Array(B);
+  for (let b = 0; b < B; b++) {
+    const i = idx[b]!;
+    xs.set(d.images.subarray(i * per, (i + 1) * per), b * per);
+    ys[b] = d.labels[i]!;
+  }
+  return {
+    x: tensor(xs, { shape: [B, d.channels, d.height, d.width], dtype: 'float32', device }),
+    y: tensor(ys, { shape: [B], dtype: 'int64', device }),
+  };
+}
+
+const MiB = (n: number) => `${(n / 2 ** 20).toFixed(2)} MiB`;
+
+export function formatMemoryReport(r: MemoryReport): string {
+  const m = r.measured, f = r.formula_bf16;
+  return [
+    `memory rank ${r.rank}/${r.worldSize}, ZeRO stage ${r.stage}, Ψ = ${r.parameters.toLocaleString('en')} parameters`,
+    `  measured (${r.precision}): parameters ${MiB(m.parameters)}, gradients ${MiB(m.gradients)}, master weights ${MiB(m.master_weights)}, optimizer state ${MiB(m.optimizer_state)}; total ${MiB(m.total)}`,
+    `  ZeRO formula with bf16 weights, K = 12 (${f.expression}, N = ${r.worldSize}): weights ${MiB(f.weights)}, gradients ${MiB(f.gradients)}, master weights ${MiB(f.master_weights)}, Adam state ${MiB(f.optimizer_state)}; total ${MiB(f.total)}`,
+    `memory-json ${JSON.stringify(r)}`,
+  ].join('\n');
+}
+
+/**
+ * Data-parallel trainDiT: every rank runs this with the same options (checked at rendezvous). The global
+ * batch `o.batch` and its order come from the DataLoader exactly as in the single-process run; rank r takes
+ * rows r*B/N .. (r+1)*B/N, draws its rows of the global time/noise/dropout tensors (ShardedGenerator), and
+ * the ZeRO optimizer averages the gradients, so the loss is the mean over the global batch and per-step
+ * losses match the single-process run up to float rounding. Rank 0 writes metrics.jsonl and the samples;
+ * every rank takes part in checkpoints (collective) and computes the same logged loss.
+ */
+export async function trainDiTDistributed(o: TrainDiTOptions & { dist: DistTrainOptions }): Promise<TrainResult> {
+  const { pg } = o.dist;
+  const R = pg.rank, N = pg.worldSize, lead = R === 0;
+  const logAll = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const log = lead ? logAll : () => {};
+  const config = typeof o.model === 'string' ? DIT_PRESETS[o.model] : o.model;
+  if (!config) throw new Error(`train: unknown model preset '${String(o.model)}' (available: ${Object.keys(DIT_PRESETS).join(', ')})`);
+  const d = o.dataset;
+  if (d.channels !== config.in_channels || d.height !== config.input_size || d.width !== config.input_size) {
+    throw new Error(`train: images are ${d.channels}x${d.height}x${d.width} but the model expects ${config.in_channels}x${config.input_size}x${config.input_size}`);
+  }
+  if (o.batch % N !== 0) throw new Error(`train: the global batch ${o.batch} is not divisible by the number of ranks ${N} (each rank takes batch/ranks rows); choose a batch that is a multiple of ${N}`);
+  if (o.timeSampling === 'stratified' && N > 1) throw new Error("train: stratified time sampling depends on the batch size seen by each rank; use 'logit-normal' or 'uniform' when distributed");
+  const b = o.batch / N;
+  mkdirSync(o.out, { recursive: true });
+  const model = new DiT(config, { generator: new Generator(o.seed), device: o.backend });
+  const zero = new ZeroOptimizer(pg, model.parameters(), { stage: o.dist.zero, optimizer: 'adam', lr: o.lr, bucketElements: o.dist.bucketElements });
+  const loader = new DataLoader(d, { batchSize: o.batch, seed: o.seed, device: o.backend });
+  const rng = new ShardedGenerator(o.seed + 1, R, N); // time, noise and label dropout: rows of the global draws
+  model.generator = rng;
+  model.train();
+  const checkpoint = join(o.out, 'checkpoint.safetensors');
+  const metricsPath = join(o.out, 'metrics.jsonl');
+  let step = 0;
+  try {
+    if (o.resume) {
+      const meta = loadDistCheckpoint(o.resume, model, zero, pg);
+      if (meta.batch !== undefined && meta.batch !== o.batch) log(`note: the checkpoint was trained with global batch ${String(meta.batch)}, this run uses ${o.batch}`);
+      step = meta.step;
+      rng.setState(meta.rng as { seed: number; offset: number });
+      loader.setState(meta.loader as ReturnType<DataLoader['getState']>);
+      log(`resumed from ${o.resume} at step ${step}`);
+    } else if (lead && existsSync(metricsPath)) {
+      writeFileSync(metricsPath, '');
+    }
+    const report = zero.memoryReport();
+    o.dist.onMemoryReport?.(report);
+    logAll(formatMemoryReport(report));
+    log(`training DiT (${model.numParameters().toLocaleString('en')} parameters) for ${o.steps} steps, global batch ${o.batch} over ${N} rank(s) (${b} each), ZeRO stage ${zero.stage}, lr ${o.lr}, on ${o.backend ?? 'cpu'}`);
+    const save = () => {
+      const meta: CheckpointMeta = { format: 'lavender-train-v1', step, config: model.config, rng: rng.getState(), loader: loader.getState(), lr: o.lr, batch: o.batch, seed: o.seed };
+      return saveDistCheckpoint(checkpoint, model, zero, meta, pg);
+    };
+    const progress = o.progress === false || !lead ? null : new Progress(o.steps, step);
+    const losses: number[] = [];
+    const times: number[] = [];
+    while (step < o.steps) {
+      const t0 = performance.now();
+      const local = scope(() => {
+        const idx = loader.nextIndices();
+        const { x, y } = batchOf(d, idx.subarray(R * b, (R + 1) * b), o.backend);
+        const r = flowLoss((xt, t, cond: typeof y) => model.forward(xt, t, cond), x, y, { generator: rng, timeSampling: o.timeSampling });
+        zero.zeroGrad();
+        r.loss.backward();
+        return { loss: r.loss.item(), perSample: r.perSample, t: r.t };
+      });
+      await zero.step();
+      // the global loss: the mean of the per-rank means (equal sizes), summed in rank order on every rank
+      const all = await allGatherNumbers(pg, [local.loss, ...local.perSample, ...local.t]);
+      const stride = 1 + 2 * b;
+      let loss = 0;
+      const perSample: number[] = [], ts: number[] = [];
+      for (let r = 0; r < N; r++) {
+        loss += all[r * stride]!;
+        perSample.push(...all.slice(r * stride + 1, r * stride + 1 + b));
+        ts.push(...all.slice(r * stride + 1 + b, (r + 1) * stride));
+      }
+      loss /= N;
+      const bins = binLosses(ts, perSample);
+      step++;
+      const seconds = (performance.now() - t0) / 1000;
+      times.push(seconds);
+      losses.push(loss);
+      if (lead) appendFileSync(metricsPath, `${JSON.stringify({ step, loss, t_bins: bins.map((v) => (Number.isNaN(v) ? null : v)), seconds })}\n`);
+      progress?.update(step, `loss ${loss.toFixed(4)}`);
+      if (o.checkpointEvery && step % o.checkpointEvery === 0 && step < o.steps) await save();
+    }
+    await save();
+    const sorted = [...times].sort((a, c) => a - c);
+    const secondsPerStep = sorted.length ? sorted[Math.floor(sorted.length / 2)]! : 0;
+    if (lead && (o.sampleRows ?? 4) > 0) {
+      const png = join(o.out, 'samples.png');
+      sampleGrid(model, { rows: o.sampleRows ?? 4, steps: o.sampleSteps ?? 50, cfg: o.cfg ?? 2, seed: o.seed, png, gif: join(o.out, 'samples.gif') });
+      log(`wrote ${png} and samples.gif`);
+    }
+    log(`done: ${step} steps, last loss ${losses.at(-1)?.toFixed(4) ?? 'n/a'}, median ${secondsPerStep.toFixed(2)} s/step; checkpoint ${checkpoint}`);
+    return { losses, checkpoint, secondsPerStep };
+  } finally {
+    zero.dispose();
+  }
 }

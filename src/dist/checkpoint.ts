@@ -1,0 +1,237 @@
+// Checkpoints of data-parallel runs.
+//
+// Stage 0: the optimizer state is replicated, so rank 0 writes a standard lavender-train-v1 checkpoint
+// (src/train/checkpoint.ts) that loads at any world size.
+//
+// Stages 1 and 2: every rank writes its own shard — its master slices and Adam moments —
+// `<name>.zero-step<S>-rank<r>-of-<N>.safetensors` (atomically); after a barrier rank 0 writes the main file
+// `<name>.safetensors` with the weights and, in its metadata, `zero: {stage, worldSize, layout, shards}`,
+// then deletes shards no longer referenced. Shards carry the step in their name, so an interrupted save
+// leaves the previous main file with its own complete shards: never a mix of steps.
+//
+// A sharded checkpoint resumes only at the same world size (and bucket layout). `consolidate()` (the
+// `lavender consolidate` command) joins the shards into one standard checkpoint, which resumes at any world
+// size (and in a plain single-process run); loading a sharded one at another world size is a clear error.
+import { closeSync, existsSync, openSync, readdirSync, readSync, unlinkSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { tensor } from '../ops/creation.js';
+import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
+import type { Module } from '../nn/module.js';
+import type { AdamStateDict } from '../optim/adamw.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from '../train/checkpoint.js';
+import type { ProcessGroup } from './process-group.js';
+import type { ZeroLayout, ZeroOptimizer, ZeroStage } from './zero.js';
+
+export interface ZeroCheckpointInfo {
+  stage: ZeroStage;
+  worldSize: number;
+  layout: ZeroLayout;
+  /** Shard file names (in the main file's folder), by rank. */
+  shards: string[];
+}
+
+interface ShardMeta {
+  format: 'lavender-zero-shard-v1';
+  rank: number;
+  worldSize: number;
+  stage: ZeroStage;
+  step: number;
+  optimizer: { step: number; lrScale: number; groups: AdamStateDict['groups']; steps: number[] };
+}
+
+/** The metadata of a safetensors file, read from its header only. */
+export function readSafetensorsMetadata(path: string): Record<string, string> {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw new Error(`checkpoint ${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    const head = Buffer.alloc(8);
+    if (readSync(fd, head, 0, 8, 0) !== 8) throw new Error(`checkpoint ${path}: too short for a safetensors header`);
+    const n = Number(head.readBigUInt64LE(0));
+    if (!(n > 0 && n < 100 * 2 ** 20)) throw new Error(`checkpoint ${path}: implausible safetensors header length ${n}`);
+    const buf = Buffer.alloc(n);
+    if (readSync(fd, buf, 0, n, 8) !== n) throw new Error(`checkpoint ${path}: truncated safetensors header`);
+    let header: { __metadata__?: Record<string, string> };
+    try {
+      header = JSON.parse(buf.toString('utf8'));
+    } catch {
+      throw new Error(`checkpoint ${path}: the safetensors header is not valid JSON`);
+    }
+    return header.__metadata__ ?? {};
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The lavender metadata of a training checkpoint (header only). */
+export function readCheckpointMeta(path: string): CheckpointMeta & { zero?: ZeroCheckpointInfo } {
+  const md = readSafetensorsMetadata(path);
+  let meta: CheckpointMeta & { zero?: ZeroCheckpointInfo };
+  try {
+    meta = JSON.parse(md.lavender ?? 'null');
+  } catch {
+    throw new Error(`checkpoint ${path}: metadata field 'lavender' is not valid JSON`);
+  }
+  if (!meta || meta.format !== 'lavender-train-v1') throw new Error(`checkpoint ${path}: metadata field 'lavender' is missing or not a lavender-train-v1 checkpoint`);
+  return meta;
+}
+
+function shardedError(path: string, z: ZeroCheckpointInfo, worldSize: number, stage?: number): Error {
+  const why = z.worldSize !== worldSize ? `this run has ${worldSize} rank(s)` : `this run uses ZeRO stage ${stage}, which keeps the full optimizer state`;
+  return new Error(`checkpoint ${path} holds ZeRO stage ${z.stage} optimizer state sharded over ${z.worldSize} ranks, but ${why}. Consolidate it first: \`lavender consolidate ${path} --out FILE\`, then resume from FILE (it loads at any world size)`);
+}
+
+/** For single-process resumes: a clear error for a sharded checkpoint (which lacks the full optimizer state). */
+export function assertNotSharded(path: string): void {
+  const meta = readCheckpointMeta(path);
+  if (meta.zero) throw shardedError(path, meta.zero, 1);
+}
+
+function shardName(path: string, step: number, rank: number, worldSize: number): string {
+  return `${basename(path, '.safetensors')}.zero-step${step}-rank${rank}-of-${worldSize}.safetensors`;
+}
+
+/** Collective: every rank must call it at the same step. */
+export async function saveDistCheckpoint(path: string, model: Module, zero: ZeroOptimizer, meta: CheckpointMeta, pg: ProcessGroup): Promise<void> {
+  const N = pg.worldSize;
+  if (zero.stage === 0) {
+    if (pg.rank === 0) saveCheckpoint(path, model, zero.inner, { ...meta, dist: { worldSize: N, stage: 0 } });
+    await pg.barrier();
+    return;
+  }
+  const dir = dirname(path);
+  const shards = [...Array(N).keys()].map((r) => shardName(path, meta.step, r, N));
+  const { tensors, meta: optimizer } = zero.shardState();
+  const sm: ShardMeta = { format: 'lavender-zero-shard-v1', rank: pg.rank, worldSize: N, stage: zero.stage, step: meta.step, optimizer };
+  saveSafetensors(join(dir, shards[pg.rank]!), tensors, { lavender_zero_shard: JSON.stringify(sm) });
+  await pg.barrier(); // every shard is on disk before the main file points at them
+  if (pg.rank === 0) {
+    const weights: Record<string, Tensor> = {};
+    for (const [name, p] of model.namedParameters()) weights[`model.${name}`] = p;
+    const info: ZeroCheckpointInfo = { stage: zero.stage, worldSize: N, layout: zero.layout, shards };
+    saveSafetensors(path, weights, { lavender: JSON.stringify({ ...meta, zero: info }) });
+    const prefix = `${basename(path, '.safetensors')}.zero-step`;
+    for (const f of readdirSync(dir)) {
+      if (f.startsWith(prefix) && f.endsWith('.safetensors') && !shards.includes(f)) {
+        try { unlinkSync(join(dir, f)); } catch { /* another process may have removed it */ }
+      }
+    }
+  }
+  await pg.barrier();
+}
+
+const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/** Restore model and optimizer on every rank; returns the checkpoint's metadata. Errors are the same on every rank. */
+export function loadDistCheckpoint(path: string, model: Module, zero: ZeroOptimizer, pg: ProcessGroup): CheckpointMeta {
+  const meta = readCheckpointMeta(path);
+  const device = model.parameters()[0]?.device;
+  if (meta.zero) {
+    const z = meta.zero;
+    if (z.worldSize !== pg.worldSize || zero.stage === 0) throw shardedError(path, z, pg.worldSize, zero.stage);
+    const mine = zero.layout;
+    if (!sameJson(z.layout.buckets, mine.buckets)) {
+      throw new Error(`checkpoint ${path}: its ZeRO bucket layout (${z.layout.buckets.length} buckets of at most ${z.layout.bucketElements} elements) differs from this run's (${mine.buckets.length} of at most ${mine.bucketElements}); consolidate it first (lavender consolidate)`);
+    }
+    const shardPath = join(dirname(path), z.shards[pg.rank]!);
+    if (!existsSync(shardPath)) throw new Error(`checkpoint ${path}: the shard of rank ${pg.rank}, ${shardPath}, is missing`);
+    const { tensors: weights } = loadSafetensors(path, { device });
+    try {
+      model.loadStateDict(Object.fromEntries(Object.entries(weights).filter(([k]) => k.startsWith('model.')).map(([k, t]) => [k.slice(6), t])));
+    } catch (e) {
+      throw new Error(`checkpoint ${path}: ${(e as Error).message}`);
+    } finally {
+      for (const t of Object.values(weights)) t.dispose();
+    }
+    const { tensors, metadata } = loadSafetensors(shardPath, { device });
+    try {
+      const sm = JSON.parse(metadata.lavender_zero_shard ?? 'null') as ShardMeta | null;
+      if (!sm || sm.format !== 'lavender-zero-shard-v1') throw new Error(`checkpoint shard ${shardPath}: not a lavender ZeRO shard`);
+      if (sm.rank !== pg.rank || sm.worldSize !== pg.worldSize || sm.step !== meta.step) {
+        throw new Error(`checkpoint shard ${shardPath}: it is rank ${sm.rank} of ${sm.worldSize} at step ${sm.step}, expected rank ${pg.rank} of ${pg.worldSize} at step ${meta.step}`);
+      }
+      zero.loadShard(tensors, sm.optimizer, `checkpoint shard ${shardPath}`);
+    } finally {
+      for (const t of Object.values(tensors)) t.dispose();
+    }
+    return meta;
+  }
+  if (zero.stage === 0) return loadCheckpoint(path, model, zero.inner).meta;
+  // a full (standard or consolidated) optimizer state: every rank takes its slices
+  const { tensors, metadata } = loadSafetensors(path, { device });
+  try {
+    model.loadStateDict(Object.fromEntries(Object.entries(tensors).filter(([k]) => k.startsWith('model.')).map(([k, t]) => [k.slice(6), t])));
+    const om = JSON.parse(metadata.optimizer ?? 'null') as { step: number; lrScale?: number; groups: AdamStateDict['groups']; steps: number[] } | null;
+    if (!om || !Array.isArray(om.steps)) throw new Error(`checkpoint ${path}: metadata field 'optimizer' is missing`);
+    const state = om.steps.map((step, i) => {
+      const m = tensors[`optim.${i}.m`], v = tensors[`optim.${i}.v`];
+      if (!m || !v) throw new Error(`checkpoint ${path}: tensors 'optim.${i}.m' / 'optim.${i}.v' are missing`);
+      return { step, m, v };
+    });
+    zero.loadFullState({ step: om.step, lrScale: om.lrScale, groups: om.groups, state });
+  } catch (e) {
+    const msg = (e as Error).message;
+    throw new Error(msg.startsWith(`checkpoint ${path}`) ? msg : `checkpoint ${path}: ${msg}`);
+  } finally {
+    for (const t of Object.values(tensors)) t.dispose();
+  }
+  return meta;
+}
+
+/**
+ * Join a sharded checkpoint's shards into one standard checkpoint at `out` (weights, per-parameter Adam
+ * moments and the optimizer metadata, as src/train/checkpoint.ts writes), loadable at any world size.
+ */
+export function consolidate(path: string, out: string): { step: number; worldSize: number; stage: number } {
+  const meta = readCheckpointMeta(path);
+  const z = meta.zero;
+  if (!z) throw new Error(`consolidate: ${path} is not a sharded ZeRO checkpoint (its optimizer state is already whole; use it as is)`);
+  const { tensors: main } = loadSafetensors(path, { device: 'cpu' });
+  const shards = z.shards.map((name, r) => {
+    const p = join(dirname(path), name);
+    if (!existsSync(p)) throw new Error(`consolidate: the shard of rank ${r}, ${p}, is missing`);
+    const s = loadSafetensors(p, { device: 'cpu' });
+    const sm = JSON.parse(s.metadata.lavender_zero_shard ?? 'null') as ShardMeta | null;
+    if (!sm || sm.rank !== r || sm.worldSize !== z.worldSize || sm.step !== meta.step) throw new Error(`consolidate: ${p} is not rank ${r} of ${z.worldSize} at step ${meta.step}`);
+    return { ...s, sm };
+  });
+  const tensors: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(main)) if (k.startsWith('model.')) tensors[k] = t;
+  const nParams = z.layout.buckets.reduce((s, b) => s + b.params.length, 0);
+  const steps = new Array<number>(nParams).fill(0);
+  z.layout.buckets.forEach((b, bi) => {
+    for (const key of ['m', 'v'] as const) {
+      const parts = shards.map((s) => {
+        const t = s.tensors[`zero.${bi}.${key}`];
+        if (!t) throw new Error(`consolidate: tensor 'zero.${bi}.${key}' is missing from rank ${s.sm.rank}'s shard`);
+        return t.toArray() as Float32Array;
+      });
+      const flat = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+      let o = 0;
+      for (const p of parts) {
+        flat.set(p, o);
+        o += p.length;
+      }
+      let off = 0;
+      b.params.forEach((pi, k) => {
+        const shape = b.shapes[k]!;
+        const n = shape.reduce((a, d) => a * d, 1);
+        tensors[`optim.${pi}.${key}`] = tensor(flat.subarray(off, off + n), { shape, dtype: 'float32', device: 'cpu' });
+        off += n;
+      });
+    }
+    for (const pi of b.params) steps[pi] = shards[0]!.sm.optimizer.steps[bi] ?? shards[0]!.sm.optimizer.step;
+  });
+  const om = shards[0]!.sm.optimizer;
+  const { zero: _drop, ...rest } = meta;
+  const optimizer = { step: om.step, lrScale: om.lrScale, groups: om.groups, steps };
+  saveSafetensors(out, tensors, { lavender: JSON.stringify({ ...rest, consolidated_from: { worldSize: z.worldSize, stage: z.stage } }), optimizer: JSON.stringify(optimizer) });
+  for (const t of Object.values(tensors)) t.dispose();
+  for (const t of Object.values(main)) t.dispose();
+  for (const s of shards) for (const t of Object.values(s.tensors)) t.dispose();
+  return { step: meta.step, worldSize: z.worldSize, stage: z.stage };
+}

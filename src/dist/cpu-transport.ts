@@ -1,0 +1,398 @@
+// The CPU transport: a full mesh of loopback (or LAN) TCP connections between the ranks, one per pair,
+// and deterministic collectives on host arrays (float32 or float64).
+//
+// Determinism: a reduction of chunk c is computed by exactly one rank (its owner, rank c), which adds the
+// N contributions in rank order 0, 1, ..., N-1 in float64 and rounds once; the result is then sent to the
+// others. So every rank ends with the same bits, independent of message timing, and allReduce is
+// reduceScatter followed by allGather (2x the data per rank instead of N x).
+//
+// Failure: every collective has a deadline (LAVENDER_DIST_TIMEOUT seconds, default 60). A timeout names
+// the ranks that did not deliver; a closed connection names the rank that died. Either way the group is
+// aborted: this rank tells its peers why (so they fail at once with the same reason) and closes its sockets;
+// every later collective throws the same error. Nothing waits forever.
+//
+// Frames: 16-byte header [magic u32 'LAVD'][seq u32][kind u8][dtype u8][reserved u16][nbytes u32] + payload.
+// seq numbers the collectives of this group; a peer sending a different seq or operation is an error
+// ("collectives called in a different order on different ranks").
+import { connect, createServer, type Server, type Socket } from 'node:net';
+
+const MAGIC = 0x4c415644;
+const KIND_DATA = 1, KIND_ABORT = 2, KIND_HELLO = 3;
+export type HostArray = Float32Array | Float64Array;
+export type ReduceOp = 'sum' | 'avg';
+const OPS = ['allReduce', 'reduceScatter', 'allGather', 'broadcast', 'barrier'] as const;
+type OpName = (typeof OPS)[number];
+
+interface Frame {
+  seq: number;
+  kind: number;
+  /** op index for data frames */
+  op: number;
+  payload: Buffer;
+}
+
+class Peer {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  readonly queue: Frame[] = [];
+  waiter: { resolve: (f: Frame) => void; reject: (e: Error) => void } | null = null;
+  error: Error | null = null;
+  constructor(readonly rank: number, readonly socket: Socket, private readonly onFrame: (p: Peer, f: Frame) => void, private readonly onClose: (p: Peer) => void) {
+    socket.setNoDelay(true);
+    socket.on('data', (d: Buffer) => this.data(d));
+    socket.on('error', () => {});
+    socket.on('close', () => this.onClose(this));
+  }
+  private data(d: Buffer): void {
+    this.chunks.push(d);
+    this.buffered += d.length;
+    for (;;) {
+      if (this.buffered < 16) return;
+      let all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+      const n = all.readUInt32LE(12);
+      if (all.readUInt32LE(0) !== MAGIC) {
+        this.socket.destroy(new Error('bad frame'));
+        return;
+      }
+      if (all.length < 16 + n) {
+        this.chunks = [all];
+        return;
+      }
+      const f: Frame = { seq: all.readUInt32LE(4), kind: all.readUInt8(8), op: all.readUInt8(9), payload: all.subarray(16, 16 + n) };
+      all = all.subarray(16 + n);
+      this.chunks = all.length ? [all] : [];
+      this.buffered = all.length;
+      this.onFrame(this, f);
+    }
+  }
+  send(seq: number, kind: number, op: number, payload: Uint8Array): void {
+    const h = Buffer.alloc(16);
+    h.writeUInt32LE(MAGIC, 0);
+    h.writeUInt32LE(seq >>> 0, 4);
+    h.writeUInt8(kind, 8);
+    h.writeUInt8(op, 9);
+    h.writeUInt32LE(payload.byteLength, 12);
+    if (!this.socket.destroyed && this.socket.writable) {
+      this.socket.write(h);
+      this.socket.write(payload);
+    }
+  }
+}
+
+function bytesOf(a: HostArray): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+function arrayFrom(b: Buffer, like: HostArray, n: number): HostArray {
+  const bpe = like.BYTES_PER_ELEMENT;
+  if (b.length !== n * bpe) throw new Error(`expected ${n * bpe} bytes, got ${b.length}`);
+  const copy = new Uint8Array(b.length);
+  copy.set(b);
+  return like instanceof Float64Array ? new Float64Array(copy.buffer) : new Float32Array(copy.buffer);
+}
+
+function timeoutDefault(): number {
+  const v = process.env.LAVENDER_DIST_TIMEOUT;
+  if (v === undefined || v === '') return 60_000;
+  const s = Number(v);
+  if (!(Number.isFinite(s) && s > 0)) throw new Error(`LAVENDER_DIST_TIMEOUT must be a positive number of seconds, got '${v}'`);
+  return s * 1000;
+}
+
+export { timeoutDefault as defaultTimeoutMs };
+
+export interface MeshAddress {
+  host: string;
+  port: number;
+}
+
+/** A listening socket for the mesh, opened before the rendezvous so its port can be published. */
+export async function listenMesh(host: string): Promise<{ server: Server; address: MeshAddress }> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e) => reject(new Error(`cpu transport: cannot listen on ${host}: ${e.message}`)));
+    server.listen({ host, port: 0 }, () => resolve());
+  });
+  const a = server.address();
+  if (!a || typeof a !== 'object') throw new Error('cpu transport: no listening address');
+  return { server, address: { host, port: a.port } };
+}
+
+export class CpuTransport {
+  private readonly peers: (Peer | null)[];
+  private seq = 0;
+  private broken: Error | null = null;
+  private readonly pendingFrom = new Set<number>();
+  readonly timeoutMs: number;
+
+  private constructor(readonly rank: number, readonly worldSize: number, private readonly server: Server | null, timeoutMs?: number) {
+    this.peers = new Array(worldSize).fill(null);
+    this.timeoutMs = timeoutMs ?? timeoutDefault();
+  }
+
+  /** A one-rank transport: every collective is a copy. */
+  static single(): CpuTransport {
+    return new CpuTransport(0, 1, null);
+  }
+
+  /**
+   * Connect the mesh: rank r dials every rank below it (sending a hello with its rank and the run's nonce)
+   * and accepts the ranks above it on `server`.
+   */
+  static async connect(rank: number, addresses: readonly MeshAddress[], server: Server, nonce: string, timeoutMs?: number): Promise<CpuTransport> {
+    const N = addresses.length;
+    const t = new CpuTransport(rank, N, server, timeoutMs);
+    const deadline = Date.now() + t.timeoutMs;
+    const pending = new Map<number, Socket>();
+    await new Promise<void>((resolve, reject) => {
+      let missing = N - 1;
+      const timer = setTimeout(() => {
+        const absent = [...Array(N).keys()].filter((r) => r !== rank && !t.peers[r]);
+        reject(new Error(`cpu transport: rank ${rank} could not connect to rank(s) ${absent.join(', ')} within ${t.timeoutMs / 1000} s`));
+      }, Math.max(1, deadline - Date.now()));
+      const done = () => {
+        if (--missing === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      if (missing === 0) {
+        clearTimeout(timer);
+        resolve();
+      }
+      const adopt = (r: number, s: Socket) => {
+        s.removeAllListeners('data');
+        const p = new Peer(r, s, (pp, f) => t.onFrame(pp, f), (pp) => t.onPeerClose(pp));
+        t.peers[r] = p;
+        done();
+      };
+      server.on('connection', (s) => {
+        s.on('error', () => {});
+        let buf = Buffer.alloc(0);
+        const onData = (d: Buffer) => {
+          buf = Buffer.concat([buf, d]);
+          if (buf.length < 16) return;
+          const n = buf.readUInt32LE(12);
+          if (buf.length < 16 + n) return;
+          s.off('data', onData);
+          const ok = buf.readUInt32LE(0) === MAGIC && buf.readUInt8(8) === KIND_HELLO;
+          let hello: { rank?: number; nonce?: string } = {};
+          try {
+            hello = ok ? JSON.parse(buf.subarray(16, 16 + n).toString('utf8')) : {};
+          } catch { /* rejected below */ }
+          const r = hello.rank;
+          if (!ok || hello.nonce !== nonce || typeof r !== 'number' || r <= rank || r >= N || t.peers[r]) {
+            s.destroy();
+            return;
+          }
+          if (buf.length > 16 + n) s.unshift(buf.subarray(16 + n));
+          adopt(r, s);
+        };
+        s.on('data', onData);
+      });
+      for (let r = 0; r < rank; r++) {
+        const a = addresses[r]!;
+        const tryConnect = () => {
+          const s = connect({ host: a.host, port: a.port });
+          s.once('error', (e: NodeJS.ErrnoException) => {
+            s.destroy();
+            if (Date.now() + 100 < deadline && e.code === 'ECONNREFUSED') setTimeout(tryConnect, 100);
+            else reject(new Error(`cpu transport: rank ${rank} cannot connect to rank ${r} at ${a.host}:${a.port}: ${e.code ?? e.message}`));
+          });
+          s.once('connect', () => {
+            s.removeAllListeners('error');
+            pending.set(r, s);
+            const hello = Buffer.from(JSON.stringify({ rank, nonce }), 'utf8');
+            const h = Buffer.alloc(16);
+            h.writeUInt32LE(MAGIC, 0);
+            h.writeUInt8(KIND_HELLO, 8);
+            h.writeUInt32LE(hello.length, 12);
+            s.write(Buffer.concat([h, hello]));
+            adopt(r, s);
+          });
+        };
+        tryConnect();
+      }
+    }).catch((e) => {
+      for (const s of pending.values()) s.destroy();
+      t.destroy();
+      throw e;
+    });
+    return t;
+  }
+
+  private onFrame(p: Peer, f: Frame): void {
+    if (f.kind === KIND_ABORT) {
+      this.abort(new Error(`rank ${p.rank} aborted the group: ${f.payload.toString('utf8')}`), false);
+      return;
+    }
+    if (p.waiter) {
+      const w = p.waiter;
+      p.waiter = null;
+      w.resolve(f);
+    } else p.queue.push(f);
+  }
+
+  private onPeerClose(p: Peer): void {
+    if (p.error) return;
+    p.error = new Error(`rank ${p.rank} closed its connection (the process died or exited)`);
+    if (p.waiter) {
+      const w = p.waiter;
+      p.waiter = null;
+      w.reject(p.error);
+    }
+  }
+
+  private recv(r: number, seq: number, op: OpName): Promise<Buffer> {
+    const p = this.peers[r]!;
+    const check = (f: Frame): Buffer => {
+      if (f.seq !== seq || f.op !== OPS.indexOf(op)) {
+        throw new Error(`collectives out of order: this rank (${this.rank}) runs ${op} #${seq} but rank ${r} sent ${OPS[f.op] ?? '?'} #${f.seq}; every rank must call the same collectives in the same order`);
+      }
+      return f.payload;
+    };
+    if (p.queue.length) return Promise.resolve(check(p.queue.shift()!));
+    if (p.error) return Promise.reject(p.error);
+    this.pendingFrom.add(r);
+    return new Promise<Frame>((resolve, reject) => {
+      p.waiter = { resolve, reject };
+    }).then((f) => {
+      this.pendingFrom.delete(r);
+      return check(f);
+    });
+  }
+
+  /** Abort the group: remember the error, tell the peers (unless they told us), close every socket. */
+  private abort(err: Error, notify = true): void {
+    if (this.broken) return;
+    this.broken = err;
+    for (const p of this.peers) {
+      if (!p) continue;
+      if (notify && !p.error) p.send(this.seq, KIND_ABORT, 0, Buffer.from(`rank ${this.rank}: ${err.message}`, 'utf8'));
+      p.socket.end();
+      setTimeout(() => p.socket.destroy(), 200).unref();
+      if (p.waiter) {
+        const w = p.waiter;
+        p.waiter = null;
+        w.reject(err);
+      }
+    }
+  }
+
+  /** Run one collective with the group's deadline; any failure aborts the group. */
+  private run<T>(op: OpName, fn: (seq: number) => Promise<T>): Promise<T> {
+    if (this.broken) return Promise.reject(new Error(`lavender dist: ${op} on rank ${this.rank}: the process group was aborted earlier: ${this.broken.message}`));
+    const seq = ++this.seq;
+    this.pendingFrom.clear();
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const missing = [...this.pendingFrom].sort((a, b) => a - b);
+        const who = missing.length ? `rank(s) ${missing.join(', ')}` : 'the other ranks';
+        const err = new Error(`lavender dist: ${op} #${seq} on rank ${this.rank} timed out after ${this.timeoutMs / 1000} s waiting for ${who} (stuck or dead; LAVENDER_DIST_TIMEOUT sets the limit)`);
+        this.abort(err);
+        reject(err);
+      }, this.timeoutMs);
+      fn(seq).then(
+        (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        (e: Error) => {
+          clearTimeout(timer);
+          const err = this.broken && e === this.broken ? e : new Error(`lavender dist: ${op} #${seq} on rank ${this.rank} failed: ${e.message}`);
+          this.abort(err);
+          reject(err);
+        },
+      );
+    });
+  }
+
+  private sendTo(r: number, seq: number, op: OpName, data: Uint8Array): void {
+    const p = this.peers[r]!;
+    if (p.error) throw p.error;
+    p.send(seq, KIND_DATA, OPS.indexOf(op), data);
+  }
+
+  /** input has worldSize * c elements; returns this rank's chunk (c elements) reduced over ranks in rank order. */
+  reduceScatter(input: HostArray, op: ReduceOp = 'sum'): Promise<HostArray> {
+    const N = this.worldSize;
+    if (input.length % N !== 0) return Promise.reject(new Error(`reduceScatter: input length ${input.length} is not a multiple of the world size ${N}`));
+    if (N === 1) return Promise.resolve(input.slice());
+    return this.run('reduceScatter', (seq) => this.reduceScatterPhase(seq, 'reduceScatter', input, op));
+  }
+
+  private async reduceScatterPhase(seq: number, name: OpName, input: HostArray, op: ReduceOp): Promise<HostArray> {
+    const N = this.worldSize, c = input.length / N;
+    for (let r = 0; r < N; r++) if (r !== this.rank) this.sendTo(r, seq, name, bytesOf(input.subarray(r * c, (r + 1) * c)));
+    const parts = await Promise.all([...Array(N).keys()].map(async (r) => (r === this.rank ? input.subarray(r * c, (r + 1) * c) : arrayFrom(await this.recv(r, seq, name), input, c))));
+    const acc = new Float64Array(c);
+    for (const part of parts) for (let i = 0; i < c; i++) acc[i]! += part[i]!;
+    if (op === 'avg') for (let i = 0; i < c; i++) acc[i]! /= N;
+    return input instanceof Float64Array ? acc : Float32Array.from(acc);
+  }
+
+  /** Every rank's input (same length) concatenated in rank order. */
+  allGather(input: HostArray): Promise<HostArray> {
+    if (this.worldSize === 1) return Promise.resolve(input.slice());
+    return this.run('allGather', (seq) => this.allGatherPhase(seq, 'allGather', input));
+  }
+
+  private async allGatherPhase(seq: number, name: OpName, input: HostArray): Promise<HostArray> {
+    const N = this.worldSize, c = input.length;
+    for (let r = 0; r < N; r++) if (r !== this.rank) this.sendTo(r, seq, name, bytesOf(input));
+    const out = input instanceof Float64Array ? new Float64Array(N * c) : new Float32Array(N * c);
+    const parts = await Promise.all([...Array(N).keys()].map(async (r) => (r === this.rank ? input : arrayFrom(await this.recv(r, seq, name), input, c))));
+    parts.forEach((part, r) => out.set(part, r * c));
+    return out;
+  }
+
+  /** reduceScatter of the (zero-padded) array, then allGather: identical bits on every rank. */
+  async allReduce(x: HostArray, op: ReduceOp = 'sum'): Promise<HostArray> {
+    const N = this.worldSize;
+    if (N === 1) return x.slice();
+    const padded = Math.ceil(x.length / N) * N;
+    let inp = x;
+    if (padded !== x.length) {
+      inp = x instanceof Float64Array ? new Float64Array(padded) : new Float32Array(padded);
+      inp.set(x);
+    }
+    return this.run('allReduce', async (seq) => {
+      // two phases under one sequence number: per-peer TCP order keeps them apart
+      const mine = await this.reduceScatterPhase(seq, 'allReduce', inp, op);
+      const all = await this.allGatherPhase(seq, 'allReduce', mine);
+      return all.subarray(0, x.length) as HostArray;
+    });
+  }
+
+  broadcast(x: HostArray, root = 0): Promise<HostArray> {
+    const N = this.worldSize;
+    if (!(Number.isInteger(root) && root >= 0 && root < N)) return Promise.reject(new Error(`broadcast: root ${root} is not a rank in [0, ${N})`));
+    if (N === 1) return Promise.resolve(x.slice());
+    return this.run('broadcast', async (seq) => {
+      if (this.rank === root) {
+        for (let r = 0; r < N; r++) if (r !== root) this.sendTo(r, seq, 'broadcast', bytesOf(x));
+        return x.slice();
+      }
+      return arrayFrom(await this.recv(root, seq, 'broadcast'), x, x.length);
+    });
+  }
+
+  barrier(): Promise<void> {
+    if (this.worldSize === 1) return Promise.resolve();
+    return this.run('barrier', async (seq) => {
+      for (let r = 0; r < this.worldSize; r++) if (r !== this.rank) this.sendTo(r, seq, 'barrier', new Uint8Array(0));
+      await Promise.all([...Array(this.worldSize).keys()].filter((r) => r !== this.rank).map((r) => this.recv(r, seq, 'barrier')));
+    });
+  }
+
+  /** Close every connection (idempotent). */
+  destroy(): void {
+    if (!this.broken) this.broken = new Error('the process group was destroyed');
+    for (const p of this.peers) {
+      if (!p) continue;
+      p.error ??= new Error('destroyed');
+      p.socket.destroy();
+    }
+    this.server?.close();
+  }
+}
