@@ -78,3 +78,15 @@ test('forward rejects out-of-range labels and inputs of the wrong size, naming t
   assert.throws(() => runForward({ ...base, inputs: noX }), /nox\.safetensors: missing tensor 'x'/);
   assert.throws(() => runForward({ ...base, config: join(dir, 'nope.json'), inputs: noX }), /config .*nope\.json: cannot read/);
 });
+
+// The same PyTorch parity on every other available backend with data (webgpu here when an adapter exists).
+for (const entry of L.backendEntries()) {
+  if (entry.name === 'cpu' || entry.name === 'meta' || entry.name === 'cpu-reference') continue;
+  const probe = entry.probe();
+  test(`DiT 'small' matches PyTorch on ${entry.name} (forward --grad)`, probe.available ? {} : { skip: `${entry.name} unavailable: ${probe.reason}` }, () => {
+    const got = runForward({ model: 'dit', config: fixture('small', 'config.json'), weights: fixture('small', 'weights.safetensors'), inputs: fixture('small', 'inputs.safetensors'), grad: true, backend: entry.name });
+    const { tensors: want } = loadSafetensors(fixture('small', 'expected.safetensors'));
+    assert.ok(relErr(got.output!.to('cpu'), want.output!) < 1e-4, 'output');
+    for (const k of Object.keys(want).filter((n) => n.startsWith('grad.'))) assert.ok(relErr(got[k]!.to('cpu'), want[k]!) < 1e-3, k);
+  });
+}
