@@ -7,21 +7,12 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as L from '../src/index.js';
 import { loadSafetensors } from '../src/io/safetensors.js';
+import { relErr } from './harness/compare.js';
 import { runForward } from '../src/train/forward.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const fixture = (name: string) => join(root, 'test', 'fixtures', 'mmdit', name);
 
-function relErr(a: L.Tensor, b: L.Tensor): number {
-  assert.deepEqual([...a.shape], [...b.shape]);
-  const x = a.toArray(), y = b.toArray();
-  let diff = 0, scale = 0;
-  for (let i = 0; i < y.length; i++) {
-    diff = Math.max(diff, Math.abs(x[i]! - y[i]!));
-    scale = Math.max(scale, Math.abs(y[i]!));
-  }
-  return diff / (scale + 1e-12);
-}
 
 for (const name of ['tiny', 'single_only_nonsquare']) {
   test(`MMDiT '${name}' matches PyTorch: output, loss and every gradient`, () => {

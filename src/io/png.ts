@@ -129,14 +129,7 @@ export function encodePng(width: number, height: number, pixels: Uint8Array, cha
   ihdr[11] = 0; // adaptive filtering
   ihdr[12] = 0; // no interlace
   const idat = new Uint8Array(deflateSync(raw, { level: opts.level ?? 6 }));
-  const parts = [new Uint8Array(SIGNATURE), chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', new Uint8Array(0))];
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return new Uint8Array(Buffer.concat([new Uint8Array(SIGNATURE), chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', new Uint8Array(0))]));
 }
 
 /** Decode an 8-bit, non-interlaced gray, gray+alpha, RGB or RGBA PNG (what encodePng writes, and more). */

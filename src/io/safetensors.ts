@@ -140,14 +140,7 @@ function serialise(tensors: Record<string, Tensor>, metadata: Record<string, str
 
 /** safetensors bytes of the given tensors, in memory. */
 export function serializeSafetensors(tensors: Record<string, Tensor>, metadata?: Record<string, string>): Uint8Array {
-  const chunks = serialise(tensors, metadata, '<buffer>');
-  const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
+  return new Uint8Array(Buffer.concat(serialise(tensors, metadata, '<buffer>')));
 }
 
 /** Write `bytes` chunks to `path` atomically: a temporary file in the same directory, fsync, rename. */
