@@ -7,17 +7,8 @@ import { cpuBackend, cpuReferenceBackend } from '../src/backends/cpu/index.js';
 import { CpuBuffer } from '../src/backends/cpu/buffer.js';
 import { cpuFused } from '../src/backends/cpu/fused.js';
 import { rowopsAvailable, rowopsSetOptions, _expf32 } from '../src/backends/cpu/fast/rowops.js';
+import { rng } from './harness/compare.js';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ri = (r: () => number, lo: number, hi: number): number => lo + Math.floor(r() * (hi - lo + 1));
 

@@ -11,26 +11,11 @@ import type { DType } from '../src/tensor/dtype.js';
 import { loadSafetensors, parseSafetensors, saveSafetensors, serializeSafetensors } from '../src/io/safetensors.js';
 import { crc32, decodePng, encodePng, imageGrid, toByte } from '../src/io/png.js';
 import { encodeGif, GIF_RGB_PALETTE, lzwEncode, nearestRgbIndex } from '../src/io/gif.js';
+import { rawValues } from './harness/compare.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lavender-io-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A tensor's elements in logical order as raw storage values (float16/bfloat16 as bits). */
-function rawValues(t: L.Tensor): number[] {
-  const raw = t.backend.read(t.storage.buf);
-  const out: number[] = [];
-  const idx = new Array<number>(t.ndim).fill(0);
-  for (let i = 0; i < t.size; i++) {
-    let o = t.offset;
-    for (let d = 0; d < t.ndim; d++) o += idx[d]! * t.strides[d]!;
-    out.push(raw[o]!);
-    for (let d = t.ndim - 1; d >= 0; d--) {
-      if (++idx[d]! < t.shape[d]!) break;
-      idx[d] = 0;
-    }
-  }
-  return out;
-}
 
 /** Bit-exact comparison (NaN payloads and -0 included). */
 function sameBits(a: L.Tensor, b: L.Tensor, what = ''): void {

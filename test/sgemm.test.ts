@@ -2,21 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sgemm, sgemmBatched, sgemmInfo, sgemmSetBatchOptions, sgemmSetOptions, sgemmShutdown, _sgemmStats } from '../src/backends/cpu/fast/sgemm.js';
+import { rng } from './harness/compare.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers.
 
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randArray(n: number, r: () => number): Float32Array {
   const x = new Float32Array(n);

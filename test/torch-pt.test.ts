@@ -12,6 +12,7 @@ import { after, describe, test } from 'node:test';
 import * as L from '../src/index.js';
 import { loadTorchCheckpoint, parseTorchCheckpoint } from '../src/io/torch-pt.js';
 import { crc32 } from '../src/io/png.js';
+import { rawValues } from './harness/compare.js';
 
 // dist/test/ -> the repository's test/fixtures/pt
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures', 'pt');
@@ -29,22 +30,6 @@ const EXPECTED = JSON.parse(readFileSync(fixture('expected.json'), 'utf8')) as R
 const dir = mkdtempSync(join(tmpdir(), 'lavender-torch-pt-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A tensor's elements in logical order as raw storage values (float16/bfloat16 as bits). */
-function rawValues(t: L.Tensor): number[] {
-  const raw = t.backend.read(t.storage.buf);
-  const out: number[] = [];
-  const idx = new Array<number>(t.ndim).fill(0);
-  for (let i = 0; i < t.size; i++) {
-    let o = t.offset;
-    for (let d = 0; d < t.ndim; d++) o += idx[d]! * t.strides[d]!;
-    out.push(raw[o]!);
-    for (let d = t.ndim - 1; d >= 0; d--) {
-      if (++idx[d]! < t.shape[d]!) break;
-      idx[d] = 0;
-    }
-  }
-  return out;
-}
 
 function checkAgainst(tensors: Record<string, L.Tensor>, expected: Expected[], file: string): void {
   assert.deepEqual(Object.keys(tensors), expected.map((e) => e.name), `${file}: tensor names in order`);
