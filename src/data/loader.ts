@@ -49,6 +49,24 @@ const SHUFFLE_STREAM = 0x5348_5546; // 'SHUF'
  * j = floor(u * (i + 1)), u a 53-bit uniform from philox(counter = (i, epoch, SHUFFLE_STREAM, 0), key = seed).
  * Depends only on (n, seed, epoch).
  */
+/** The batch of the given dataset indices: x float32 [B, C, H, W], y int64 [B]. */
+export function batchOf(dataset: ImageDataset, idx: ArrayLike<number>, device?: string): Batch {
+  const { images, labels, channels, height, width } = dataset;
+  const per = channels * height * width;
+  const B = idx.length;
+  const xs = new Float32Array(B * per);
+  const ys = new Float64Array(B);
+  for (let b = 0; b < B; b++) {
+    const i = idx[b]!;
+    xs.set(images.subarray(i * per, (i + 1) * per), b * per);
+    ys[b] = labels[i]!;
+  }
+  return {
+    x: tensor(xs, { shape: [B, channels, height, width], dtype: 'float32', device }),
+    y: tensor(ys, { shape: [B], dtype: 'int64', device }),
+  };
+}
+
 export function epochPermutation(n: number, seed: number, epoch: number): Uint32Array {
   const perm = new Uint32Array(n);
   for (let i = 0; i < n; i++) perm[i] = i;
@@ -154,19 +172,6 @@ export class DataLoader {
 
   /** The next batch: x float32 [B, C, H, W], y int64 [B]. */
   next(): Batch {
-    const { images, labels, channels, height, width } = this.dataset;
-    const per = channels * height * width;
-    const idx = this.nextIndices();
-    const B = idx.length;
-    const xs = new Float32Array(B * per);
-    const ys = new Float64Array(B);
-    for (let b = 0; b < B; b++) {
-      const i = idx[b]!;
-      xs.set(images.subarray(i * per, (i + 1) * per), b * per);
-      ys[b] = labels[i]!;
-    }
-    const x = tensor(xs, { shape: [B, channels, height, width], dtype: 'float32', device: this.device });
-    const y = tensor(ys, { shape: [B], dtype: 'int64', device: this.device });
-    return { x, y };
+    return batchOf(this.dataset, this.nextIndices(), this.device);
   }
 }

@@ -4,7 +4,7 @@
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DiT, DIT_PRESETS, type DiTConfig } from '../models/dit.js';
-import { DataLoader, type ImageDataset } from '../data/loader.js';
+import { batchOf, DataLoader, type ImageDataset } from '../data/loader.js';
 import { binLosses, flowLoss, type TimeSampling } from '../flow/rectified-flow.js';
 import { Adam } from '../optim/adamw.js';
 import { Generator } from '../tensor/random.js';
@@ -13,7 +13,6 @@ import { loadSafetensors } from '../io/safetensors.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
 import { Progress } from './progress.js';
 import { sampleGrid } from './sample-dit.js';
-import { tensor } from '../ops/creation.js';
 import { allGatherNumbers, type ProcessGroup } from '../dist/process-group.js';
 import { ZeroOptimizer, type MemoryReport, type ZeroStage } from '../dist/zero.js';
 import { ShardedGenerator } from '../dist/random.js';
@@ -47,14 +46,18 @@ export interface TrainResult {
   secondsPerStep: number;
 }
 
+function checkImages(d: ImageDataset, config: DiTConfig): void {
+  if (d.channels !== config.in_channels || d.height !== config.input_size || d.width !== config.input_size) {
+    throw new Error(`train: images are ${d.channels}x${d.height}x${d.width} but the model expects ${config.in_channels}x${config.input_size}x${config.input_size}`);
+  }
+}
+
 export function trainDiT(o: TrainDiTOptions): TrainResult {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const config = typeof o.model === 'string' ? DIT_PRESETS[o.model] : o.model;
   if (!config) throw new Error(`train: unknown model preset '${String(o.model)}' (available: ${Object.keys(DIT_PRESETS).join(', ')})`);
   const d = o.dataset;
-  if (d.channels !== config.in_channels || d.height !== config.input_size || d.width !== config.input_size) {
-    throw new Error(`train: images are ${d.channels}x${d.height}x${d.width} but the model expects ${config.in_channels}x${config.input_size}x${config.input_size}`);
-  }
+  checkImages(d, config);
   mkdirSync(o.out, { recursive: true });
   const model = new DiT(config, { generator: new Generator(o.seed), device: o.backend });
   const opt = new Adam(model.parameters(), { lr: o.lr });
@@ -138,23 +141,6 @@ export interface DistTrainOptions {
   onMemoryReport?: (r: MemoryReport) => void;
 }
 
-/** The batch of the given dataset indices (as DataLoader.next builds it). */
-function batchOf(d: ImageDataset, idx: ArrayLike<number>, device?: string) {
-  const per = d.channels * d.height * d.width;
-  const B = idx.length;
-  const xs = new Float32Array(B * per);
-  const ys = new Float64Array(B);
-  for (let b = 0; b < B; b++) {
-    const i = idx[b]!;
-    xs.set(d.images.subarray(i * per, (i + 1) * per), b * per);
-    ys[b] = d.labels[i]!;
-  }
-  return {
-    x: tensor(xs, { shape: [B, d.channels, d.height, d.width], dtype: 'float32', device }),
-    y: tensor(ys, { shape: [B], dtype: 'int64', device }),
-  };
-}
-
 const MiB = (n: number) => `${(n / 2 ** 20).toFixed(2)} MiB`;
 
 export function formatMemoryReport(r: MemoryReport): string {
@@ -183,9 +169,7 @@ export async function trainDiTDistributed(o: TrainDiTOptions & { dist: DistTrain
   const config = typeof o.model === 'string' ? DIT_PRESETS[o.model] : o.model;
   if (!config) throw new Error(`train: unknown model preset '${String(o.model)}' (available: ${Object.keys(DIT_PRESETS).join(', ')})`);
   const d = o.dataset;
-  if (d.channels !== config.in_channels || d.height !== config.input_size || d.width !== config.input_size) {
-    throw new Error(`train: images are ${d.channels}x${d.height}x${d.width} but the model expects ${config.in_channels}x${config.input_size}x${config.input_size}`);
-  }
+  checkImages(d, config);
   if (o.batch % N !== 0) throw new Error(`train: the global batch ${o.batch} is not divisible by the number of ranks ${N} (each rank takes batch/ranks rows); choose a batch that is a multiple of ${N}`);
   if (o.timeSampling === 'stratified' && N > 1) throw new Error("train: stratified time sampling depends on the batch size seen by each rank; use 'logit-normal' or 'uniform' when distributed");
   const b = o.batch / N;
