@@ -10,9 +10,9 @@ import '../src/index.js';
 import { tensor } from '../src/ops/creation.js';
 import { AdamW } from '../src/optim/adamw.js';
 import { clipGradNorm } from '../src/optim/clip.js';
-import { initProcessGroup, readDistEnv, type DistEnv, type ProcessGroup } from '../src/dist/process-group.js';
-import { ShardedGenerator } from '../src/dist/random.js';
-import { ZeroOptimizer, type ZeroStage } from '../src/dist/zero.js';
+import { initProcessGroup, readDistEnv, type DistEnv, type ProcessGroup } from '../src/distributed/process-group.js';
+import { ShardedGenerator } from '../src/distributed/random.js';
+import { ZeroOptimizer, type ZeroStage } from '../src/distributed/zero.js';
 import { Generator } from '../src/tensor/random.js';
 import { randn } from '../src/ops/creation.js';
 import type { Tensor } from '../src/tensor/tensor.js';
@@ -266,7 +266,7 @@ test('lavender launch: children get torchrun\'s environment; one failing rank st
 });
 
 test('NCCL process group: rank 0\'s unique id reaches every rank through the rendezvous store (fake NCCL API)', async () => {
-  const { initNcclProcessGroup } = await import('../src/dist/nccl.js');
+  const { initNcclProcessGroup } = await import('../src/distributed/nccl.js');
   const port = await freePort();
   const inits: [number, string, number][] = [];
   const fake = (rank: number) => ({

@@ -6,8 +6,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import { consolidate } from '../dist/checkpoint.js';
-import { isLoopback } from '../dist/process-group.js';
+import { consolidate } from '../distributed/checkpoint.js';
+import { isLoopback } from '../distributed/process-group.js';
 import { stringFlag, type Parsed } from './args.js';
 
 export interface LaunchOptions {

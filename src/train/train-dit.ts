@@ -10,13 +10,13 @@ import { Adam } from '../optim/adamw.js';
 import { Generator } from '../tensor/random.js';
 import { scope } from '../tensor/scope.js';
 import { loadSafetensors } from '../io/safetensors.js';
-import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
+import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from '../optim/checkpoint.js';
 import { Progress } from './progress.js';
 import { sampleGrid } from './sample-dit.js';
-import { allGatherNumbers, type ProcessGroup } from '../dist/process-group.js';
-import { ZeroOptimizer, type MemoryReport, type ZeroStage } from '../dist/zero.js';
-import { ShardedGenerator } from '../dist/random.js';
-import { assertNotSharded, loadDistCheckpoint, saveDistCheckpoint } from '../dist/checkpoint.js';
+import { allGatherNumbers, type ProcessGroup } from '../distributed/process-group.js';
+import { ZeroOptimizer, type MemoryReport, type ZeroStage } from '../distributed/zero.js';
+import { ShardedGenerator } from '../distributed/random.js';
+import { assertNotSharded, loadDistCheckpoint, saveDistCheckpoint } from '../distributed/checkpoint.js';
 
 export interface TrainDiTOptions {
   dataset: ImageDataset;

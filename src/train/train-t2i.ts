@@ -17,7 +17,7 @@ import { saveSafetensors } from '../io/safetensors.js';
 import { Generator } from '../tensor/random.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
+import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from '../optim/checkpoint.js';
 import { Progress } from './progress.js';
 
 export interface TrainT2IOptions {

@@ -1,4 +1,4 @@
-// NCCL collectives over cuda buffers, for process groups (src/dist/). NCCL is dlopen'ed by the addon
+// NCCL collectives over cuda buffers, for process groups (src/distributed/). NCCL is dlopen'ed by the addon
 // (libnccl.so.2 from LAVENDER_CUDA_LIB_PATH, then the system paths); prototypes are checked against
 // nccl.h at build time where it exists. Collectives are enqueued on the backend's stream, so they are
 // ordered with the kernels around them; `read` (or backend.synchronize()) waits for them.

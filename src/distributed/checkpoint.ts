@@ -1,7 +1,7 @@
 // Checkpoints of data-parallel runs.
 //
 // Stage 0: the optimizer state is replicated, so rank 0 writes a standard lavender-train-v1 checkpoint
-// (src/train/checkpoint.ts) that loads at any world size.
+// (src/optim/checkpoint.ts) that loads at any world size.
 //
 // Stages 1 and 2: every rank writes its own shard — its master slices and Adam moments —
 // `<name>.zero-step<S>-rank<r>-of-<N>.safetensors` (atomically); after a barrier rank 0 writes the main file
@@ -19,7 +19,7 @@ import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import type { Module } from '../nn/module.js';
 import type { AdamStateDict } from '../optim/adamw.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from '../train/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from '../optim/checkpoint.js';
 import type { ProcessGroup } from './process-group.js';
 import type { ZeroLayout, ZeroOptimizer, ZeroStage } from './zero.js';
 
@@ -184,7 +184,7 @@ export function loadDistCheckpoint(path: string, model: Module, zero: ZeroOptimi
 
 /**
  * Join a sharded checkpoint's shards into one standard checkpoint at `out` (weights, per-parameter Adam
- * moments and the optimizer metadata, as src/train/checkpoint.ts writes), loadable at any world size.
+ * moments and the optimizer metadata, as src/optim/checkpoint.ts writes), loadable at any world size.
  */
 export function consolidate(path: string, out: string): { step: number; worldSize: number; stage: number } {
   const meta = readCheckpointMeta(path);
