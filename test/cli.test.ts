@@ -53,3 +53,21 @@ test('the README example trains the MLP to > 90% accuracy', () => {
   const acc = Number(/accuracy ([\d.]+)%/.exec(last)?.[1]);
   assert.ok(acc > 90, last);
 });
+
+test('every command rejects unknown flags (naming the closest valid one) and value flags without a value', () => {
+  const r1 = run(['bin/lavender.js', 'train', 'mnist', '--step', '5']);
+  assert.equal(r1.status, 1);
+  assert.match(r1.stderr, /train mnist: unknown flag --step \(did you mean --steps\?\)/);
+  const r2 = run(['bin/lavender.js', 'train', 'mnist', '--epochs', '3']);
+  assert.match(r2.stderr, /unknown flag --epochs; valid flags: --steps/);
+  const r3 = run(['bin/lavender.js', 'train', 'mnist', '--steps', '--batch', '4']);
+  assert.match(r3.stderr, /--steps expects a value, got the flag --batch/);
+  const r4 = run(['bin/lavender.js', 'info', '--json=yes']);
+  assert.match(r4.stderr, /--json is a switch and takes no value/);
+  const r5 = run(['bin/lavender.js', 'sample', '--model', 'mmdit', '--rows', '2']);
+  assert.match(r5.stderr, /--rows applies to --model dit only/);
+  const r6 = run(['bin/lavender.js', 'trian', 'mnist']);
+  assert.equal(r6.status, 2);
+  assert.match(r6.stderr, /unknown command 'trian' \(did you mean 'train'\?\)/);
+  for (const r of [r1, r2, r3, r4, r5]) assert.equal(r.stdout, '', 'nothing ran');
+});

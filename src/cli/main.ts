@@ -1,7 +1,8 @@
 // The lavender command line: `lavender info`, `lavender bench matmul`.
 import * as L from '../index.js';
 import { sgemmInfo } from '../backends/cpu/fast/sgemm.js';
-import { intFlag, parseArgs, stringFlag, type Parsed } from './args.js';
+import { closest, intFlag, parseArgs, stringFlag, type Parsed } from './args.js';
+import { COMMANDS, findCommand } from './commands.js';
 import { benchMatmul } from './bench-matmul.js';
 import { benchStep, forward, makeShards, sample, train } from './train.js';
 import { modelInfo } from '../train/model-info.js';
@@ -82,29 +83,50 @@ function bench(p: Parsed): number {
   return 0;
 }
 
+const TOP_LEVEL = ['info', 'train', 'launch', 'consolidate', 'make-shards', 'sample', 'forward', 'coord-check', 'bench', 'help'];
+
+/** The error for argv that names no command: an unknown word, or a known word with a wrong sub-command. */
+function noSuchCommand(argv: readonly string[]): string {
+  const [first, second] = argv;
+  const subs = COMMANDS.filter((c) => c.name.startsWith(`${first} `)).map((c) => c.name.split(' ')[1]!);
+  if (subs.length) return `${first}: expected one of ${subs.join(', ')}, got ${second === undefined ? 'nothing' : `'${second}'`}`;
+  if (first!.startsWith('-')) return `expected a command before the flags, got '${first}'`;
+  const near = closest(first!, TOP_LEVEL);
+  return `unknown command '${first}'${near ? ` (did you mean '${near}'?)` : ''}`;
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
-  const p = parseArgs(argv);
-  const cmd = p.positionals[0];
+  const cmd = argv[0];
+  if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    process.stdout.write(USAGE);
+    return cmd ? 0 : 1;
+  }
+  const spec = findCommand(argv);
   try {
-    switch (cmd) {
+    // launch passes everything after its own flags to the command it runs: it parses its own argv
+    if (cmd === 'launch') return await launchCommand(argv.slice(1));
+    if (!spec) {
+      process.stderr.write(`lavender: ${noSuchCommand(argv)}\n${USAGE}`);
+      return 2;
+    }
+    const p = parseArgs(argv, spec);
+    if (p.flags.has('help')) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    switch (spec.name.split(' ')[0]) {
       case 'info': return info(p);
       case 'bench': return bench(p);
       case 'train': return await train(p);
-      case 'launch': return await launchCommand(argv.slice(argv.indexOf('launch') + 1));
       case 'consolidate': return consolidateCommand(p);
       case 'sample': return sample(p);
       case 'forward': return forward(p);
       case 'coord-check': return runCoordCheck(p);
       case 'make-shards': return makeShards(p);
-      case undefined: case 'help':
-        process.stdout.write(USAGE);
-        return cmd ? 0 : 1;
-      default:
-        process.stderr.write(`lavender: unknown command '${cmd}'\n${USAGE}`);
-        return 2;
+      default: throw new Error(`no handler for '${spec.name}'`);
     }
   } catch (e) {
-    process.stderr.write(`lavender ${cmd}: ${(e as Error).message}\n`);
-    return 1;
+    process.stderr.write(`lavender ${spec?.name ?? cmd}: ${(e as Error).message}\n`);
+    return cmd.startsWith('-') ? 2 : 1;
   }
 }

@@ -143,8 +143,15 @@ export function makeShards(p: Parsed): number {
   return 0;
 }
 
+const SAMPLE_ONLY: Record<string, readonly string[]> = { dit: ['rows', 'gif'], mmdit: ['cond', 'config', 'latent-size', 'shift'] };
+
 export function sample(p: Parsed): number {
-  if (stringFlag(p, 'model', 'dit') === 'mmdit') {
+  const kind = stringFlag(p, 'model', 'dit');
+  if (kind !== 'dit' && kind !== 'mmdit') throw new Error(`--model expects dit or mmdit, got '${kind}'`);
+  const other = kind === 'dit' ? 'mmdit' : 'dit';
+  const misplaced = SAMPLE_ONLY[other]!.filter((f) => p.flags.has(f));
+  if (misplaced.length) throw new Error(`${misplaced.map((f) => `--${f}`).join(', ')} ${misplaced.length > 1 ? 'apply' : 'applies'} to --model ${other} only (this is --model ${kind})`);
+  if (kind === 'mmdit') {
     const need = (k: string) => {
       const v = stringFlag(p, k, '');
       if (!v) throw new Error(`sample --model mmdit: --${k} is required`);

@@ -1,0 +1,46 @@
+// The flags each lavender command accepts (parsed strictly by args.ts: anything else is an error).
+import type { CommandSpec, FlagKind } from './args.js';
+
+const v: FlagKind = 'value', s: FlagKind = 'switch';
+
+const DIT_TRAIN = {
+  steps: v, batch: v, lr: v, seed: v, backend: v, out: v, resume: v, data: v, 'checkpoint-every': v,
+  'sample-rows': v, 'sample-steps': v, cfg: v, nproc: v, zero: v, 'master-port': v, 'master-addr': v, 'dist-backend': v,
+} as const;
+
+export const COMMANDS: readonly CommandSpec[] = [
+  { name: 'info', flags: { json: s, model: v, ranks: v } },
+  { name: 'train mnist', flags: DIT_TRAIN },
+  { name: 'train cifar', flags: DIT_TRAIN },
+  {
+    name: 'train t2i',
+    flags: {
+      data: v, preset: v, steps: v, batch: v, lr: v, seed: v, out: v, backend: v, resume: v, 'latent-size': v, tokens: v,
+      warmup: v, 'ema-every': v, 'checkpoint-every': v, rank: v, 'world-size': v,
+    },
+  },
+  { name: 'consolidate', flags: { out: v }, positionals: 1, positionalsHelp: 'one CHECKPOINT' },
+  { name: 'make-shards', flags: { 'synthetic-t2i': s, out: v, samples: v, 'latent-size': v, 'cond-dim': v, tokens: v, seed: v } },
+  {
+    name: 'sample',
+    flags: {
+      model: v, checkpoint: v, out: v, backend: v, seed: v, cfg: v, steps: v,
+      rows: v, gif: v, // dit
+      cond: v, config: v, 'latent-size': v, shift: v, // mmdit
+    },
+  },
+  { name: 'forward', flags: { model: v, config: v, weights: v, inputs: v, out: v, grad: s, backend: v } },
+  { name: 'coord-check', flags: { widths: v, steps: v, lr: v, param: v, out: v, seed: v } },
+  { name: 'bench matmul', flags: { size: v, backend: v, runs: v, json: s } },
+  { name: 'bench train-step', flags: { model: v, batch: v, backend: v, steps: v, warmup: v, json: s } },
+];
+
+/** The spec whose words start argv (the longest match), or undefined. */
+export function findCommand(argv: readonly string[]): CommandSpec | undefined {
+  let found: CommandSpec | undefined;
+  for (const c of COMMANDS) {
+    const words = c.name.split(' ');
+    if (words.every((w, i) => argv[i] === w) && (!found || words.length > found.name.split(' ').length)) found = c;
+  }
+  return found;
+}
