@@ -4,7 +4,7 @@ import type { CommandSpec, FlagKind } from './args.js';
 const v: FlagKind = 'value', s: FlagKind = 'switch';
 
 const DIT_TRAIN = {
-  steps: v, batch: v, lr: v, seed: v, backend: v, out: v, resume: v, data: v, 'checkpoint-every': v,
+  steps: v, batch: v, lr: v, seed: v, backend: v, out: v, resume: v, overwrite: s, 'allow-changes': s, data: v, 'checkpoint-every': v,
   'sample-rows': v, 'sample-steps': v, cfg: v, nproc: v, zero: v, 'master-port': v, 'master-addr': v, 'dist-backend': v,
 } as const;
 
@@ -15,7 +15,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'train t2i',
     flags: {
-      data: v, preset: v, steps: v, batch: v, lr: v, seed: v, out: v, backend: v, resume: v, 'latent-size': v, tokens: v,
+      data: v, preset: v, steps: v, batch: v, lr: v, seed: v, out: v, backend: v, resume: v, overwrite: s, 'allow-changes': s, 'latent-size': v, tokens: v,
       warmup: v, 'ema-every': v, 'checkpoint-every': v, rank: v, 'world-size': v,
     },
   },

@@ -1,7 +1,8 @@
 // `lavender coord-check`: muP coordinate check, JSON + PNG plot (one panel per block, rows muP and SP).
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodePng } from '../io/png.js';
+import { prepareOutputDir } from '../io/output-path.js';
 import { plotPanels, type Panel } from '../io/plot.js';
 import { writeFileAtomic } from '../io/safetensors.js';
 import { coordCheck, widthGrowth, type CoordCheckResult, type Parametrization } from '../train/coord-check.js';
@@ -21,7 +22,7 @@ export function runCoordCheck(p: Parsed): number {
   const which = stringFlag(p, 'param', 'both');
   if (!['mup', 'sp', 'both'].includes(which)) throw new Error(`coord-check: --param must be mup, sp or both, got '${which}'`);
   const out = stringFlag(p, 'out', join('runs', 'coord-check'));
-  mkdirSync(out, { recursive: true });
+  prepareOutputDir(out);
   const params: Parametrization[] = which === 'both' ? ['mup', 'sp'] : [which as Parametrization];
   const results = params.map((parametrization) => coordCheck({ widths, steps: intFlag(p, 'steps', 5), lr: numberFlag(p, 'lr', 1e-2), parametrization, seed: intFlag(p, 'seed', 0, true) }));
   writeFileSync(join(out, 'coord-check.json'), `${JSON.stringify(results, null, 1)}\n`);

@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { consolidate } from '../distributed/checkpoint.js';
 import { isLoopback } from '../distributed/process-group.js';
 import { stringFlag, type Parsed } from './args.js';
+import { prepareOutputFile } from '../io/output-path.js';
 
 export interface LaunchOptions {
   nproc: number;
@@ -159,6 +160,7 @@ export function consolidateCommand(p: Parsed): number {
   const ckpt = p.positionals[1];
   if (!ckpt) throw new Error('consolidate: usage: lavender consolidate CHECKPOINT.safetensors [--out FILE]');
   const out = stringFlag(p, 'out', ckpt.replace(/\.safetensors$/, '') + '.consolidated.safetensors');
+  prepareOutputFile(out);
   const r = consolidate(ckpt, out);
   process.stderr.write(`consolidated ${r.worldSize} ZeRO stage ${r.stage} shards of step ${r.step} into ${out} (loads at any world size)\n`);
   return 0;

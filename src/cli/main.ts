@@ -14,14 +14,23 @@ const USAGE = `usage: lavender <command> [options]
 commands:
   info [--json]                                  version and the backends of this build
   info --model P [--ranks N] [--json]            exact parameter count, ZeRO-2 bytes per rank (no allocation)
-  train mnist|cifar [--steps N] [--batch B] [--lr X] [--seed S] [--backend B] [--out DIR] [--resume CKPT]
+  train mnist|cifar [--steps N] [--batch B] [--lr X] [--seed S] [--backend B] [--out DIR]
+        [--resume CKPT [--allow-changes]] [--overwrite]
         [--data DIR] [--checkpoint-every N] [--sample-rows R] [--sample-steps S] [--cfg X]
         [--nproc N] [--zero 0|1|2] [--master-port P] [--dist-backend cpu|nccl]
                                                  train the DiT sanity model with rectified flow; --nproc N runs
-                                                 N data-parallel ranks (global batch split), --zero the ZeRO stage
+                                                 N data-parallel ranks (global batch split), --zero the ZeRO stage.
+                                                 The end-of-run sample grid is 4 rows (--sample-rows), none for
+                                                 runs under 100 steps unless --sample-rows is given
   train t2i --data DIR [--preset P] [--steps N] [--batch B] [--lr X] [--latent-size R] [--tokens T]
-        [--warmup N] [--ema-every S] [--resume CKPT] [--rank R --world-size W]
-                                                 the LavenderFlow recipe on MDS shards (MMDiT)
+        [--warmup N] [--ema-every S] [--out DIR] [--resume CKPT [--allow-changes]] [--overwrite]
+        [--rank R --world-size W]
+                                                 the LavenderFlow recipe on MDS shards (MMDiT); writes the
+                                                 checkpoint, ema1/ema2.safetensors and cond.safetensors
+  run directories (--out): a new run refuses a directory that holds files; --resume CKPT continues a run
+        (metrics.jsonl appended; flags left out take the checkpoint's values; --steps is the total and must
+        exceed the checkpoint's step; another --batch/--lr/... is refused unless --allow-changes);
+        --overwrite replaces a previous run (its checkpoints, metrics, samples, EMAs are removed first)
   launch --nproc N [--nnodes M --node-rank R --master-addr A --master-port P] <command...>
                                                  run N ranks of a command (torchrun's environment; srun aware)
   consolidate CKPT [--out FILE]                  join a ZeRO checkpoint's per-rank shards into one file
@@ -31,7 +40,9 @@ commands:
                                                  class-conditional samples from a DiT training checkpoint
   sample --model mmdit --checkpoint F --cond C.safetensors --out LAT.safetensors [--config C.json]
         [--latent-size R] [--cfg X] [--steps N] [--shift S]
-                                                 latents from an MMDiT with CFG (c_seq, optional c_seq_null)
+                                                 latents from an MMDiT with CFG (c_seq, optional c_seq_null);
+                                                 F: a t2i checkpoint or ema1/ema2.safetensors (config and latent
+                                                 size from its metadata), or a state dict with --config
   forward --model dit --config C.json --weights W.safetensors --inputs IN.safetensors --out OUT.safetensors [--grad]
                                                  run a model on given weights (parity with PyTorch)
   coord-check [--widths 32,64,128,256] [--steps N] [--lr X] [--param mup|sp|both] [--out DIR]

@@ -17,15 +17,42 @@ import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { benchTrainStep } from '../train/bench-step.js';
 import { intFlag, numberFlag, stringFlag, type Parsed } from './args.js';
+import { prepareOutputDir, prepareOutputFile } from '../io/output-path.js';
+import { readCheckpointMeta } from '../optim/checkpoint-meta.js';
+import type { CheckpointMeta } from '../optim/checkpoint.js';
+import { checkRunDir } from '../train/run-dir.js';
+import { readResumable } from '../train/resume.js';
+import { ditSpec, mmditSpec } from '../train/model-spec.js';
 
 // mnist: recognisable digits in under 30 minutes on a 2-core machine (~1.2 s per step at batch 32; see the README grid).
 export const TRAIN_DEFAULTS = { mnist: { steps: 1300, batch: 32, lr: 1e-3 }, cifar: { steps: 2000, batch: 64, lr: 5e-4 } } as const;
+
+/** The run directory and resume flags of every train command, checked before any work (see run-dir.ts). */
+function runFlags(p: Parsed, which: string): { out: string; resume?: string; overwrite: boolean; allowChanges: boolean; resumed?: CheckpointMeta } {
+  const out = stringFlag(p, 'out', join('runs', which));
+  const resume = p.flags.has('resume') ? stringFlag(p, 'resume', '') : undefined;
+  const overwrite = p.flags.has('overwrite'), allowChanges = p.flags.has('allow-changes');
+  checkRunDir(out, { resume, overwrite });
+  return { out, resume, overwrite, allowChanges, resumed: resume ? readCheckpointMeta(resume) : undefined };
+}
+
+/** A flag's value; on resume a flag left out takes the checkpoint's value (its metadata field `key`). */
+function resumedNumber(p: Parsed, flag: string, key: string, resumed: CheckpointMeta | undefined, read: () => number): number {
+  const v = resumed?.[key];
+  return !p.flags.has(flag) && typeof v === 'number' ? v : read();
+}
 
 export function train(p: Parsed): number | Promise<number> {
   const which = p.positionals[1];
   if (which === 't2i') return trainT2iCommand(p);
   if (which !== 'mnist' && which !== 'cifar') throw new Error(`train: expected 'mnist', 'cifar' or 't2i', got '${which ?? ''}'`);
   const defaults = TRAIN_DEFAULTS[which];
+  const run = runFlags(p, which);
+  const steps = intFlag(p, 'steps', defaults.steps);
+  const batch = resumedNumber(p, 'batch', 'batch', run.resumed, () => intFlag(p, 'batch', defaults.batch));
+  const lr = resumedNumber(p, 'lr', 'lr', run.resumed, () => numberFlag(p, 'lr', defaults.lr));
+  // the whole resume check before MNIST/CIFAR are read and before --nproc starts ranks
+  if (run.resume) readResumable(run.resume, { model: ditSpec(which), steps, settings: { batch, lr }, allowChanges: run.allowChanges, command: `train ${which}` });
   // data parallelism: --nproc N re-launches this command through `lavender launch`; under a launcher
   // (WORLD_SIZE, or srun's SLURM_PROCID) every rank runs the distributed loop
   const env = readDistEnv();
@@ -49,15 +76,17 @@ export function train(p: Parsed): number | Promise<number> {
   const opts: TrainDiTOptions = {
     dataset,
     model: which,
-    steps: intFlag(p, 'steps', defaults.steps),
-    batch: intFlag(p, 'batch', defaults.batch),
-    lr: numberFlag(p, 'lr', defaults.lr),
+    steps,
+    batch,
+    lr,
     seed: intFlag(p, 'seed', 0, true),
     backend: stringFlag(p, 'backend', 'cpu'),
-    out: stringFlag(p, 'out', join('runs', which)),
-    resume: p.flags.has('resume') ? stringFlag(p, 'resume', '') : undefined,
+    out: run.out,
+    resume: run.resume,
+    overwrite: run.overwrite,
+    allowChanges: run.allowChanges,
     checkpointEvery: intFlag(p, 'checkpoint-every', 100),
-    sampleRows: intFlag(p, 'sample-rows', 4, true),
+    sampleRows: p.flags.has('sample-rows') ? intFlag(p, 'sample-rows', 4, true) : undefined,
     sampleSteps: intFlag(p, 'sample-steps', 50),
     cfg: numberFlag(p, 'cfg', 2),
   };
@@ -113,20 +142,35 @@ async function relaunch(p: Parsed, nproc: number): Promise<number> {
 function trainT2iCommand(p: Parsed): number {
   const data = stringFlag(p, 'data', '');
   if (!data) throw new Error('train t2i: --data DIR (an MDS dataset with LavenderFlow columns) is required; `lavender make-shards --synthetic-t2i --out DIR` writes a small one');
+  const run = runFlags(p, 't2i');
+  const r = run.resumed;
+  // on resume, the preset and the settings left out come from the checkpoint
+  const preset = !p.flags.has('preset') && typeof r?.preset === 'string' ? r.preset : stringFlag(p, 'preset', 'mmdit-small');
+  const o = {
+    steps: intFlag(p, 'steps', 1000),
+    batch: resumedNumber(p, 'batch', 'batch', r, () => intFlag(p, 'batch', 16)),
+    lr: resumedNumber(p, 'lr', 'lr', r, () => numberFlag(p, 'lr', 1e-2)),
+    latentSize: resumedNumber(p, 'latent-size', 'latent_size', r, () => intFlag(p, 'latent-size', 32)),
+    tokens: resumedNumber(p, 'tokens', 'tokens', r, () => intFlag(p, 'tokens', 64)),
+    warmup: resumedNumber(p, 'warmup', 'warmup', r, () => intFlag(p, 'warmup', 100, true)),
+    emaEvery: resumedNumber(p, 'ema-every', 'ema_every', r, () => intFlag(p, 'ema-every', 16)),
+  };
+  if (run.resume) {
+    readResumable(run.resume, {
+      model: mmditSpec(preset), steps: o.steps, allowChanges: run.allowChanges, command: 'train t2i',
+      settings: { batch: o.batch, lr: o.lr, latent_size: o.latentSize, tokens: o.tokens, warmup: o.warmup, ema_every: o.emaEvery },
+    });
+  }
   trainT2I({
     data,
-    preset: stringFlag(p, 'preset', 'mmdit-small'),
-    steps: intFlag(p, 'steps', 1000),
-    batch: intFlag(p, 'batch', 16),
-    lr: numberFlag(p, 'lr', 1e-2),
+    preset,
+    ...o,
     seed: intFlag(p, 'seed', 0, true),
-    out: stringFlag(p, 'out', join('runs', 't2i')),
+    out: run.out,
     backend: stringFlag(p, 'backend', 'cpu'),
-    resume: p.flags.has('resume') ? stringFlag(p, 'resume', '') : undefined,
-    latentSize: intFlag(p, 'latent-size', 32),
-    tokens: intFlag(p, 'tokens', 64),
-    warmup: intFlag(p, 'warmup', 100, true),
-    emaEvery: intFlag(p, 'ema-every', 16),
+    resume: run.resume,
+    overwrite: run.overwrite,
+    allowChanges: run.allowChanges,
     checkpointEvery: intFlag(p, 'checkpoint-every', 500),
     rank: intFlag(p, 'rank', 0, true),
     worldSize: intFlag(p, 'world-size', 1),
@@ -138,6 +182,7 @@ export function makeShards(p: Parsed): number {
   if (!p.flags.has('synthetic-t2i')) throw new Error('make-shards: only --synthetic-t2i is available (write your own shards with MdsWriter from the library)');
   const out = stringFlag(p, 'out', '');
   if (!out) throw new Error('make-shards: --out DIR is required');
+  prepareOutputDir(out);
   writeSyntheticT2I(out, { samples: intFlag(p, 'samples', 256), latentSize: intFlag(p, 'latent-size', 8), condDim: intFlag(p, 'cond-dim', 256), tokens: intFlag(p, 'tokens', 8), seed: intFlag(p, 'seed', 0, true) });
   process.stderr.write(`wrote synthetic LavenderFlow-style shards to ${out}\n`);
   return 0;
@@ -158,14 +203,17 @@ export function sample(p: Parsed): number {
       return v;
     };
     const config = p.flags.has('config') ? (readJson(stringFlag(p, 'config', ''), 'config') as unknown as MMDiTConfig) : undefined;
-    sampleMMDiT({ checkpoint: need('checkpoint'), config, cond: need('cond'), out: need('out'), latentSize: intFlag(p, 'latent-size', 32), steps: intFlag(p, 'steps', 50), cfg: numberFlag(p, 'cfg', 5), shift: numberFlag(p, 'shift', 1), seed: intFlag(p, 'seed', 0, true), backend: stringFlag(p, 'backend', 'cpu') });
+    prepareOutputFile(need('out'));
+    sampleMMDiT({ checkpoint: need('checkpoint'), config, cond: need('cond'), out: need('out'), latentSize: p.flags.has('latent-size') ? intFlag(p, 'latent-size', 32) : undefined, steps: intFlag(p, 'steps', 50), cfg: numberFlag(p, 'cfg', 5), shift: numberFlag(p, 'shift', 1), seed: intFlag(p, 'seed', 0, true), backend: stringFlag(p, 'backend', 'cpu') });
     process.stderr.write(`wrote latents to ${stringFlag(p, 'out', '')} (no VAE decoder in lavender: decode them with the SDXL VAE)\n`);
     return 0;
   }
   const ckpt = stringFlag(p, 'checkpoint', '');
   if (!ckpt) throw new Error('sample: --checkpoint FILE is required');
-  const model = modelFromCheckpoint(ckpt, stringFlag(p, 'backend', 'cpu'));
   const png = stringFlag(p, 'out', 'grid.png');
+  prepareOutputFile(png);
+  if (p.flags.has('gif')) prepareOutputFile(stringFlag(p, 'gif', ''), '--gif');
+  const model = modelFromCheckpoint(ckpt, stringFlag(p, 'backend', 'cpu'));
   sampleGrid(model, {
     rows: intFlag(p, 'rows', 4), steps: intFlag(p, 'steps', 50), cfg: numberFlag(p, 'cfg', 2), seed: intFlag(p, 'seed', 0, true),
     png, gif: p.flags.has('gif') ? stringFlag(p, 'gif', '') : undefined,
@@ -180,6 +228,7 @@ export function forward(p: Parsed): number {
     if (!v) throw new Error(`forward: --${k} is required`);
     return v;
   };
+  prepareOutputFile(need('out'));
   const out = runForward({ model: need('model'), config: need('config'), weights: need('weights'), inputs: need('inputs'), out: need('out'), grad: p.flags.has('grad'), backend: stringFlag(p, 'backend', 'cpu') });
   process.stderr.write(`wrote ${Object.keys(out).length} tensors to ${stringFlag(p, 'out', '')}\n`);
   return 0;

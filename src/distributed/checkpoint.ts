@@ -12,10 +12,11 @@
 // A sharded checkpoint resumes only at the same world size (and bucket layout). `consolidate()` (the
 // `lavender consolidate` command) joins the shards into one standard checkpoint, which resumes at any world
 // size (and in a plain single-process run); loading a sharded one at another world size is a clear error.
-import { closeSync, existsSync, openSync, readdirSync, readSync, unlinkSync } from 'node:fs';
+import { existsSync, readdirSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { tensor } from '../ops/creation.js';
-import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
+import { loadSafetensors, readSafetensorsMetadata, saveSafetensors } from '../io/safetensors.js';
+import { readCheckpointMeta as readTrainMeta } from '../optim/checkpoint-meta.js';
 import type { Module } from '../nn/module.js';
 import type { AdamStateDict } from '../optim/adamw.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -40,45 +41,12 @@ interface ShardMeta {
   optimizer: { step: number; lrScale: number; groups: AdamStateDict['groups']; steps: number[] };
 }
 
-/** The metadata of a safetensors file, read from its header only. */
-export function readSafetensorsMetadata(path: string): Record<string, string> {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw new Error(`checkpoint ${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  try {
-    const head = Buffer.alloc(8);
-    if (readSync(fd, head, 0, 8, 0) !== 8) throw new Error(`checkpoint ${path}: too short for a safetensors header`);
-    const n = Number(head.readBigUInt64LE(0));
-    if (!(n > 0 && n < 100 * 2 ** 20)) throw new Error(`checkpoint ${path}: implausible safetensors header length ${n}`);
-    const buf = Buffer.alloc(n);
-    if (readSync(fd, buf, 0, n, 8) !== n) throw new Error(`checkpoint ${path}: truncated safetensors header`);
-    let header: { __metadata__?: Record<string, string> };
-    try {
-      header = JSON.parse(buf.toString('utf8'));
-    } catch {
-      throw new Error(`checkpoint ${path}: the safetensors header is not valid JSON`);
-    }
-    return header.__metadata__ ?? {};
-  } finally {
-    closeSync(fd);
-  }
+/** The lavender metadata of a training checkpoint (header only), with its ZeRO sharding if any. */
+export function readCheckpointMeta(path: string): CheckpointMeta & { zero?: ZeroCheckpointInfo } {
+  return readTrainMeta(path) as CheckpointMeta & { zero?: ZeroCheckpointInfo };
 }
 
-/** The lavender metadata of a training checkpoint (header only). */
-export function readCheckpointMeta(path: string): CheckpointMeta & { zero?: ZeroCheckpointInfo } {
-  const md = readSafetensorsMetadata(path);
-  let meta: CheckpointMeta & { zero?: ZeroCheckpointInfo };
-  try {
-    meta = JSON.parse(md.lavender ?? 'null');
-  } catch {
-    throw new Error(`checkpoint ${path}: metadata field 'lavender' is not valid JSON`);
-  }
-  if (!meta || meta.format !== 'lavender-train-v1') throw new Error(`checkpoint ${path}: metadata field 'lavender' is missing or not a lavender-train-v1 checkpoint`);
-  return meta;
-}
+export { readSafetensorsMetadata };
 
 function shardedError(path: string, z: ZeroCheckpointInfo, worldSize: number, stage?: number): Error {
   const why = z.worldSize !== worldSize ? `this run has ${worldSize} rank(s)` : `this run uses ZeRO stage ${stage}, which keeps the full optimizer state`;

@@ -5,7 +5,7 @@
 //
 // Loading validates every field and names the file and the tensor at fault. Saving writes to a temporary
 // file, fsyncs it and renames it over the target, so an interrupted save never leaves a truncated file.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import '../backends/index.js';
 import { getBackend, getDefaultDevice } from '../backends/registry.js';
@@ -361,6 +361,34 @@ export function parseSafetensors(bytes: Uint8Array, source = '<buffer>', opts: {
     throw ex;
   }
   return { tensors, metadata };
+}
+
+/** The metadata of a safetensors file, read from its header only. */
+export function readSafetensorsMetadata(path: string): Record<string, string> {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(`${path}: cannot open${code === 'ENOENT' ? ': no such file' : ` (${code ?? (e as Error).message})`}`);
+  }
+  try {
+    const head = Buffer.alloc(8);
+    if (readSync(fd, head, 0, 8, 0) !== 8) throw new Error(`${path}: too short for a safetensors header`);
+    const n = Number(head.readBigUInt64LE(0));
+    if (!(n > 0 && n < 100 * 2 ** 20)) throw new Error(`${path}: implausible safetensors header length ${n}`);
+    const buf = Buffer.alloc(n);
+    if (readSync(fd, buf, 0, n, 8) !== n) throw new Error(`${path}: truncated safetensors header`);
+    let header: { __metadata__?: Record<string, string> };
+    try {
+      header = JSON.parse(buf.toString('utf8'));
+    } catch {
+      throw new Error(`${path}: the safetensors header is not valid JSON`);
+    }
+    return header.__metadata__ ?? {};
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Load every tensor (and the string metadata) of a safetensors file. */

@@ -1,9 +1,8 @@
 // The DiT sanity training loop: data -> DiT -> rectified-flow loss -> backward -> Adam -> metrics,
 // checkpoint, sample grid. Every source of randomness (init, shuffle, time/noise, label dropout) is a
 // seeded Philox stream whose state goes into the checkpoint, so a resumed run continues exactly.
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DiT, DIT_PRESETS, type DiTConfig } from '../models/dit.js';
+import { DiT, type DiTConfig } from '../models/dit.js';
 import { batchOf, DataLoader, type ImageDataset } from '../data/loader.js';
 import { binLosses, flowLoss, type TimeSampling } from '../flow/rectified-flow.js';
 import { Adam } from '../optim/adamw.js';
@@ -11,7 +10,12 @@ import { Generator } from '../tensor/random.js';
 import { scope } from '../tensor/scope.js';
 import { loadSafetensors } from '../io/safetensors.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from '../optim/checkpoint.js';
+import { assertModelKind, readModelSpec } from '../optim/checkpoint-meta.js';
 import { Progress } from './progress.js';
+import { checkRunDir, startRun } from './run-dir.js';
+import { readResumable } from './resume.js';
+import { ditSpec, modelMeta } from './model-spec.js';
+import { estimateSamplingSeconds, planSampling, type SamplingPlan } from './sampling-plan.js';
 import { sampleGrid } from './sample-dit.js';
 import { allGatherNumbers, type ProcessGroup } from '../distributed/process-group.js';
 import { ZeroOptimizer, type MemoryReport, type ZeroStage } from '../distributed/zero.js';
@@ -29,10 +33,14 @@ export interface TrainDiTOptions {
   backend?: string;
   out: string;
   resume?: string;
+  /** Start a new run in an --out that holds a previous one (its files are removed first). */
+  overwrite?: boolean;
+  /** Resume with another batch or learning rate than the checkpoint's (otherwise refused). */
+  allowChanges?: boolean;
   timeSampling?: TimeSampling;
   /** Save a checkpoint every N steps (and always at the end). */
   checkpointEvery?: number;
-  /** Images per class in the final sample grid; 0 skips sampling. */
+  /** Images per class in the final sample grid; 0 skips sampling; default 4, or none for a run under 100 steps. */
   sampleRows?: number;
   sampleSteps?: number;
   cfg?: number;
@@ -52,13 +60,35 @@ function checkImages(d: ImageDataset, config: DiTConfig): void {
   }
 }
 
+/** The end-of-run grid and GIF (rank 0 only when distributed), timed and logged. */
+function drawSamples(model: DiT, plan: SamplingPlan, o: TrainDiTOptions, secondsPerStep: number, log: (l: string) => void): void {
+  if (plan.rows === 0) {
+    if (plan.skipped && o.sampleRows === undefined) log(`no sample grid: ${plan.skipped} (\`lavender sample --checkpoint ${join(o.out, 'checkpoint.safetensors')}\` draws one)`);
+    return;
+  }
+  const classes = model.config.num_classes, est = estimateSamplingSeconds(plan, classes, secondsPerStep, o.batch);
+  log(`sampling ${plan.rows * classes} images, ${plan.steps} Euler steps with CFG (about ${Math.max(1, Math.round(est))} s)`);
+  const t0 = performance.now();
+  const png = join(o.out, 'samples.png');
+  sampleGrid(model, { rows: plan.rows, steps: plan.steps, cfg: o.cfg ?? 2, seed: o.seed, png, gif: join(o.out, 'samples.gif') });
+  log(`wrote ${png} and samples.gif in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+/** The progress line's addition: the sample grid's estimated time after the last step. */
+const samplingEta = (plan: SamplingPlan, classes: number, batch: number) => (plan.rows ? (per: number) => ({ seconds: estimateSamplingSeconds(plan, classes, per, batch), what: 'sampling' }) : undefined);
+
 export function trainDiT(o: TrainDiTOptions): TrainResult {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const config = typeof o.model === 'string' ? DIT_PRESETS[o.model] : o.model;
-  if (!config) throw new Error(`train: unknown model preset '${String(o.model)}' (available: ${Object.keys(DIT_PRESETS).join(', ')})`);
+  const spec = ditSpec(o.model);
+  const config = spec.config as unknown as DiTConfig;
   const d = o.dataset;
   checkImages(d, config);
-  mkdirSync(o.out, { recursive: true });
+  checkRunDir(o.out, o);
+  if (o.resume) {
+    assertNotSharded(o.resume);
+    readResumable(o.resume, { model: spec, steps: o.steps, settings: { batch: o.batch, lr: o.lr }, allowChanges: o.allowChanges });
+  }
+  const plan = planSampling(o);
   const model = new DiT(config, { generator: new Generator(o.seed), device: o.backend });
   const opt = new Adam(model.parameters(), { lr: o.lr });
   const loader = new DataLoader(d, { batchSize: o.batch, seed: o.seed, device: o.backend });
@@ -66,24 +96,21 @@ export function trainDiT(o: TrainDiTOptions): TrainResult {
   model.generator = rng;
   model.train();
   const checkpoint = join(o.out, 'checkpoint.safetensors');
-  const metricsPath = join(o.out, 'metrics.jsonl');
   let step = 0;
   if (o.resume) {
-    assertNotSharded(o.resume);
     const { meta } = loadCheckpoint(o.resume, model, opt);
     step = meta.step;
     rng.setState(meta.rng as { seed: number; offset: number });
     loader.setState(meta.loader as ReturnType<DataLoader['getState']>);
     log(`resumed from ${o.resume} at step ${step}`);
-  } else if (existsSync(metricsPath)) {
-    writeFileSync(metricsPath, '');
   }
+  const metrics = startRun(o.out, { ...o, resumeStep: step });
   log(`training DiT (${model.numParameters().toLocaleString('en')} parameters) for ${o.steps} steps, batch ${o.batch}, lr ${o.lr}, on ${o.backend ?? 'cpu'}`);
   const save = () => {
-    const meta: CheckpointMeta = { format: 'lavender-train-v1', step, config: model.config, rng: rng.getState(), loader: loader.getState(), lr: o.lr, batch: o.batch, seed: o.seed };
+    const meta: CheckpointMeta = { format: 'lavender-train-v1', step, ...modelMeta(spec), rng: rng.getState(), loader: loader.getState(), lr: o.lr, batch: o.batch, seed: o.seed };
     saveCheckpoint(checkpoint, model, opt, meta);
   };
-  const progress = o.progress === false ? null : new Progress(o.steps, step);
+  const progress = o.progress === false ? null : new Progress(o.steps, step, undefined, samplingEta(plan, config.num_classes!, o.batch));
   const losses: number[] = [];
   const times: number[] = [];
   while (step < o.steps) {
@@ -100,33 +127,25 @@ export function trainDiT(o: TrainDiTOptions): TrainResult {
     const seconds = (performance.now() - t0) / 1000;
     times.push(seconds);
     losses.push(loss);
-    appendFileSync(metricsPath, `${JSON.stringify({ step, loss, t_bins: bins.map((b) => (Number.isNaN(b) ? null : b)), seconds })}\n`);
+    metrics.append({ step, loss, t_bins: bins.map((b) => (Number.isNaN(b) ? null : b)), seconds });
     progress?.update(step, `loss ${loss.toFixed(4)}`);
     if (o.checkpointEvery && step % o.checkpointEvery === 0 && step < o.steps) save();
   }
   save();
   const sorted = [...times].sort((a, b) => a - b);
   const secondsPerStep = sorted.length ? sorted[Math.floor(sorted.length / 2)]! : 0;
-  if ((o.sampleRows ?? 4) > 0) {
-    const png = join(o.out, 'samples.png');
-    sampleGrid(model, { rows: o.sampleRows ?? 4, steps: o.sampleSteps ?? 50, cfg: o.cfg ?? 2, seed: o.seed, png, gif: join(o.out, 'samples.gif') });
-    log(`wrote ${png} and samples.gif`);
-  }
+  drawSamples(model, plan, o, secondsPerStep, log);
   log(`done: ${step} steps, last loss ${losses.at(-1)?.toFixed(4) ?? 'n/a'}, median ${secondsPerStep.toFixed(2)} s/step; checkpoint ${checkpoint}`);
   return { losses, checkpoint, secondsPerStep };
 }
 
 /** Rebuild a model from a training checkpoint (for sampling). */
 export function modelFromCheckpoint(path: string, backend?: string): DiT {
-  const { tensors, metadata } = loadSafetensors(path, { device: backend });
-  let meta: CheckpointMeta;
-  try {
-    meta = JSON.parse(metadata.lavender ?? 'null');
-  } catch {
-    throw new Error(`checkpoint ${path}: metadata field 'lavender' is not valid JSON`);
-  }
-  if (!meta?.config) throw new Error(`checkpoint ${path}: metadata field 'lavender' has no model config`);
-  const model = new DiT(meta.config as DiTConfig, { device: backend });
+  const { spec } = readModelSpec(path);
+  if (!spec) throw new Error(`checkpoint ${path}: metadata field 'lavender' has no model config (not written by lavender?)`);
+  assertModelKind(`checkpoint ${path}`, spec, 'dit', '`sample` (--model dit) draws from');
+  const { tensors } = loadSafetensors(path, { device: backend });
+  const model = new DiT(spec.config as unknown as DiTConfig, { device: backend });
   model.loadStateDict(Object.fromEntries(Object.entries(tensors).filter(([k]) => k.startsWith('model.'))));
   for (const t of Object.values(tensors)) t.dispose();
   return model;
@@ -166,14 +185,17 @@ export async function trainDiTDistributed(o: TrainDiTOptions & { dist: DistTrain
   const R = pg.rank, N = pg.worldSize, lead = R === 0;
   const logAll = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const log = lead ? logAll : () => {};
-  const config = typeof o.model === 'string' ? DIT_PRESETS[o.model] : o.model;
-  if (!config) throw new Error(`train: unknown model preset '${String(o.model)}' (available: ${Object.keys(DIT_PRESETS).join(', ')})`);
+  const spec = ditSpec(o.model);
+  const config = spec.config as unknown as DiTConfig;
   const d = o.dataset;
   checkImages(d, config);
   if (o.batch % N !== 0) throw new Error(`train: the global batch ${o.batch} is not divisible by the number of ranks ${N} (each rank takes batch/ranks rows); choose a batch that is a multiple of ${N}`);
   if (o.timeSampling === 'stratified' && N > 1) throw new Error("train: stratified time sampling depends on the batch size seen by each rank; use 'logit-normal' or 'uniform' when distributed");
   const b = o.batch / N;
-  mkdirSync(o.out, { recursive: true });
+  checkRunDir(o.out, o);
+  if (o.resume) readResumable(o.resume, { model: spec, steps: o.steps, settings: { batch: o.batch, lr: o.lr }, allowChanges: o.allowChanges });
+  await pg.barrier(); // every rank has checked the directory before rank 0 writes to it
+  const plan = planSampling(o);
   const model = new DiT(config, { generator: new Generator(o.seed), device: o.backend });
   const zero = new ZeroOptimizer(pg, model.parameters(), { stage: o.dist.zero, optimizer: 'adam', lr: o.lr, bucketElements: o.dist.bucketElements });
   const loader = new DataLoader(d, { batchSize: o.batch, seed: o.seed, device: o.backend });
@@ -181,28 +203,25 @@ export async function trainDiTDistributed(o: TrainDiTOptions & { dist: DistTrain
   model.generator = rng;
   model.train();
   const checkpoint = join(o.out, 'checkpoint.safetensors');
-  const metricsPath = join(o.out, 'metrics.jsonl');
   let step = 0;
   try {
     if (o.resume) {
       const meta = loadDistCheckpoint(o.resume, model, zero, pg);
-      if (meta.batch !== undefined && meta.batch !== o.batch) log(`note: the checkpoint was trained with global batch ${String(meta.batch)}, this run uses ${o.batch}`);
       step = meta.step;
       rng.setState(meta.rng as { seed: number; offset: number });
       loader.setState(meta.loader as ReturnType<DataLoader['getState']>);
       log(`resumed from ${o.resume} at step ${step}`);
-    } else if (lead && existsSync(metricsPath)) {
-      writeFileSync(metricsPath, '');
     }
+    const metrics = startRun(o.out, { ...o, resumeStep: step, lead });
     const report = zero.memoryReport();
     o.dist.onMemoryReport?.(report);
     logAll(formatMemoryReport(report));
     log(`training DiT (${model.numParameters().toLocaleString('en')} parameters) for ${o.steps} steps, global batch ${o.batch} over ${N} rank(s) (${b} each), ZeRO stage ${zero.stage}, lr ${o.lr}, on ${o.backend ?? 'cpu'}`);
     const save = () => {
-      const meta: CheckpointMeta = { format: 'lavender-train-v1', step, config: model.config, rng: rng.getState(), loader: loader.getState(), lr: o.lr, batch: o.batch, seed: o.seed };
+      const meta: CheckpointMeta = { format: 'lavender-train-v1', step, ...modelMeta(spec), rng: rng.getState(), loader: loader.getState(), lr: o.lr, batch: o.batch, seed: o.seed };
       return saveDistCheckpoint(checkpoint, model, zero, meta, pg);
     };
-    const progress = o.progress === false || !lead ? null : new Progress(o.steps, step);
+    const progress = o.progress === false || !lead ? null : new Progress(o.steps, step, undefined, samplingEta(plan, config.num_classes!, o.batch));
     const losses: number[] = [];
     const times: number[] = [];
     while (step < o.steps) {
@@ -232,18 +251,14 @@ export async function trainDiTDistributed(o: TrainDiTOptions & { dist: DistTrain
       const seconds = (performance.now() - t0) / 1000;
       times.push(seconds);
       losses.push(loss);
-      if (lead) appendFileSync(metricsPath, `${JSON.stringify({ step, loss, t_bins: bins.map((v) => (Number.isNaN(v) ? null : v)), seconds })}\n`);
+      metrics.append({ step, loss, t_bins: bins.map((v) => (Number.isNaN(v) ? null : v)), seconds });
       progress?.update(step, `loss ${loss.toFixed(4)}`);
       if (o.checkpointEvery && step % o.checkpointEvery === 0 && step < o.steps) await save();
     }
     await save();
     const sorted = [...times].sort((a, c) => a - c);
     const secondsPerStep = sorted.length ? sorted[Math.floor(sorted.length / 2)]! : 0;
-    if (lead && (o.sampleRows ?? 4) > 0) {
-      const png = join(o.out, 'samples.png');
-      sampleGrid(model, { rows: o.sampleRows ?? 4, steps: o.sampleSteps ?? 50, cfg: o.cfg ?? 2, seed: o.seed, png, gif: join(o.out, 'samples.gif') });
-      log(`wrote ${png} and samples.gif`);
-    }
+    if (lead) drawSamples(model, plan, o, secondsPerStep, log);
     log(`done: ${step} steps, last loss ${losses.at(-1)?.toFixed(4) ?? 'n/a'}, median ${secondsPerStep.toFixed(2)} s/step; checkpoint ${checkpoint}`);
     return { losses, checkpoint, secondsPerStep };
   } finally {
