@@ -1,11 +1,12 @@
-// `lavender forward`: run a model on given weights and inputs and write its output (and, with grad, the
-// MSE loss against `target` and the gradient of every parameter). The parity tool for porting weights.
+// `lavender forward`: run a model on given weights and inputs and write its output (and, with grad, the MSE
+// loss against `target` and one gradient per parameter, zeros for unused ones). The parity tool for porting weights.
 import { readFileSync } from 'node:fs';
 import { DiT, type DiTConfig } from '../models/dit.js';
 import { MMDiT, type MMDiTConfig } from '../models/mmdit.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { loadTorchCheckpoint } from '../io/torch-pt.js';
 import { mseLoss } from '../ops/nn.js';
+import { zeros } from '../ops/creation.js';
 import { cast } from '../ops/movement.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -86,7 +87,9 @@ export function runForward(o: ForwardOptions): Record<string, Tensor> {
       const loss = mseLoss(output, target);
       loss.backward();
       result.loss = loss.reshape([1]);
-      for (const [name, p] of model.namedParameters()) if (p.grad) result[`grad.${name}`] = p.grad;
+      // one gradient per parameter: zeros where the output does not depend on it (e.g. the text-side MLP of
+      // an MMDiT whose last block is a double block), so the file's keys never depend on the graph
+      for (const [name, p] of model.namedParameters()) result[`grad.${name}`] = p.grad ?? zeros([...p.shape], { dtype: p.dtype, device });
     }
     return result;
   });
