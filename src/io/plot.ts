@@ -1,5 +1,7 @@
 // Line plots rendered straight to RGB pixels (for PNG output): a grid of panels, log-scaled axes,
-// one coloured line per series, titles and tick labels in the built-in bitmap font.
+// one coloured line per series, titles and tick labels in the built-in bitmap font. A log axis has no
+// place for 0, so panels with zeros get a separate "0" baseline below the log range: every series in the
+// legend is drawn somewhere.
 import { drawText, GLYPH_H, GLYPH_W, setPixel } from './font.js';
 
 export interface Series {
@@ -30,31 +32,41 @@ export function plotPanels(rows: Panel[][], opts: { panelWidth?: number; panelHe
   if (opts.title) drawText(img, opts.title, 8, 6, [0, 0, 0], 2);
   rows.forEach((row, ri) => row.forEach((panel, ci) => {
     const ox = ci * pw, oy = top + ri * ph;
-    const left = ox + 52, right = ox + pw - 12, upper = oy + 22, lower = oy + ph - 44;
+    const left = ox + 52, right = ox + pw - 12, upper = oy + 22, axis = oy + ph - 44;
+    let lower = axis;
     drawText(img, panel.title, ox + 52, oy + 6, [0, 0, 0]);
-    const ys = panel.series.flatMap((s) => s.values).filter((v) => v > 0 && Number.isFinite(v));
-    if (!ys.length) return;
+    const all = panel.series.flatMap((s) => s.values);
+    const ys = all.filter((v) => v > 0 && Number.isFinite(v));
+    const zeroRow = all.some((v) => v === 0) ? lower - 5 : null; // the "0" baseline, below a gap
+    if (zeroRow !== null) lower -= 20;
+    if (!ys.length) ys.push(1);
     const [ymin, ymax] = [Math.log10(Math.min(...ys)), Math.log10(Math.max(...ys))];
     const yspan = Math.max(ymax - ymin, 0.3), ylo = (ymin + ymax) / 2 - yspan / 2 - 0.05, yhi = ylo + yspan + 0.1;
     const [xlo, xhi] = [Math.log10(Math.min(...panel.xs)), Math.log10(Math.max(...panel.xs))];
     const X = (x: number) => left + ((Math.log10(x) - xlo) / Math.max(xhi - xlo, 1e-9)) * (right - left);
-    const Y = (y: number) => lower - ((Math.log10(y) - ylo) / (yhi - ylo)) * (lower - upper);
-    line(img, left, lower, right, lower, [0, 0, 0]);
-    line(img, left, lower, left, upper, [0, 0, 0]);
+    const Y = (y: number) => (y === 0 && zeroRow !== null ? zeroRow : lower - ((Math.log10(y) - ylo) / (yhi - ylo)) * (lower - upper));
+    const drawable = (v: number) => v > 0 ? Number.isFinite(v) : v === 0 && zeroRow !== null;
+    line(img, left, axis, right, axis, [0, 0, 0]);
+    line(img, left, axis, left, upper, [0, 0, 0]);
+    if (zeroRow !== null) {
+      // a break in the y axis between the log range and the 0 baseline
+      for (let x = left - 3; x <= left + 3; x++) for (const y of [lower + 7, lower + 10]) setPixel(img, x, y, [0, 0, 0]);
+      drawText(img, '0', ox + 4, zeroRow - GLYPH_H / 2, [80, 80, 80]);
+    }
     for (const x of panel.xs) {
-      line(img, X(x), lower, X(x), lower + 3, [0, 0, 0]);
+      line(img, X(x), axis, X(x), axis + 3, [0, 0, 0]);
       const label = String(x);
-      drawText(img, label, X(x) - (label.length * GLYPH_W) / 2, lower + 6, [0, 0, 0]);
+      drawText(img, label, X(x) - (label.length * GLYPH_W) / 2, axis + 6, [0, 0, 0]);
     }
     for (const y of [10 ** ylo, 10 ** ((ylo + yhi) / 2), 10 ** yhi]) drawText(img, fmt(y), ox + 4, Y(y) - GLYPH_H / 2, [80, 80, 80]);
-    drawText(img, 'WIDTH', (left + right) / 2 - 15, lower + 18, [0, 0, 0]);
+    drawText(img, 'WIDTH', (left + right) / 2 - 15, axis + 18, [0, 0, 0]);
     panel.series.forEach((s, k) => {
       const c = COLORS[k % COLORS.length]!;
       for (let i = 1; i < panel.xs.length; i++) {
         const a = s.values[i - 1]!, b = s.values[i]!;
-        if (a > 0 && b > 0) for (const d of [-1, 0, 1]) line(img, X(panel.xs[i - 1]!), Y(a) + d, X(panel.xs[i]!), Y(b) + d, c);
+        if (drawable(a) && drawable(b)) for (const d of [-1, 0, 1]) line(img, X(panel.xs[i - 1]!), Y(a) + d, X(panel.xs[i]!), Y(b) + d, c);
       }
-      drawText(img, s.label, left + 4 + (k % 4) * 58, lower + 30 + Math.floor(k / 4) * 9, c);
+      drawText(img, s.label, left + 4 + (k % 4) * 58, axis + 30 + Math.floor(k / 4) * 9, c);
     });
   }));
   return img;
