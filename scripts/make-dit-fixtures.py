@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Parity fixtures for lavender's DiT: a PyTorch implementation written from ../shared/spec/models.md
+"""Parity fixtures for lavender's DiT: a PyTorch implementation written from docs/models.md
 ("DiT"), random weights, random inputs; stores weights, inputs, the output, the MSE loss against a target
 and the gradient of every parameter, as safetensors files under test/fixtures/dit/.
 

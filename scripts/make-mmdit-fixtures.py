@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Parity fixtures for lavender's MMDiT: a PyTorch implementation written from ../shared/spec/models.md
+"""Parity fixtures for lavender's MMDiT: a PyTorch implementation written from docs/models.md
 ("MMDiT"), random weights and inputs; stores weights, inputs, output, MSE loss against a target and every
 parameter gradient (safetensors under test/fixtures/mmdit/), plus an extend_pe case.
 

@@ -1,4 +1,4 @@
-// DiT (minRF's DiT_Llama), exactly as ../shared/spec/models.md "DiT": parameter names, shapes and
+// DiT (minRF's DiT_Llama), exactly as docs/models.md "DiT": parameter names, shapes and
 // arithmetic match the PyTorch release so its state dicts load unchanged.
 import type { Tensor } from '../tensor/tensor.js';
 import { add, mul, silu } from '../ops/elementwise.js';

@@ -1,4 +1,4 @@
-// MMDiT, the SD3-style text-to-image network of LavenderFlow, exactly as ../shared/spec/models.md "MMDiT":
+// MMDiT, the SD3-style text-to-image network of LavenderFlow, exactly as docs/models.md "MMDiT":
 // double-stream blocks (text c, image x, joint attention), then single-stream blocks over cat(c, x).
 // Parameter names, shapes, initialisation and arithmetic match the release (quirks kept).
 import type { Tensor } from '../tensor/tensor.js';
