@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { scaledMs } from './harness/load.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const run = (args: string[]) => spawnSync('node', args, { cwd: root, encoding: 'utf8', timeout: 120_000 });
+const run = (args: string[]) => spawnSync('node', args, { cwd: root, encoding: 'utf8', timeout: scaledMs(120_000) });
 
 test('lavender info --json lists every backend with built/available/reason', () => {
   const r = run(['bin/lavender.js', 'info', '--json']);

@@ -12,6 +12,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import '../src/index.js';
 import { loadSafetensors } from '../src/io/safetensors.js';
+import { scaledMs, scaledSeconds } from './harness/load.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const made: string[] = [];
@@ -29,11 +30,12 @@ interface Result { code: number | null; signal: NodeJS.Signals | null; stdout: s
 
 function start(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; done: Promise<Result> } {
   const t0 = Date.now();
-  const child = spawn(process.execPath, ['bin/lavender.js', ...args], { cwd: root, env: { ...process.env, ...env } });
+  // the collective/rendezvous timeout of --nproc runs scales with the load too (60 s on an idle machine)
+  const child = spawn(process.execPath, ['bin/lavender.js', ...args], { cwd: root, env: { ...process.env, LAVENDER_DIST_TIMEOUT: scaledSeconds(60), ...env } });
   let stdout = '', stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));
   child.stderr!.on('data', (d) => (stderr += d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 240_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), scaledMs(240_000));
   const done = new Promise<Result>((res) => child.on('exit', (code, signal) => {
     clearTimeout(timer);
     res({ code, signal, stdout, stderr, ms: Date.now() - t0 });
@@ -66,7 +68,7 @@ let baseline: { dir: string; losses: number[] } | null = null;
 async function baselineRun() {
   if (!baseline) {
     const dir = tmp();
-    const r = await run([...base, '--steps', '4', '--batch', '32', '--out', dir]);
+    const r = await run([...base, '--steps', '4', '--batch', '8', '--out', dir]);
     assert.equal(r.code, 0, r.stderr);
     baseline = { dir, losses: losses(dir) };
   }
@@ -78,7 +80,7 @@ test('train mnist --nproc 2 --zero 0|1|2: per-step losses and final parameters m
   const summary: Record<string, unknown> = {};
   for (const zero of ['0', '1', '2']) {
     const dir = tmp();
-    const r = await run([...base, '--steps', '4', '--batch', '32', '--out', dir, '--nproc', '2', '--zero', zero]);
+    const r = await run([...base, '--steps', '4', '--batch', '8', '--out', dir, '--nproc', '2', '--zero', zero]);
     assert.equal(r.code, 0, r.stderr);
     const l = losses(dir);
     assertClose(l, ref.losses, `zero ${zero}`);
@@ -105,20 +107,20 @@ test('train mnist --nproc 2 --zero 0|1|2: per-step losses and final parameters m
 test('sharded checkpoints: another world size is a clear error (file untouched); consolidated or same-size resumes continue the 1-rank curve', async () => {
   const ref = await baselineRun();
   const dir = tmp();
-  const first = await run([...base, '--steps', '2', '--batch', '32', '--out', dir, '--nproc', '2', '--zero', '2']);
+  const first = await run([...base, '--steps', '2', '--batch', '8', '--out', dir, '--nproc', '2', '--zero', '2']);
   assert.equal(first.code, 0, first.stderr);
   const ckpt = join(dir, 'checkpoint.safetensors');
   const hash = () => createHash('sha256').update(readFileSync(ckpt)).digest('hex');
   const before = hash();
   const out1 = tmp();
-  const bad = await run([...base, '--steps', '4', '--batch', '32', '--out', out1, '--resume', ckpt]);
+  const bad = await run([...base, '--steps', '4', '--batch', '8', '--out', out1, '--resume', ckpt]);
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /holds ZeRO stage 2 optimizer state sharded over 2 ranks, but this run has 1 rank\(s\)\. Consolidate it first: `lavender consolidate/);
   assert.ok(!existsSync(join(out1, 'checkpoint.safetensors')));
   // at the same world size but stage 0 (full optimizer state): refused on both ranks too
   const port = await freePort();
   const out0 = tmp();
-  const both = await Promise.all([0, 1].map((r) => run([...base, '--steps', '4', '--batch', '32', '--out', out0, '--resume', ckpt, '--zero', '0'], rankEnv(r, 2, port, '30'))));
+  const both = await Promise.all([0, 1].map((r) => run([...base, '--steps', '4', '--batch', '8', '--out', out0, '--resume', ckpt, '--zero', '0'], rankEnv(r, 2, port, scaledSeconds(30)))));
   for (const r of both) {
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /sharded over 2 ranks, but this run uses ZeRO stage 0, which keeps the full optimizer state\. Consolidate it first/);
@@ -132,13 +134,13 @@ test('sharded checkpoints: another world size is a clear error (file untouched);
   const [one, two] = await Promise.all([
     (async () => {
       const out = tmp();
-      const r = await run([...base, '--steps', '4', '--batch', '32', '--out', out, '--resume', merged]);
+      const r = await run([...base, '--steps', '4', '--batch', '8', '--out', out, '--resume', merged]);
       assert.equal(r.code, 0, r.stderr);
       return losses(out);
     })(),
     (async () => {
       const out = tmp();
-      const r = await run([...base, '--steps', '4', '--batch', '32', '--out', out, '--resume', ckpt, '--nproc', '2', '--zero', '1']);
+      const r = await run([...base, '--steps', '4', '--batch', '8', '--out', out, '--resume', ckpt, '--nproc', '2', '--zero', '1']);
       assert.equal(r.code, 0, r.stderr);
       return losses(out);
     })(),
@@ -147,7 +149,7 @@ test('sharded checkpoints: another world size is a clear error (file untouched);
   assertClose(two, ref.losses.slice(2), 'sharded, 2 ranks');
 });
 
-const rankEnv = (rank: number, worldSize: number, port: number, timeout = '60') => ({ RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: String(worldSize), LOCAL_WORLD_SIZE: String(worldSize), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), LAVENDER_DIST_TIMEOUT: timeout });
+const rankEnv = (rank: number, worldSize: number, port: number, timeout = scaledSeconds(60)) => ({ RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: String(worldSize), LOCAL_WORLD_SIZE: String(worldSize), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), LAVENDER_DIST_TIMEOUT: timeout });
 
 function freePort(): Promise<number> {
   return new Promise((res) => {
@@ -159,7 +161,7 @@ function freePort(): Promise<number> {
   });
 }
 
-async function untilStep(dir: string, ms = 120_000): Promise<void> {
+async function untilStep(dir: string, ms = scaledMs(120_000)): Promise<void> {
   const t0 = Date.now();
   while (Date.now() - t0 < ms) {
     if (existsSync(join(dir, 'metrics.jsonl')) && readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim()) return;
@@ -184,7 +186,7 @@ test('a killed rank, and a stuck rank, make the other exit non-zero within the c
       assert.notEqual(res.code, 0);
       if (how === 'SIGKILL') assert.match(res.stderr, /rank 1 closed its connection/);
       else assert.match(res.stderr, /timed out after 4 s waiting for rank\(s\) 1/);
-      assert.ok(waited < 4000 + 8000, `${how}: rank 0 took ${waited} ms to give up`);
+      assert.ok(waited < 4000 + scaledMs(8000), `${how}: rank 0 took ${waited} ms to give up`);
       console.log(`# ${how} of rank 1: rank 0 exited with code ${res.code} after ${waited} ms: ${res.stderr.trim().split('\n').at(-1)}`);
     } finally {
       r0.child.kill('SIGKILL');
@@ -198,8 +200,8 @@ test('disagreeing ranks (config, world size), an indivisible batch and a port in
   const dir = tmp();
   const port = await freePort();
   const [a, b] = await Promise.all([
-    run([...base, '--steps', '2', '--batch', '8', '--out', dir, '--lr', '0.001'], rankEnv(0, 2, port, '20')),
-    run([...base, '--steps', '2', '--batch', '8', '--out', dir, '--lr', '0.002'], rankEnv(1, 2, port, '20')),
+    run([...base, '--steps', '2', '--batch', '8', '--out', dir, '--lr', '0.001'], rankEnv(0, 2, port, scaledSeconds(20))),
+    run([...base, '--steps', '2', '--batch', '8', '--out', dir, '--lr', '0.002'], rankEnv(1, 2, port, scaledSeconds(20))),
   ]);
   for (const r of [a, b]) {
     assert.notEqual(r.code, 0);
@@ -207,8 +209,8 @@ test('disagreeing ranks (config, world size), an indivisible batch and a port in
   }
   const port2 = await freePort();
   const [c, d] = await Promise.all([
-    run([...base, '--steps', '2', '--batch', '8', '--out', dir], rankEnv(0, 2, port2, '20')),
-    run([...base, '--steps', '2', '--batch', '8', '--out', dir], rankEnv(1, 3, port2, '20')),
+    run([...base, '--steps', '2', '--batch', '8', '--out', dir], rankEnv(0, 2, port2, scaledSeconds(20))),
+    run([...base, '--steps', '2', '--batch', '8', '--out', dir], rankEnv(1, 3, port2, scaledSeconds(20))),
   ]);
   for (const r of [c, d]) {
     assert.notEqual(r.code, 0);

@@ -17,6 +17,7 @@ import { Generator } from '../src/tensor/random.js';
 import { randn } from '../src/ops/creation.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { checkPortFree } from '../src/cli/launch.js';
+import { scaledMs } from './harness/load.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -33,7 +34,7 @@ function freePort(): Promise<number> {
 
 const envOf = (rank: number, worldSize: number, port: number): DistEnv => ({ rank, localRank: rank, worldSize, localWorldSize: worldSize, masterAddr: '127.0.0.1', masterPort: port, source: 'torchrun' });
 
-async function groups(N: number, timeoutMs = 10_000, config: Record<string, unknown> = { test: 1 }): Promise<ProcessGroup[]> {
+async function groups(N: number, timeoutMs = scaledMs(10_000), config: Record<string, unknown> = { test: 1 }): Promise<ProcessGroup[]> {
   const port = await freePort();
   return Promise.all([...Array(N).keys()].map((r) => initProcessGroup({ env: envOf(r, N, port), config, timeoutMs })));
 }
@@ -72,8 +73,8 @@ test('collectives on 3 ranks: allReduce sum/avg, reduceScatter, allGather, broad
 test('rendezvous: mismatched world sizes and configs fail on every rank with the reason; a port in use is named', async () => {
   const port = await freePort();
   const ws = await Promise.allSettled([
-    initProcessGroup({ env: envOf(0, 2, port), config: { a: 1 }, timeoutMs: 5000 }),
-    initProcessGroup({ env: envOf(1, 3, port), config: { a: 1 }, timeoutMs: 5000 }),
+    initProcessGroup({ env: envOf(0, 2, port), config: { a: 1 }, timeoutMs: scaledMs(5000) }),
+    initProcessGroup({ env: envOf(1, 3, port), config: { a: 1 }, timeoutMs: scaledMs(5000) }),
   ]);
   for (const r of ws) {
     assert.equal(r.status, 'rejected');
@@ -81,8 +82,8 @@ test('rendezvous: mismatched world sizes and configs fail on every rank with the
   }
   const port2 = await freePort();
   const cfg = await Promise.allSettled([
-    initProcessGroup({ env: envOf(0, 2, port2), config: { lr: 0.001, batch: 32 }, timeoutMs: 5000 }),
-    initProcessGroup({ env: envOf(1, 2, port2), config: { lr: 0.002, batch: 32 }, timeoutMs: 5000 }),
+    initProcessGroup({ env: envOf(0, 2, port2), config: { lr: 0.001, batch: 32 }, timeoutMs: scaledMs(5000) }),
+    initProcessGroup({ env: envOf(1, 2, port2), config: { lr: 0.002, batch: 32 }, timeoutMs: scaledMs(5000) }),
   ]);
   for (const r of cfg) {
     assert.equal(r.status, 'rejected');
