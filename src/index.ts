@@ -1,3 +1,6 @@
+/**
+ * @module lavender
+ */
 // lavender's public API.
 import './backends/index.js';
 export * from './ops/index.js';

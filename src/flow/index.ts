@@ -1,1 +1,4 @@
+/**
+ * @module lavender/flow
+ */
 export * from './rectified-flow.js';

@@ -1,3 +1,6 @@
+/**
+ * @module lavender/nn
+ */
 export { Module, ModuleList, type LoadOptions } from './module.js';
 export { Linear, Conv2d, LayerNorm, GroupNorm, Embedding, uniformInit, type InitOptions } from './layers.js';
 export * from './blocks.js';

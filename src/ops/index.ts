@@ -1,3 +1,6 @@
+/**
+ * @module lavender/ops
+ */
 // The differentiable op set, re-exported in one place.
 import './methods.js';
 export * from './creation.js';

