@@ -18,7 +18,7 @@ import { resolve } from 'node:path';
 import { benchTrainStep } from '../train/bench-step.js';
 import { intFlag, numberFlag, stringFlag, type Parsed } from './args.js';
 import { prepareOutputDir, prepareOutputFile } from '../io/output-path.js';
-import { readCheckpointMeta } from '../optim/checkpoint-meta.js';
+import { modelSpecOf, readCheckpointMeta } from '../optim/checkpoint-meta.js';
 import type { CheckpointMeta } from '../optim/checkpoint.js';
 import { checkRunDir } from '../train/run-dir.js';
 import { readResumable } from '../train/resume.js';
@@ -145,7 +145,8 @@ function trainT2iCommand(p: Parsed): number {
   const run = runFlags(p, 't2i');
   const r = run.resumed;
   // on resume, the preset and the settings left out come from the checkpoint
-  const preset = !p.flags.has('preset') && typeof r?.preset === 'string' ? r.preset : stringFlag(p, 'preset', 'mmdit-small');
+  const fromCheckpoint = r && modelSpecOf(r)?.kind === 'mmdit' && typeof r.preset === 'string' ? r.preset : undefined;
+  const preset = !p.flags.has('preset') && fromCheckpoint ? fromCheckpoint : stringFlag(p, 'preset', 'mmdit-small');
   const o = {
     steps: intFlag(p, 'steps', 1000),
     batch: resumedNumber(p, 'batch', 'batch', r, () => intFlag(p, 'batch', 16)),
