@@ -18,7 +18,8 @@ import { inferModelKind, readCheckpointMeta, readModelSpec } from '../src/optim/
 import { trainDiT, modelFromCheckpoint } from '../src/train/train-dit.js';
 import { trainT2I } from '../src/train/train-t2i.js';
 import { sampleMMDiT } from '../src/train/sample-mmdit.js';
-import { planSampling } from '../src/train/sampling-plan.js';
+import { estimateSamplingSeconds, planSampling } from '../src/train/sampling-plan.js';
+import { Progress } from '../src/train/progress.js';
 import { scaledMs } from './harness/load.js';
 
 const made: string[] = [];
@@ -177,4 +178,11 @@ test('the end-of-run sample grid: default for real runs, off for short ones unle
   assert.match(planSampling({ steps: 4 }).skipped!, /under 100 steps/);
   assert.equal(planSampling({ steps: 4, sampleRows: 1, sampleSteps: 3 }).rows, 1);
   assert.equal(planSampling({ steps: 1300, sampleRows: 0 }).rows, 0);
+  // 40 images x 50 steps x 2 (CFG) forward passes at a third of a 1.2 s training step per 32 images: 50 s
+  assert.ok(Math.abs(estimateSamplingSeconds({ rows: 4, steps: 50 }, 10, 1.2, 32) - 50) < 1e-9);
+  const lines: string[] = [];
+  const stream = { isTTY: false, write: (l: string) => lines.push(l) } as unknown as NodeJS.WriteStream;
+  const p = new Progress(10, 0, stream, (per) => ({ seconds: estimateSamplingSeconds({ rows: 4, steps: 50 }, 10, per, 32), what: 'sampling' }));
+  p.update(10, 'loss 1');
+  assert.match(lines[0]!, /^step 10\/10 .* loss 1 .* eta 0s \+ sampling ~\d+s\n$/);
 });
