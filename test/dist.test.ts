@@ -18,6 +18,7 @@ import { randn } from '../src/ops/creation.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { checkPortFree } from '../src/cli/launch.js';
 import { scaledMs } from './harness/load.js';
+import { CpuTransport, listenMesh } from '../src/distributed/cpu-transport.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -102,6 +103,28 @@ test('rendezvous: mismatched world sizes and configs fail on every rank with the
   const t0 = Date.now();
   await assert.rejects(initProcessGroup({ env: envOf(0, 2, port4), timeoutMs: 500 }), /missing rank\(s\) 1/);
   assert.ok(Date.now() - t0 < 4000);
+});
+
+test('a rank that dials before this one has finished its rendezvous is not lost (its first collective neither)', async () => {
+  // rank 1 connects and starts a barrier while rank 0 has not yet called connect() on its listening mesh:
+  // the connection used to be dropped, and rank 0 then waited out its timeout for a peer already there
+  const [m0, m1] = await Promise.all([listenMesh('127.0.0.1'), listenMesh('127.0.0.1')]);
+  const addresses = [m0.address, m1.address];
+  const made: CpuTransport[] = [];
+  try {
+    const t1 = await CpuTransport.connect(1, addresses, m1.server, 'nonce', scaledMs(5000));
+    made.push(t1);
+    const barrier1 = t1.barrier();
+    barrier1.catch(() => {}); // reported through Promise.all below
+    await new Promise((r) => setTimeout(r, 200)); // the hello and the barrier frame are waiting at rank 0
+    const t0 = await CpuTransport.connect(0, addresses, m0.server, 'nonce', scaledMs(5000));
+    made.push(t0);
+    await Promise.all([t0.barrier(), barrier1]);
+  } finally {
+    for (const t of made) t.destroy(); // a failure must not leave sockets that keep this file's process alive
+    m0.server.close();
+    m1.server.close();
+  }
 });
 
 test('a stuck rank times the collective out naming it; a dead rank is detected at once; wrong call order is an error', async () => {

@@ -106,9 +106,22 @@ export interface MeshAddress {
   port: number;
 }
 
+/**
+ * Connections that arrive between listenMesh and CpuTransport.connect. A faster rank can finish the rendezvous
+ * and dial this one before it has finished its own; a 'connection' event with no listener would drop that
+ * socket, and this rank would then wait out the timeout for a peer that had already connected.
+ */
+const earlyConnections = new WeakMap<Server, { sockets: Socket[]; hold: (s: Socket) => void }>();
+
 /** A listening socket for the mesh, opened before the rendezvous so its port can be published. */
 export async function listenMesh(host: string): Promise<{ server: Server; address: MeshAddress }> {
   const server = createServer();
+  const early = { sockets: [] as Socket[], hold: (s: Socket) => {
+    s.on('error', () => {});
+    early.sockets.push(s); // paused: its bytes wait in the socket until connect() reads them
+  } };
+  earlyConnections.set(server, early);
+  server.on('connection', early.hold);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e) => reject(new Error(`cpu transport: cannot listen on ${host}: ${e.message}`)));
     server.listen({ host, port: 0 }, () => resolve());
@@ -166,7 +179,7 @@ export class CpuTransport {
         t.peers[r] = p;
         done();
       };
-      server.on('connection', (s) => {
+      const onConnection = (s: Socket) => {
         s.on('error', () => {});
         let buf = Buffer.alloc(0);
         const onData = (d: Buffer) => {
@@ -189,7 +202,14 @@ export class CpuTransport {
           adopt(r, s);
         };
         s.on('data', onData);
-      });
+      };
+      const early = earlyConnections.get(server);
+      if (early) {
+        server.off('connection', early.hold);
+        earlyConnections.delete(server);
+      }
+      server.on('connection', onConnection);
+      for (const s of early?.sockets ?? []) onConnection(s);
       for (let r = 0; r < rank; r++) {
         const a = addresses[r]!;
         const tryConnect = () => {
