@@ -17,5 +17,6 @@ export { VERSION } from './version.js';
 export * as nn from './nn/index.js';
 export { DiT, DIT_PRESETS, resolveDiTConfig, type DiTConfig } from './models/dit.js';
 export { MMDiT, MMDIT_PRESETS, resolveMMDiTConfig, type MMDiTConfig } from './models/mmdit.js';
-export { loadSafetensors, saveSafetensors, parseSafetensors } from './io/safetensors.js';
+export { inspectSafetensors, loadSafetensors, saveSafetensors, parseSafetensors } from './io/safetensors.js';
 export { loadTorchCheckpoint, parseTorchCheckpoint } from './io/torch-pt.js';
+export { saveTorchCheckpoint } from './io/torch-pt-write.js';

@@ -8,7 +8,7 @@ import { after, describe, test } from 'node:test';
 import fc from 'fast-check';
 import * as L from '../src/index.js';
 import type { DType } from '../src/tensor/dtype.js';
-import { loadSafetensors, parseSafetensors, saveSafetensors, serializeSafetensors } from '../src/io/safetensors.js';
+import { inspectSafetensors, loadSafetensors, parseSafetensors, saveSafetensors, serializeSafetensors } from '../src/io/safetensors.js';
 import { crc32, decodePng, encodePng, imageGrid, toByte } from '../src/io/png.js';
 import { encodeGif, GIF_RGB_PALETTE, lzwEncode, nearestRgbIndex } from '../src/io/gif.js';
 import { rawValues } from './harness/compare.js';
@@ -274,6 +274,26 @@ describe('safetensors', () => {
       });
     });
   }
+
+  test('loading reads tensors at their offsets: `only` skips the rest unread, inspect reads the header alone', () => {
+    L.scope(() => {
+      const path = join(dir, 'only.safetensors');
+      saveSafetensors(path, { a: L.tensor([1, 2]), b: L.tensor([3, 4, 5], { dtype: 'int64' }), c: L.ones([2, 2]).to('bfloat16') }, { k: 'v' });
+      // corrupt b's bytes into an int64 beyond 2^53: a full load fails, loading a and c alone never reads them
+      const bytes = readFileSync(path);
+      const head = inspectSafetensors(path);
+      const b = head.entries.find((e) => e.name === 'b')!;
+      bytes.writeBigInt64LE(2n ** 60n, head.dataStart + b.begin);
+      writeFileSync(path, bytes);
+      assert.throws(() => loadSafetensors(path), /only\.safetensors: tensor 'b': I64 element 0 is 1152921504606846976, beyond the 2\^53/);
+      const got = loadSafetensors(path, { only: (n) => n !== 'b' });
+      assert.deepEqual(Object.keys(got.tensors).sort(), ['a', 'c']);
+      assert.deepEqual(got.tensors.a!.tolist(), [1, 2]);
+      assert.deepEqual(got.metadata, { k: 'v' });
+      assert.deepEqual(head.entries.map((e) => [e.name, e.dtype, e.shape]).sort(), [['a', 'float32', [2]], ['b', 'int64', [3]], ['c', 'bfloat16', [2, 2]]]);
+      assert.throws(() => loadSafetensors(join(dir, 'nope.safetensors')), /nope\.safetensors: cannot read safetensors file: no such file/);
+    });
+  });
 
   test('int64 at exactly +-2^53 loads', () => {
     const t = parseSafetensors(file({ idx: { dtype: 'I64', shape: [2], data_offsets: [0, 16] } }, i64(2n ** 53n, -(2n ** 53n)))).tensors.idx!;

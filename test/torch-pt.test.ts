@@ -3,7 +3,7 @@
 // truncated and corrupt archives and hand-built pickles must fail with errors that name the file, and a
 // pickle that calls os.system must be refused without anything being run.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +11,7 @@ import { deflateRawSync } from 'node:zlib';
 import { after, describe, test } from 'node:test';
 import * as L from '../src/index.js';
 import { loadTorchCheckpoint, parseTorchCheckpoint } from '../src/io/torch-pt.js';
+import * as writer from '../src/io/torch-pt-write.js';
 import { crc32 } from '../src/io/png.js';
 import { rawValues } from './harness/compare.js';
 
@@ -407,7 +408,7 @@ describe('torch checkpoints: hand-built pickles', () => {
     assert.match(errorOf(() => parseTorchCheckpoint(archive(one('ByteStorage', 4, 0, [4], [1]), { 0: new Uint8Array(4) }), 's.pt'), 's.pt'), /tensor 'w': dtype uint8 \(torch\.ByteStorage\) is not supported by lavender/);
     const big = new Uint8Array(8);
     new DataView(big.buffer).setBigInt64(0, 2n ** 60n, true);
-    assert.match(errorOf(() => parseTorchCheckpoint(archive(one('LongStorage', 1, 0, [1], [1]), { 0: big }), 's.pt'), 's.pt'), /int64 element 0 is beyond the 2\^53/);
+    assert.match(errorOf(() => parseTorchCheckpoint(archive(one('LongStorage', 1, 0, [1], [1]), { 0: big }), 's.pt'), 's.pt'), /tensor 'w': int64 element 0 is 1152921504606846976, beyond the 2\^53/);
     // an out-of-range int64 that no tensor uses is fine
     L.scope(() => {
       const both = new Uint8Array(16);
@@ -485,5 +486,45 @@ describe('torch checkpoints: broken archives', () => {
       }
     }
     assert.ok(failed > good.length / 2, `${failed} of ${good.length} corruptions were caught`);
+  });
+});
+
+describe('torch checkpoints: writing', () => {
+  const tensors = () => ({
+    'layer.w': L.tensor([[1, 2, 3], [4, 5, 6]]),
+    'layer.wt': L.tensor([[1, 2], [3, 4]]).T, // non-contiguous: written in logical order
+    ids: L.tensor([1, -2, 2 ** 53], { dtype: 'int64' }),
+    h: L.tensor([1.5, -2.25]).to('bfloat16'),
+    f: L.tensor([0.5, 65504]).to('float16'),
+    d: L.tensor([Math.PI], { dtype: 'float64' }),
+    i: L.tensor([7, -8], { dtype: 'int32' }),
+    m: L.tensor([1, 0, 1]).to('bool'),
+    s: L.tensor(3),
+    empty: L.zeros([0, 4]),
+  });
+  for (const zip64Limit of [undefined, 1]) {
+    test(`every dtype round trips${zip64Limit ? ' with zip64 fields on every entry' : ''}`, () => {
+      L.scope(() => {
+        const want = tensors();
+        const bytes = writer.serializeTorchCheckpoint(want, { zip64Limit });
+        const got = parseTorchCheckpoint(bytes, 'w.pt');
+        assert.deepEqual(Object.keys(got), Object.keys(want));
+        for (const [k, t] of Object.entries(want)) {
+          assert.equal(got[k]!.dtype, t.dtype, k);
+          assert.deepEqual([...got[k]!.shape], [...t.shape], k);
+          assert.deepEqual(rawValues(got[k]!), rawValues(t), k);
+        }
+        if (zip64Limit) assert.ok(Buffer.from(bytes).includes(Buffer.from([0x50, 0x4b, 0x06, 0x06])), 'a zip64 end record');
+      });
+    });
+  }
+
+  test('saveTorchCheckpoint writes atomically: a failed save leaves no file', () => {
+    const path = join(dir, 'bad.pt');
+    assert.throws(() => writer.saveTorchCheckpoint(path, { x: L.tensor([0.5], { dtype: 'int64' }) }), /bad\.pt: tensor 'x': int64 element 0 is 0\.5, not an integer/);
+    assert.equal(existsSync(path), false);
+    assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('bad.pt')), []);
+    writer.saveTorchCheckpoint(path, { x: L.tensor([2]) });
+    assert.deepEqual(loadTorchCheckpoint(path).x!.tolist(), [2]);
   });
 });

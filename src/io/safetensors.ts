@@ -3,15 +3,16 @@
 // padded with spaces, then the raw little-endian tensor bytes. Offsets are relative to the start of the
 // data section; tensors tile it exactly (no gaps, no overlap, nothing after the last one).
 //
-// Loading validates every field and names the file and the tensor at fault. Saving writes to a temporary
-// file, fsyncs it and renames it over the target, so an interrupted save never leaves a truncated file.
-import { closeSync, fsyncSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+// Loading validates every field and names the file and the tensor at fault; it reads each tensor at its
+// offset (files of any size; `only` skips tensors unread). Saving streams one tensor at a time to a
+// temporary file, fsyncs it and renames it over the target, so an interrupted save never leaves a truncated file.
 import '../backends/index.js';
 import { getBackend, getDefaultDevice } from '../backends/registry.js';
-import { bytesPerElement, type DType, type TypedArray } from '../tensor/dtype.js';
+import { bytesPerElement, type DType } from '../tensor/dtype.js';
 import { numel, shapeStr } from '../tensor/shape.js';
-import { emptyTensor, type Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { fileSource, memorySource, withSource, writeFileStreamed, type ByteSource } from './byte-source.js';
+import { encodeRaw, logicalValues, readTensor } from './tensor-bytes.js';
 
 /** safetensors dtype code <-> lavender dtype. */
 const CODE_OF: Record<DType, string> = {
@@ -24,8 +25,6 @@ const WRITE_RANK: Record<DType, number> = { bool: 0, float16: 11, bfloat16: 12, 
 const UNSUPPORTED_CODES = ['I8', 'U8', 'I16', 'U16', 'U32', 'U64', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F6_E2M3', 'F6_E3M2', 'F4', 'C64'];
 
 const MAX_HEADER = 100 * 1024 * 1024; // the reference implementation's limit
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-const HI_LIMIT = 2 ** 21; // high 32 bits of 2^53
 
 export interface SafetensorsResult {
   tensors: Record<string, Tensor>;
@@ -35,66 +34,14 @@ export interface SafetensorsResult {
 // --------------------------------------------------------------------------------------------------
 // saving
 
-/** The tensor's elements in logical (row-major) order as raw storage values (float16/bfloat16 as bits). */
-function logicalValues(name: string, t: Tensor, where: string): TypedArray {
-  t.assertAlive(`saveSafetensors: ${where}: tensor '${name}'`);
-  const raw = t.backend.read(t.storage.buf);
-  const n = t.size;
-  if (t.isContiguous()) return raw.subarray(t.offset, t.offset + n) as TypedArray;
-  const out = new (raw.constructor as new (n: number) => TypedArray)(n);
-  const shape = t.shape, strides = t.strides, rank = shape.length;
-  const idx = new Array<number>(rank).fill(0);
-  let src = t.offset;
-  for (let i = 0; i < n; i++) {
-    out[i] = raw[src]!;
-    for (let d = rank - 1; d >= 0; d--) {
-      if (++idx[d]! < shape[d]!) {
-        src += strides[d]!;
-        break;
-      }
-      src -= strides[d]! * (shape[d]! - 1);
-      idx[d] = 0;
-    }
-  }
-  return out;
+interface Planned {
+  header: Uint8Array;
+  /** Tensors in file order. */
+  order: Array<[string, Tensor]>;
 }
 
-/** Little-endian bytes of a tensor in safetensors layout. */
-function tensorBytes(name: string, t: Tensor, where: string): Uint8Array {
-  const values = logicalValues(name, t, where);
-  const n = values.length;
-  const bytes = new Uint8Array(n * bytesPerElement(t.dtype));
-  const dv = new DataView(bytes.buffer);
-  switch (t.dtype) {
-    case 'int64':
-      for (let i = 0; i < n; i++) {
-        const v = values[i]!;
-        if (!Number.isInteger(v) || Math.abs(v) > 2 ** 53) throw new Error(`saveSafetensors: ${where}: tensor '${name}': int64 element ${i} is ${v}, not an integer within +-2^53`);
-        dv.setBigInt64(i * 8, BigInt(v), true);
-      }
-      break;
-    case 'bool':
-      for (let i = 0; i < n; i++) bytes[i] = values[i] ? 1 : 0;
-      break;
-    default:
-      if (LITTLE_ENDIAN) {
-        bytes.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
-      } else {
-        const size = bytesPerElement(t.dtype);
-        for (let i = 0; i < n; i++) {
-          const v = values[i]!;
-          if (t.dtype === 'float32') dv.setFloat32(i * 4, v, true);
-          else if (t.dtype === 'float64') dv.setFloat64(i * 8, v, true);
-          else if (t.dtype === 'int32') dv.setInt32(i * 4, v, true);
-          else dv.setUint16(i * size, v, true);
-        }
-      }
-  }
-  return bytes;
-}
-
-/** Serialise tensors (and optional string metadata) to safetensors bytes, as a list of chunks. */
-function serialise(tensors: Record<string, Tensor>, metadata: Record<string, string> | undefined, where: string): Uint8Array[] {
+/** Validate the tensors and lay out the file: the header bytes and the tensors in the order they follow it. */
+function plan(tensors: Record<string, Tensor>, metadata: Record<string, string> | undefined, where: string): Planned {
   if (tensors === null || typeof tensors !== 'object') throw new Error(`saveSafetensors: ${where}: tensors must be an object of name -> Tensor`);
   const names = Object.keys(tensors);
   for (const name of names) {
@@ -103,6 +50,7 @@ function serialise(tensors: Record<string, Tensor>, metadata: Record<string, str
     if (name.length === 0) throw new Error(`saveSafetensors: ${where}: a tensor name must not be empty`);
     if (!t || typeof t !== 'object' || !('storage' in t) || !('dtype' in t)) throw new Error(`saveSafetensors: ${where}: tensor '${name}' is not a Tensor`);
     if (!(t.dtype in CODE_OF)) throw new Error(`saveSafetensors: ${where}: tensor '${name}' has dtype ${t.dtype}, which safetensors cannot hold`);
+    t.assertAlive(`saveSafetensors: ${where}: tensor '${name}'`);
   }
   if (metadata !== undefined) {
     if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) throw new Error(`saveSafetensors: ${where}: metadata must be an object of string -> string`);
@@ -119,14 +67,12 @@ function serialise(tensors: Record<string, Tensor>, metadata: Record<string, str
     for (const [k, v] of Object.entries(metadata)) define(meta, k, v);
     header.__metadata__ = meta;
   }
-  const chunks: Uint8Array[] = [];
   let offset = 0;
   for (const name of names) {
     const t = tensors[name]!;
-    const bytes = tensorBytes(name, t, where);
-    define(header, name, { dtype: CODE_OF[t.dtype], shape: [...t.shape], data_offsets: [offset, offset + bytes.length] });
-    offset += bytes.length;
-    chunks.push(bytes);
+    const len = t.size * bytesPerElement(t.dtype);
+    define(header, name, { dtype: CODE_OF[t.dtype], shape: [...t.shape], data_offsets: [offset, offset + len] });
+    offset += len;
   }
   let json = JSON.stringify(header);
   const jsonBytes = new TextEncoder().encode(json);
@@ -135,45 +81,38 @@ function serialise(tensors: Record<string, Tensor>, metadata: Record<string, str
   const head = new Uint8Array(8 + padded);
   new DataView(head.buffer).setBigUint64(0, BigInt(padded), true);
   head.set(new TextEncoder().encode(json), 8);
-  return [head, ...chunks];
+  return { header: head, order: names.map((n) => [n, tensors[n]!]) };
+}
+
+/** Write the planned file to `sink`, one tensor's bytes at a time. */
+function emit(p: Planned, sink: (chunk: Uint8Array) => void, where: string): void {
+  sink(p.header);
+  for (const [name, t] of p.order) {
+    const values = logicalValues(t, `saveSafetensors: ${where}: tensor '${name}'`);
+    sink(encodeRaw(values, t.dtype, (i, problem) => {
+      throw new Error(`saveSafetensors: ${where}: tensor '${name}': ${t.dtype} element ${i} ${problem}`);
+    }));
+  }
 }
 
 /** safetensors bytes of the given tensors, in memory. */
 export function serializeSafetensors(tensors: Record<string, Tensor>, metadata?: Record<string, string>): Uint8Array {
-  return new Uint8Array(Buffer.concat(serialise(tensors, metadata, '<buffer>')));
+  const chunks: Uint8Array[] = [];
+  emit(plan(tensors, metadata, '<buffer>'), (c) => chunks.push(c.slice()), '<buffer>');
+  return new Uint8Array(Buffer.concat(chunks));
 }
 
-/** Write `bytes` chunks to `path` atomically: a temporary file in the same directory, fsync, rename. */
-export function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  let fd: number | undefined;
-  try {
-    fd = openSync(tmp, 'w');
-    for (const c of chunks) {
-      let done = 0;
-      while (done < c.length) done += writeSync(fd, c, done, c.length - done);
-    }
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
-  } catch (e) {
-    if (fd !== undefined) {
-      try { closeSync(fd); } catch { /* already failing */ }
-    }
-    try { unlinkSync(tmp); } catch { /* may not exist */ }
-    throw e;
-  }
-  // Make the rename itself durable; not every platform lets a directory be fsynced.
-  try {
-    const dfd = openSync(dirname(path), 'r');
-    try { fsyncSync(dfd); } finally { closeSync(dfd); }
-  } catch { /* best effort */ }
-}
+export { writeFileAtomic } from './byte-source.js';
 
-/** Save tensors to a safetensors file (atomically). Non-contiguous tensors are written in logical order. */
+/**
+ * Save tensors to a safetensors file. Streamed: one tensor's bytes are in memory at a time, so the file
+ * may be far larger than a Node buffer. Atomic: written to a temporary file, fsynced and renamed over the
+ * target, so an interrupted save never leaves a truncated file. Non-contiguous tensors are written in
+ * logical order.
+ */
 export function saveSafetensors(path: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>): void {
-  writeFileAtomic(path, serialise(tensors, metadata, path));
+  const p = plan(tensors, metadata, path);
+  writeFileStreamed(path, (sink) => emit(p, (c) => sink.write(c), path));
 }
 
 // --------------------------------------------------------------------------------------------------
@@ -193,7 +132,7 @@ function describeValue(v: unknown): string {
   return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
-interface Entry {
+export interface Entry {
   name: string;
   dtype: DType;
   code: string;
@@ -202,74 +141,29 @@ interface Entry {
   end: number;
 }
 
-/** Read element values out of the data section (little-endian, any alignment). */
-function decodeValues(bytes: Uint8Array, e: Entry, fail: (msg: string) => never): TypedArray {
-  const n = numel(e.shape);
-  const start = bytes.byteOffset + e.begin;
-  const dv = new DataView(bytes.buffer, start, e.end - e.begin);
-  switch (e.dtype) {
-    case 'float32': {
-      if (LITTLE_ENDIAN) return new Float32Array(bytes.buffer.slice(start, start + n * 4));
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true);
-      return out;
-    }
-    case 'float64': {
-      if (LITTLE_ENDIAN) return new Float64Array(bytes.buffer.slice(start, start + n * 8));
-      const out = new Float64Array(n);
-      for (let i = 0; i < n; i++) out[i] = dv.getFloat64(i * 8, true);
-      return out;
-    }
-    case 'int32': {
-      if (LITTLE_ENDIAN) return new Int32Array(bytes.buffer.slice(start, start + n * 4));
-      const out = new Int32Array(n);
-      for (let i = 0; i < n; i++) out[i] = dv.getInt32(i * 4, true);
-      return out;
-    }
-    case 'float16': case 'bfloat16': {
-      if (LITTLE_ENDIAN) return new Uint16Array(bytes.buffer.slice(start, start + n * 2));
-      const out = new Uint16Array(n);
-      for (let i = 0; i < n; i++) out[i] = dv.getUint16(i * 2, true);
-      return out;
-    }
-    case 'int64': {
-      const out = new Float64Array(n);
-      for (let i = 0; i < n; i++) {
-        const lo = dv.getUint32(i * 8, true), hi = dv.getInt32(i * 8 + 4, true);
-        // |v| <= 2^53 is exact in a double; decide on the integer parts, since hi * 2^32 + lo may round
-        if (hi > HI_LIMIT || (hi === HI_LIMIT && lo > 0) || hi < -HI_LIMIT) {
-          fail(`element ${i} is ${dv.getBigInt64(i * 8, true)}, beyond the 2^53 that lavender's int64 (held as float64) represents exactly`);
-        }
-        out[i] = hi * 2 ** 32 + lo;
-      }
-      return out;
-    }
-    case 'bool': {
-      const out = new Uint8Array(n);
-      for (let i = 0; i < n; i++) {
-        const b = bytes[e.begin + i]!;
-        if (b > 1) fail(`element ${i} is byte ${b}, not a bool (0 or 1)`);
-        out[i] = b;
-      }
-      return out;
-    }
-  }
+/** The validated header of a safetensors source: every tensor's name, dtype, shape and data offsets. */
+export interface SafetensorsHeader {
+  entries: Entry[];
+  metadata: Record<string, string>;
+  /** Byte offset of the data section in the source. */
+  dataStart: number;
 }
 
-/** Parse safetensors bytes; `source` names the file in error messages. */
-export function parseSafetensors(bytes: Uint8Array, source = '<buffer>', opts: { device?: string } = {}): SafetensorsResult {
+/** Read and validate the header (the tensors' bytes are not read). */
+export function readSafetensorsHeader(src: ByteSource): SafetensorsHeader {
   const err = (msg: string): never => {
-    throw new Error(`${source}: ${msg}`);
+    throw new Error(`${src.name}: ${msg}`);
   };
-  if (!(bytes instanceof Uint8Array)) err('expected the file contents as a Uint8Array');
-  if (bytes.length < 8) err(`file is ${bytes.length} bytes, shorter than the 8-byte header length of a safetensors file`);
-  const headerLen = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
-  if (headerLen > BigInt(bytes.length - 8)) err(`header length ${headerLen} runs past the end of the file (${bytes.length} bytes, ${bytes.length - 8} after the length field); the file is truncated or not safetensors`);
+  const size = src.size;
+  if (size < 8) err(`file is ${size} bytes, shorter than the 8-byte header length of a safetensors file`);
+  const lenBytes = src.read(0, 8);
+  const headerLen = new DataView(lenBytes.buffer, lenBytes.byteOffset, 8).getBigUint64(0, true);
+  if (headerLen > BigInt(size - 8)) err(`header length ${headerLen} runs past the end of the file (${size} bytes, ${size - 8} after the length field); the file is truncated or not safetensors`);
   if (headerLen > BigInt(MAX_HEADER)) err(`header length ${headerLen} exceeds the ${MAX_HEADER}-byte limit`);
   const hlen = Number(headerLen);
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + hlen));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(src.read(8, hlen));
   } catch {
     return err(`header (${hlen} bytes) is not valid UTF-8`);
   }
@@ -283,7 +177,7 @@ export function parseSafetensors(bytes: Uint8Array, source = '<buffer>', opts: {
 
   const metadata: Record<string, string> = {};
   const dataStart = 8 + hlen;
-  const dataLen = bytes.length - dataStart;
+  const dataLen = size - dataStart;
   const entries: Entry[] = [];
   for (const [name, raw] of Object.entries(header)) {
     if (name === '__metadata__') {
@@ -343,16 +237,32 @@ export function parseSafetensors(bytes: Uint8Array, source = '<buffer>', opts: {
     err(`the data section is ${dataLen} bytes but the tensors end at byte ${pos}${prev ? ` (last: tensor '${prev.name}')` : ''}; ${dataLen - pos} trailing bytes are unclaimed`);
   }
 
+  return { entries, metadata, dataStart };
+}
+
+export interface SafetensorsLoadOptions {
+  /** Backend the tensors are created on (default: the default device; 'meta' reads no data). */
+  device?: string;
+  /** Load only the tensors this accepts (the others' bytes are never read). */
+  only?: (name: string) => boolean;
+}
+
+/** Load tensors from a source, each read at its offset, one chunk at a time. */
+export function readSafetensors(src: ByteSource, opts: SafetensorsLoadOptions = {}): SafetensorsResult {
+  const { entries, metadata, dataStart } = readSafetensorsHeader(src);
   const backend = getBackend(opts.device ?? getDefaultDevice());
-  const data = bytes.subarray(dataStart);
   const tensors: Record<string, Tensor> = {};
   const made: Tensor[] = [];
   try {
     for (const e of entries) {
-      const values = decodeValues(data, e, (msg) => err(`tensor '${e.name}': ${e.code} ${msg}`));
-      const t = emptyTensor(backend, e.shape, e.dtype);
+      if (opts.only && !opts.only(e.name)) continue;
+      const t = readTensor({
+        source: src, at: dataStart + e.begin, dtype: e.dtype, shape: e.shape, littleEndian: true, backend,
+        bad: (i, problem) => {
+          throw new Error(`${src.name}: tensor '${e.name}': ${e.code} element ${i} ${problem}`);
+        },
+      });
       made.push(t);
-      if (values.length) backend.write(t.storage.buf, values);
       t.name = e.name;
       define(tensors, e.name, t);
     }
@@ -363,42 +273,26 @@ export function parseSafetensors(bytes: Uint8Array, source = '<buffer>', opts: {
   return { tensors, metadata };
 }
 
-/** The metadata of a safetensors file, read from its header only. */
+/** The metadata of a safetensors file, read from its header only (no tensor is read). */
 export function readSafetensorsMetadata(path: string): Record<string, string> {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(`${path}: cannot open${code === 'ENOENT' ? ': no such file' : ` (${code ?? (e as Error).message})`}`);
-  }
-  try {
-    const head = Buffer.alloc(8);
-    if (readSync(fd, head, 0, 8, 0) !== 8) throw new Error(`${path}: too short for a safetensors header`);
-    const n = Number(head.readBigUInt64LE(0));
-    if (!(n > 0 && n < 100 * 2 ** 20)) throw new Error(`${path}: implausible safetensors header length ${n}`);
-    const buf = Buffer.alloc(n);
-    if (readSync(fd, buf, 0, n, 8) !== n) throw new Error(`${path}: truncated safetensors header`);
-    let header: { __metadata__?: Record<string, string> };
-    try {
-      header = JSON.parse(buf.toString('utf8'));
-    } catch {
-      throw new Error(`${path}: the safetensors header is not valid JSON`);
-    }
-    return header.__metadata__ ?? {};
-  } finally {
-    closeSync(fd);
-  }
+  return inspectSafetensors(path).metadata;
 }
 
-/** Load every tensor (and the string metadata) of a safetensors file. */
-export function loadSafetensors(path: string, opts: { device?: string } = {}): SafetensorsResult {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(`${path}: cannot read safetensors file${code === 'ENOENT' ? ': no such file' : `: ${(e as Error).message}`}`);
-  }
-  return parseSafetensors(bytes, path, opts);
+/** Parse safetensors bytes held in memory; `source` names them in error messages. */
+export function parseSafetensors(bytes: Uint8Array, source = '<buffer>', opts: SafetensorsLoadOptions = {}): SafetensorsResult {
+  if (!(bytes instanceof Uint8Array)) throw new Error(`${source}: expected the file contents as a Uint8Array`);
+  return readSafetensors(memorySource(bytes, source), opts);
+}
+
+/**
+ * Load the tensors (and the string metadata) of a safetensors file. The file is read at each tensor's
+ * offset, never whole: any size works, memory holds the tensors plus one read chunk.
+ */
+export function loadSafetensors(path: string, opts: SafetensorsLoadOptions = {}): SafetensorsResult {
+  return withSource(fileSource(path, 'safetensors file'), (src) => readSafetensors(src, opts));
+}
+
+/** The header of a safetensors file (names, dtypes, shapes, metadata) without reading any tensor. */
+export function inspectSafetensors(path: string): SafetensorsHeader {
+  return withSource(fileSource(path, 'safetensors file'), readSafetensorsHeader);
 }

@@ -11,11 +11,10 @@
 // anything else is refused before anything could happen. "Calling" an allowed global only builds a
 // description of a tensor, so nothing in the file is ever executed. The top-level dict (and nested dicts,
 // with dotted names) is then flattened to name -> Tensor, each materialised as a contiguous tensor from
-// its storage bytes (views, storage offsets and arbitrary strides included).
+// its storage bytes (views, storage offsets and arbitrary strides included), read at its offset in the
+// file (never the whole file: checkpoints of any size load with memory for the tensors plus one chunk).
 //
-// Every error names the file.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { constants as bufferConstants } from 'node:buffer';
+// Every error names the file. saveTorchCheckpoint (torch-pt-write.ts) writes the same format.
 import * as zlib from 'node:zlib';
 import '../backends/index.js';
 import { getBackend, getDefaultDevice } from '../backends/registry.js';
@@ -23,17 +22,11 @@ import type { DType, TypedArray } from '../tensor/dtype.js';
 import { isContiguous, numel, shapeStr } from '../tensor/shape.js';
 import { emptyTensor, type Tensor } from '../tensor/tensor.js';
 import { crc32 as jsCrc32 } from './png.js';
-
-export interface TorchLoadOptions {
-  /** Backend the tensors are created on (default: the default device). */
-  device?: string;
-}
-
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-const HI_LIMIT = 2 ** 21; // high 32 bits of 2^53
+import { fileSource, memorySource, withSource, type ByteSource } from './byte-source.js';
+import { decodeRaw, READ_CHUNK, readTensor } from './tensor-bytes.js';
 
 /** Node >= 20.15 has a native CRC-32; older versions fall back to the table-driven one. */
-const crc32: (b: Uint8Array) => number = (zlib as unknown as { crc32?: (b: Uint8Array) => number }).crc32 ?? ((b) => jsCrc32(b));
+const crc32: (b: Uint8Array, crc?: number) => number = (zlib as unknown as { crc32?: (b: Uint8Array, crc?: number) => number }).crc32 ?? ((b, c) => jsCrc32(b, c));
 
 // --------------------------------------------------------------------------------------------------
 // zip
@@ -59,45 +52,57 @@ function startsWith(bytes: Uint8Array, prefix: readonly number[]): boolean {
   return bytes.length >= prefix.length && prefix.every((b, i) => bytes[i] === b);
 }
 
-/** The central directory of a zip archive, every entry checked to lie inside the file. */
-function readZip(bytes: Uint8Array, err: (msg: string) => never): Map<string, ZipEntry> {
-  const len = bytes.length;
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const u16 = (o: number) => dv.getUint16(o, true);
-  const u32 = (o: number) => dv.getUint32(o, true);
-  const u64 = (o: number, what: string): number => {
-    const v = dv.getBigUint64(o, true);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) err(`zip64 ${what} ${v} is too large: the archive is corrupt`);
-    return Number(v);
+/** The central directory of a zip archive, every entry checked to lie inside the file. Reads only the
+ *  end of the file, the central directory and each entry's local header. */
+function readZip(src: ByteSource, err: (msg: string) => never): Map<string, ZipEntry> {
+  const len = src.size;
+  /** Little-endian fields of a block of the file that starts at absolute offset `base`. */
+  const block = (base: number, length: number) => {
+    const b = src.read(base, length);
+    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    return {
+      bytes: b,
+      u16: (o: number) => dv.getUint16(o - base, true),
+      u32: (o: number) => dv.getUint32(o - base, true),
+      u64: (o: number, what: string): number => {
+        const v = dv.getBigUint64(o - base, true);
+        if (v > BigInt(Number.MAX_SAFE_INTEGER)) err(`zip64 ${what} ${v} is too large: the archive is corrupt`);
+        return Number(v);
+      },
+    };
   };
 
   // The end-of-central-directory record: 22 bytes plus a comment of up to 65535 bytes, at the very end.
+  const tailStart = Math.max(0, len - 22 - 0xffff - 20);
+  const tail = block(tailStart, len - tailStart);
   let eocd = -1;
-  for (let o = len - 22; o >= 0 && o >= len - 22 - 0xffff; o--) {
-    if (u32(o) === SIG_EOCD && o + 22 + u16(o + 20) <= len) {
+  for (let o = len - 22; o >= tailStart && o >= len - 22 - 0xffff; o--) {
+    if (tail.u32(o) === SIG_EOCD && o + 22 + tail.u16(o + 20) <= len) {
       eocd = o;
       break;
     }
   }
   if (eocd < 0) {
-    if (startsWith(bytes, LEGACY_MAGIC)) {
+    if (startsWith(src.read(0, LEGACY_MAGIC.length), LEGACY_MAGIC)) {
       err('this is the legacy torch.save format (PyTorch < 1.6, or _use_new_zipfile_serialization=False), which is not supported; re-save it with a current PyTorch');
     }
-    if (len >= 4 && u32(0) === SIG_LOCAL) {
+    if (len >= 4 && block(0, 4).u32(0) === SIG_LOCAL) {
       err(`zip archive is truncated: no end-of-central-directory record in its ${len} bytes (the file was cut short)`);
     }
     err(`not a zip archive (no end-of-central-directory record in ${len} bytes): a torch.save checkpoint (PyTorch >= 1.6) is a zip file`);
   }
-  let count = u16(eocd + 10);
-  let cdSize = u32(eocd + 12);
-  let cdOffset = u32(eocd + 16);
-  if (u16(eocd + 4) !== 0 || u16(eocd + 6) !== 0) err('multi-disk zip archives are not supported');
-  if (eocd >= 20 && u32(eocd - 20) === SIG_EOCD64_LOCATOR) {
-    const at = u64(eocd - 20 + 8, 'end-of-central-directory offset');
-    if (at + 56 > eocd || u32(at) !== SIG_EOCD64) err(`zip64 end-of-central-directory record at offset ${at} is missing or corrupt: the archive is truncated or corrupt`);
-    count = u64(at + 32, 'entry count');
-    cdSize = u64(at + 40, 'central directory size');
-    cdOffset = u64(at + 48, 'central directory offset');
+  let count = tail.u16(eocd + 10);
+  let cdSize = tail.u32(eocd + 12);
+  let cdOffset = tail.u32(eocd + 16);
+  if (tail.u16(eocd + 4) !== 0 || tail.u16(eocd + 6) !== 0) err('multi-disk zip archives are not supported');
+  if (eocd - 20 >= tailStart && tail.u32(eocd - 20) === SIG_EOCD64_LOCATOR) {
+    const at = tail.u64(eocd - 20 + 8, 'end-of-central-directory offset');
+    if (at + 56 > eocd) err(`zip64 end-of-central-directory record at offset ${at} is missing or corrupt: the archive is truncated or corrupt`);
+    const z = block(at, 56);
+    if (z.u32(at) !== SIG_EOCD64) err(`zip64 end-of-central-directory record at offset ${at} is missing or corrupt: the archive is truncated or corrupt`);
+    count = z.u64(at + 32, 'entry count');
+    cdSize = z.u64(at + 40, 'central directory size');
+    cdOffset = z.u64(at + 48, 'central directory offset');
   } else if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff) {
     err('zip64 end-of-central-directory locator is missing: the archive is truncated or corrupt');
   }
@@ -105,30 +110,31 @@ function readZip(bytes: Uint8Array, err: (msg: string) => never): Map<string, Zi
     err(`central directory (${cdSize} bytes at offset ${cdOffset}) runs past the end of the file (${len} bytes): the archive is truncated`);
   }
 
+  const cd = block(cdOffset, cdSize);
   const decoder = new TextDecoder('utf-8');
   const entries = new Map<string, ZipEntry>();
   let p = cdOffset;
   const cdEnd = cdOffset + cdSize;
   for (let i = 0; i < count; i++) {
-    if (p + 46 > cdEnd || u32(p) !== SIG_CENTRAL) err(`central directory entry ${i} of ${count} at offset ${p} is missing or has a bad signature: the archive is corrupt or truncated`);
-    const flags = u16(p + 8);
-    const method = u16(p + 10);
-    const crc = u32(p + 16);
-    let compSize = u32(p + 20);
-    let size = u32(p + 24);
-    const nameLen = u16(p + 28), extraLen = u16(p + 30), commentLen = u16(p + 32);
-    let localOffset = u32(p + 42);
+    if (p + 46 > cdEnd || cd.u32(p) !== SIG_CENTRAL) err(`central directory entry ${i} of ${count} at offset ${p} is missing or has a bad signature: the archive is corrupt or truncated`);
+    const flags = cd.u16(p + 8);
+    const method = cd.u16(p + 10);
+    const crc = cd.u32(p + 16);
+    let compSize = cd.u32(p + 20);
+    let size = cd.u32(p + 24);
+    const nameLen = cd.u16(p + 28), extraLen = cd.u16(p + 30), commentLen = cd.u16(p + 32);
+    let localOffset = cd.u32(p + 42);
     const next = p + 46 + nameLen + extraLen + commentLen;
     if (next > cdEnd) err(`central directory entry ${i} at offset ${p} runs past the end of the central directory: the archive is corrupt`);
-    const name = decoder.decode(bytes.subarray(p + 46, p + 46 + nameLen));
+    const name = decoder.decode(cd.bytes.subarray(p + 46 - cdOffset, p + 46 + nameLen - cdOffset));
     // zip64 extended information: the 8-byte values of the fields that are saturated, in this order.
     for (let e = p + 46 + nameLen; e + 4 <= p + 46 + nameLen + extraLen;) {
-      const id = u16(e), sz = u16(e + 2);
+      const id = cd.u16(e), sz = cd.u16(e + 2);
       if (id === 0x0001) {
         let q = e + 4;
         const take = (what: string): number => {
           if (q + 8 > e + 4 + sz) err(`entry '${name}': zip64 extra field is too short for its ${what}`);
-          const v = u64(q, what);
+          const v = cd.u64(q, what);
           q += 8;
           return v;
         };
@@ -139,10 +145,11 @@ function readZip(bytes: Uint8Array, err: (msg: string) => never): Map<string, Zi
       e += 4 + sz;
     }
     if (flags & 1) err(`entry '${name}' is encrypted, which is not supported`);
-    if (localOffset + 30 > len || u32(localOffset) !== SIG_LOCAL) {
-      err(`entry '${name}': local header at offset ${localOffset} is ${localOffset + 30 > len ? `beyond the end of the file (${len} bytes): the archive is truncated` : 'missing (bad signature): the archive is corrupt'}`);
+    const local = localOffset + 30 > len ? null : block(localOffset, 30);
+    if (!local || local.u32(localOffset) !== SIG_LOCAL) {
+      err(`entry '${name}': local header at offset ${localOffset} is ${!local ? `beyond the end of the file (${len} bytes): the archive is truncated` : 'missing (bad signature): the archive is corrupt'}`);
     }
-    const dataStart = localOffset + 30 + u16(localOffset + 26) + u16(localOffset + 28);
+    const dataStart = localOffset + 30 + local!.u16(localOffset + 26) + local!.u16(localOffset + 28);
     if (dataStart + compSize > len) {
       err(`entry '${name}' (${compSize} bytes at offset ${dataStart}) runs past the end of the file (${len} bytes): the archive is truncated`);
     }
@@ -153,9 +160,13 @@ function readZip(bytes: Uint8Array, err: (msg: string) => never): Map<string, Zi
   return entries;
 }
 
-/** An entry's uncompressed bytes (a view into `bytes` when stored), CRC-checked. */
-function readEntry(bytes: Uint8Array, e: ZipEntry, err: (msg: string) => never): Uint8Array {
-  const raw = bytes.subarray(e.dataStart, e.dataStart + e.compSize);
+function crcError(e: ZipEntry, crc: number, err: (msg: string) => never): never {
+  return err(`entry '${e.name}': CRC-32 is 0x${(crc >>> 0).toString(16).padStart(8, '0')} but the archive records 0x${(e.crc >>> 0).toString(16).padStart(8, '0')}: the archive is corrupt`);
+}
+
+/** An entry's whole uncompressed bytes, CRC-checked (for the pickle, byteorder and deflated storages). */
+function readEntry(src: ByteSource, e: ZipEntry, err: (msg: string) => never): Uint8Array {
+  const raw = src.read(e.dataStart, e.compSize);
   let data: Uint8Array;
   if (e.method === 0) {
     if (e.compSize !== e.size) err(`entry '${e.name}' is stored uncompressed but its sizes differ (${e.compSize} vs ${e.size}): the archive is corrupt`);
@@ -171,8 +182,20 @@ function readEntry(bytes: Uint8Array, e: ZipEntry, err: (msg: string) => never):
     return err(`entry '${e.name}' uses zip compression method ${e.method}; only stored (0) and deflate (8) are supported`);
   }
   const crc = crc32(data) >>> 0;
-  if (crc !== e.crc >>> 0) err(`entry '${e.name}': CRC-32 is 0x${crc.toString(16).padStart(8, '0')} but the archive records 0x${(e.crc >>> 0).toString(16).padStart(8, '0')}: the archive is corrupt`);
+  if (crc !== e.crc >>> 0) crcError(e, crc, err);
   return data;
+}
+
+/** Check a stored entry's CRC-32 by streaming over it (used when no tensor read covered it whole). */
+function checkStoredCrc(src: ByteSource, e: ZipEntry, err: (msg: string) => never): void {
+  let crc = 0;
+  for (let done = 0; done < e.size;) {
+    const chunk = src.read(e.dataStart + done, Math.min(READ_CHUNK, e.size - done));
+    if (chunk.length === 0) break;
+    crc = crc32(chunk, crc);
+    done += chunk.length;
+  }
+  if (crc >>> 0 !== e.crc >>> 0) crcError(e, crc, err);
 }
 
 // --------------------------------------------------------------------------------------------------
@@ -732,58 +755,9 @@ function flatten(root: unknown, err: (msg: string) => never): Array<[string, Ten
 
 const SUPPORTED = 'float32, float64, float16, bfloat16, int32, int64, bool';
 
-/** A storage's elements as lavender's raw values (float16/bfloat16 as bits; int64 as float64, NaN where
- *  the value is beyond 2^53; bool as bytes, checked when gathered). */
-function decodeStorage(bytes: Uint8Array, dtype: DType, n: number, littleEndian: boolean): TypedArray {
-  const fast = littleEndian === LITTLE_ENDIAN;
-  const start = bytes.byteOffset;
-  const dv = new DataView(bytes.buffer, start, bytes.byteLength);
-  switch (dtype) {
-    case 'float32': {
-      if (fast) return new Float32Array(bytes.buffer.slice(start, start + n * 4));
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, littleEndian);
-      return out;
-    }
-    case 'float64': {
-      if (fast) return new Float64Array(bytes.buffer.slice(start, start + n * 8));
-      const out = new Float64Array(n);
-      for (let i = 0; i < n; i++) out[i] = dv.getFloat64(i * 8, littleEndian);
-      return out;
-    }
-    case 'int32': {
-      if (fast) return new Int32Array(bytes.buffer.slice(start, start + n * 4));
-      const out = new Int32Array(n);
-      for (let i = 0; i < n; i++) out[i] = dv.getInt32(i * 4, littleEndian);
-      return out;
-    }
-    case 'float16': case 'bfloat16': {
-      if (fast) return new Uint16Array(bytes.buffer.slice(start, start + n * 2));
-      const out = new Uint16Array(n);
-      for (let i = 0; i < n; i++) out[i] = dv.getUint16(i * 2, littleEndian);
-      return out;
-    }
-    case 'int64': {
-      const out = new Float64Array(n);
-      for (let i = 0; i < n; i++) {
-        const lo = dv.getUint32(i * 8 + (littleEndian ? 0 : 4), littleEndian);
-        const hi = dv.getInt32(i * 8 + (littleEndian ? 4 : 0), littleEndian);
-        // |v| <= 2^53 is exact in a double; decide on the integer parts, since hi * 2^32 + lo may round
-        out[i] = hi > HI_LIMIT || (hi === HI_LIMIT && lo > 0) || hi < -HI_LIMIT ? NaN : hi * 2 ** 32 + lo;
-      }
-      return out;
-    }
-    case 'bool':
-      return bytes.slice(0, n);
-  }
-}
-
-/** The tensor's elements in row-major order, gathered from its storage with its offset and strides. */
+/** The tensor's elements in row-major order, gathered from its decoded storage with its offset and strides. */
 function gather(src: TypedArray, spec: TensorSpec, n: number): TypedArray {
   const { shape, strides, offset } = spec;
-  if (isContiguous(shape, strides)) {
-    return offset === 0 && n === src.length ? src : src.subarray(offset, offset + n);
-  }
   const out = new (src.constructor as new (n: number) => TypedArray)(n);
   const rank = shape.length;
   const idx = new Array<number>(rank).fill(0);
@@ -802,13 +776,24 @@ function gather(src: TypedArray, spec: TensorSpec, n: number): TypedArray {
   return out;
 }
 
-/** Parse the bytes of a torch.save checkpoint; `source` names the file in error messages. */
-export function parseTorchCheckpoint(bytes: Uint8Array, source = '<buffer>', opts: TorchLoadOptions = {}): Record<string, Tensor> {
+export interface TorchLoadOptions {
+  /** Backend the tensors are created on (default: the default device; 'meta' reads no data). */
+  device?: string;
+  /** Load only the tensors this accepts (the others' bytes are never read). */
+  only?: (name: string) => boolean;
+}
+
+/**
+ * Read every tensor of a torch.save checkpoint from a source. Only the zip's directory, the pickle and
+ * each tensor's own bytes are read: a contiguous tensor streams from its storage entry chunk by chunk; a
+ * strided view decodes its storage once (shared by the views of it) and gathers.
+ */
+export function readTorchCheckpoint(src: ByteSource, opts: TorchLoadOptions = {}): Record<string, Tensor> {
+  const source = src.name;
   const err = (msg: string): never => {
     throw new Error(`${source}: ${msg}`);
   };
-  if (!(bytes instanceof Uint8Array)) err('expected the file contents as a Uint8Array');
-  const entries = readZip(bytes, err);
+  const entries = readZip(src, err);
 
   // The archive's root folder is whatever holds data.pkl.
   const pkls = [...entries.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n));
@@ -826,13 +811,13 @@ export function parseTorchCheckpoint(bytes: Uint8Array, source = '<buffer>', opt
   let littleEndian = true;
   const order = entries.get(`${root}byteorder`);
   if (order) {
-    const text = new TextDecoder('latin1').decode(readEntry(bytes, order, err)).trim();
+    const text = new TextDecoder('latin1').decode(readEntry(src, order, err)).trim();
     if (text !== 'little' && text !== 'big') err(`'${order.name}' says '${text}', expected 'little' or 'big'`);
     littleEndian = text === 'little';
   }
 
   const storages = new Map<string, StorageRef>();
-  const pickle = readEntry(bytes, entries.get(pklName)!, err);
+  const pickle = readEntry(src, entries.get(pklName)!, err);
   const result = runPickle(pickle, {
     where: `${source}: ${pklName}`,
     source,
@@ -856,12 +841,26 @@ export function parseTorchCheckpoint(bytes: Uint8Array, source = '<buffer>', opt
 
   const specs = flatten(result, err);
   const backend = getBackend(opts.device ?? getDefaultDevice());
-  const entryBytes = new Map<ZipEntry, Uint8Array>();
+  /** Entries already CRC-checked, and deflated entries already inflated (and checked). */
+  const checked = new Set<ZipEntry>();
+  const inflated = new Map<ZipEntry, ByteSource>();
   const decoded = new Map<string, TypedArray>();
   const tensors: Record<string, Tensor> = {};
   const made: Tensor[] = [];
+  /** Where an entry's uncompressed bytes can be read: the file itself when stored, else its inflated copy. */
+  const bytesOf = (e: ZipEntry): { src: ByteSource; base: number } => {
+    if (e.method === 0) return { src, base: e.dataStart };
+    let m = inflated.get(e);
+    if (!m) {
+      m = memorySource(readEntry(src, e, err), source);
+      inflated.set(e, m);
+      checked.add(e);
+    }
+    return { src: m, base: 0 };
+  };
   try {
     for (const [name, spec] of specs) {
+      if (opts.only && !opts.only(name)) continue;
       const bad = (msg: string): never => err(`tensor '${name}': ${msg}`);
       const st = spec.storage;
       const dtype = st.type.dtype;
@@ -875,40 +874,46 @@ export function parseTorchCheckpoint(bytes: Uint8Array, source = '<buffer>', opt
           bad(`size ${shapeStr(spec.shape)}, stride ${shapeStr(spec.strides)} and storage offset ${spec.offset} reach element ${last}, beyond storage '${st.key}' of ${st.numel} ${st.type.torchDtype} elements`);
         }
       }
-      if (backend.dataless) {
-        // e.g. the meta device: shapes and dtypes only, no storage is read
-        const t = emptyTensor(backend, spec.shape, dtype!);
-        made.push(t);
-        t.name = name;
-        define(tensors, name, t);
-        continue;
-      }
-      const cacheKey = `${st.key}\u0000${dtype}\u0000${st.numel}`;
-      let src = decoded.get(cacheKey);
-      if (!src) {
-        let raw = entryBytes.get(st.entry);
-        if (!raw) {
-          raw = readEntry(bytes, st.entry, err);
-          entryBytes.set(st.entry, raw);
+      const element = (i: number, problem: string): never => bad(`${st.type.torchDtype} element ${i} ${problem}`);
+      let t: Tensor;
+      if (backend.dataless || n === 0 || isContiguous(spec.shape, spec.strides)) {
+        const at = backend.dataless ? { src, base: 0 } : bytesOf(st.entry);
+        const whole = spec.offset === 0 && n * st.type.itemSize === st.entry.size && !checked.has(st.entry);
+        let crc = 0;
+        t = readTensor({
+          source: at.src, at: at.base + spec.offset * st.type.itemSize, dtype: dtype!, shape: spec.shape, littleEndian, backend,
+          bad: element, onBytes: whole ? (c) => (crc = crc32(c, crc)) : undefined,
+        });
+        if (whole && !backend.dataless) {
+          if (crc >>> 0 !== st.entry.crc >>> 0) {
+            t.dispose();
+            crcError(st.entry, crc, err);
+          }
+          checked.add(st.entry);
         }
-        src = decodeStorage(raw, dtype!, st.numel, littleEndian);
-        decoded.set(cacheKey, src);
-      }
-      const values = gather(src, spec, n);
-      if (dtype === 'int64') {
-        for (let i = 0; i < n; i++) {
-          if (Number.isNaN(values[i]!)) bad(`int64 element ${i} is beyond the 2^53 that lavender's int64 (held as float64) represents exactly`);
+      } else {
+        const cacheKey = `${st.key}\u0000${dtype}\u0000${st.numel}`;
+        let values = decoded.get(cacheKey);
+        if (!values) {
+          const at = bytesOf(st.entry);
+          values = decodeRaw(at.src.read(at.base, st.numel * st.type.itemSize), dtype!, littleEndian, element);
+          decoded.set(cacheKey, values);
         }
-      } else if (dtype === 'bool') {
-        for (let i = 0; i < n; i++) {
-          if (values[i]! > 1) bad(`bool element ${i} is byte ${values[i]}, not 0 or 1`);
-        }
+        t = emptyTensor(backend, spec.shape, dtype!);
+        backend.write(t.storage.buf, gather(values, spec, n));
       }
-      const t = emptyTensor(backend, spec.shape, dtype!);
       made.push(t);
-      if (n) backend.write(t.storage.buf, values);
       t.name = name;
       define(tensors, name, t);
+    }
+    // every storage entry a tensor came from is CRC-checked, also those only partly read
+    if (!backend.dataless) {
+      for (const [name, spec] of specs) {
+        const e = spec.storage.entry;
+        if ((opts.only && !opts.only(name)) || checked.has(e) || spec.storage.type.dtype === null) continue;
+        checkStoredCrc(src, e, err);
+        checked.add(e);
+      }
     }
   } catch (ex) {
     for (const t of made) t.dispose();
@@ -917,32 +922,17 @@ export function parseTorchCheckpoint(bytes: Uint8Array, source = '<buffer>', opt
   return tensors;
 }
 
-/** The whole file; files over 2 GiB (beyond readFileSync) are read in chunks. */
-function readWhole(path: string): Uint8Array {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(`${path}: cannot read PyTorch checkpoint${code === 'ENOENT' ? ': no such file' : `: ${(e as Error).message}`}`);
-  }
-  try {
-    const size = fstatSync(fd).size;
-    if (size > bufferConstants.MAX_LENGTH) throw new Error(`${path}: the file is ${size} bytes, more than the ${bufferConstants.MAX_LENGTH} a Node buffer can hold`);
-    const out = Buffer.allocUnsafe(size);
-    let done = 0;
-    while (done < size) {
-      const got = readSync(fd, out, done, Math.min(size - done, 1 << 30), done);
-      if (got === 0) break;
-      done += got;
-    }
-    return done === size ? out : out.subarray(0, done);
-  } finally {
-    closeSync(fd);
-  }
+/** Parse the bytes of a torch.save checkpoint held in memory; `source` names them in error messages. */
+export function parseTorchCheckpoint(bytes: Uint8Array, source = '<buffer>', opts: TorchLoadOptions = {}): Record<string, Tensor> {
+  if (!(bytes instanceof Uint8Array)) throw new Error(`${source}: expected the file contents as a Uint8Array`);
+  return readTorchCheckpoint(memorySource(bytes, source), opts);
 }
 
-/** Load every tensor of a torch.save checkpoint (zip format) as name -> Tensor, without running its pickle. */
+/**
+ * Load every tensor of a torch.save checkpoint (zip format) as name -> Tensor, without running its pickle.
+ * The file is read at each tensor's offset, never whole: any size works, memory holds the tensors plus one
+ * read chunk.
+ */
 export function loadTorchCheckpoint(path: string, opts: TorchLoadOptions = {}): Record<string, Tensor> {
-  return parseTorchCheckpoint(readWhole(path), path, opts);
+  return withSource(fileSource(path, 'PyTorch checkpoint'), (src) => readTorchCheckpoint(src, opts));
 }

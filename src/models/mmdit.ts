@@ -4,7 +4,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { add, mul, silu } from '../ops/elementwise.js';
-import { cat, chunk } from '../ops/movement.js';
+import { cast, cat, chunk } from '../ops/movement.js';
 import { layerNorm } from '../ops/nn.js';
 import { expand, reshape, slice, unsqueeze } from '../ops/views.js';
 import { Linear, normalInit, zero_, type InitOptions } from '../nn/layers.js';
@@ -222,8 +222,10 @@ export class MMDiT extends Module {
     if (T > this.positional_encoding.shape[1]!) throw new Error(`MMDiT.forward: ${T} image tokens exceed the ${this.positional_encoding.shape[1]} positional slots (use extendPe)`);
     if (t.ndim !== 1 || t.shape[0] !== B) throw new Error(`MMDiT.forward: t must be [${B}], got ${t.describe()}`);
     if (cSeq.ndim !== 3 || cSeq.shape[0] !== B || cSeq.shape[2] !== c.cond_seq_dim) throw new Error(`MMDiT.forward: c_seq must be [${B}, Tc, ${c.cond_seq_dim}], got ${cSeq.describe()}`);
-    let img = add(this.init_x_linear.forward(patchify(x, p)), slice(this.positional_encoding, 1, 0, T));
-    let txt = cat([expand(this.register_tokens, [B, 8, c.dim]), this.cond_seq_linear.forward(cSeq)], 1);
+    // 16-bit parameters (loaded with assign) compute in the activations' dtype
+    const like = (t: Tensor) => (t.dtype === x.dtype ? t : cast(t, x.dtype));
+    let img = add(this.init_x_linear.forward(patchify(x, p)), like(slice(this.positional_encoding, 1, 0, T)));
+    let txt = cat([expand(like(this.register_tokens), [B, 8, c.dim]), this.cond_seq_linear.forward(cSeq)], 1);
     const g = this.t_embedder.forward(t);
     this.double_layers.items.forEach((layer, i) => {
       [txt, img] = layer.forward(txt, img, g);
@@ -250,7 +252,7 @@ export class MMDiT extends Module {
     const [h0, w0] = from, [h1, w1] = to, D = this.config.dim;
     if (h0 * w0 > this.positional_encoding.shape[1]!) throw new Error(`extendPe: ${h0}x${w0} exceeds the ${this.positional_encoding.shape[1]} positional slots`);
     const resized = noGrad(() => {
-      const grid = reshape(slice(this.positional_encoding, 1, 0, h0 * w0), [h0, w0, D]);
+      const grid = reshape(cast(slice(this.positional_encoding, 1, 0, h0 * w0), 'float32'), [h0, w0, D]);
       return reshape(bilinearResize(grid, h1, w1), [1, h1 * w1, D]);
     });
     this.replaceParam('positional_encoding', resized);

@@ -6,7 +6,24 @@ import { ones, rand, randn, zeros } from '../ops/creation.js';
 import { mul, sub } from '../ops/elementwise.js';
 import { conv2d, embedding, groupNorm, layerNorm } from '../ops/nn.js';
 import { linear } from '../ops/matmul.js';
+import { cast } from '../ops/movement.js';
+import type { DType } from '../tensor/dtype.js';
 import { Module } from './module.js';
+
+/**
+ * fn(t in `dtype`): a 16-bit weight is widened for this one use and the copy freed right after, so a model
+ * keeps its weights 16-bit in memory (loadStateDict with assign) and computes in its activations' dtype.
+ */
+export function usingDtype<T>(t: Tensor, dtype: DType, fn: (t: Tensor) => T): T {
+  if (t.dtype === dtype) return fn(t);
+  const c = cast(t, dtype);
+  try {
+    // the scope frees views of the copy (a transposed weight) now, not at the end of the caller's scope
+    return scope(() => fn(c));
+  } finally {
+    c.dispose(); // an autograd node that needs it holds its own reference
+  }
+}
 
 export interface InitOptions {
   generator?: Generator;
@@ -38,7 +55,8 @@ export class Linear extends Module {
     this.bias = opts.bias === false ? null : this.param('bias', uniformInit([outFeatures], bound, opts));
   }
   forward(x: Tensor): Tensor {
-    return linear(x, this.weight, this.bias);
+    const b = this.bias;
+    return usingDtype(this.weight, x.dtype, (w) => (b ? usingDtype(b, x.dtype, (bb) => linear(x, w, bb)) : linear(x, w)));
   }
 }
 
@@ -52,7 +70,8 @@ export class Conv2d extends Module {
     this.bias = opts.bias === false ? null : this.param('bias', uniformInit([outChannels], bound, opts));
   }
   forward(x: Tensor): Tensor {
-    return conv2d(x, this.weight, this.bias, { stride: this.opts.stride, padding: this.opts.padding });
+    const b = this.bias, o = { stride: this.opts.stride, padding: this.opts.padding };
+    return usingDtype(this.weight, x.dtype, (w) => (b ? usingDtype(b, x.dtype, (bb) => conv2d(x, w, bb, o)) : conv2d(x, w, null, o)));
   }
 }
 

@@ -9,6 +9,14 @@ import type { Tensor } from '../tensor/tensor.js';
 export interface LoadOptions {
   /** Refuse missing or unexpected names (default true). Shapes must always match. */
   strict?: boolean;
+  /**
+   * Take the given tensors as the parameters instead of copying into them (torch's assign=True): no
+   * second copy of the weights, and 16-bit floats stay 16-bit (layers cast them per use). Other dtypes are
+   * cast to the parameter's. With a model built on the meta device this loads weights of any size with
+   * memory for them alone. The tensors are moved to `device` (default: each tensor's own).
+   */
+  assign?: boolean;
+  device?: string;
 }
 
 export class Module {
@@ -24,12 +32,17 @@ export class Module {
     return t;
   }
 
-  /** Swap a registered parameter for a new tensor (e.g. a resized positional table); the old one is disposed. */
+  /**
+   * Swap a registered parameter for a new tensor (e.g. a resized positional table); the old one is
+   * disposed. A field of the module that held the old tensor (Linear.weight) now holds the new one.
+   */
   protected replaceParam(name: string, t: Tensor): Tensor {
     const old = this.params.get(name);
     if (!old) throw new Error(`${this.constructor.name}: no parameter '${name}' to replace`);
     keep(t).requiresGrad_(true);
     this.params.set(name, t);
+    const fields = this as unknown as Record<string, unknown>;
+    if (fields[name] === old) fields[name] = t;
     old.dispose();
     return t;
   }
@@ -80,6 +93,26 @@ export class Module {
     if (strict && missing.length) problems.push(`missing: ${missing.join(', ')}`);
     if (strict && unexpected.length) problems.push(`unexpected: ${unexpected.join(', ')}`);
     if (problems.length) throw new Error(`loadStateDict(${this.constructor.name}): ${problems.join(' | ')}`);
+    if (opts.assign) {
+      const owners = new Map<string, [Module, string]>();
+      for (const [prefix, m] of this.namedModules()) for (const n of m.params.keys()) owners.set(prefix ? `${prefix}.${n}` : n, [m, n]);
+      noGrad(() => {
+        for (const [k, v] of incoming) {
+          const own = owners.get(k);
+          if (!own) continue;
+          const [m, n] = own;
+          const keepDtype = v.dtype === 'bfloat16' || v.dtype === 'float16' || v.dtype === m.params.get(n)!.dtype;
+          let t = keepDtype ? v.alias() : cast(v, m.params.get(n)!.dtype);
+          if (opts.device && t.device !== opts.device) {
+            const moved = t.to(opts.device);
+            t.dispose();
+            t = moved;
+          }
+          m.replaceParam(n, t);
+        }
+      });
+      return;
+    }
     noGrad(() => {
       for (const [k, v] of incoming) {
         const p = own.get(k);

@@ -161,6 +161,15 @@ export function fill(dst: View, value: number): void {
   for (const o of viewOffsets(dst)) b.data[o] = v;
 }
 
+let F16_TABLE: Float32Array | null = null;
+function f16Table(): Float32Array {
+  if (!F16_TABLE) {
+    F16_TABLE = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) F16_TABLE[h] = f16ToF32(h);
+  }
+  return F16_TABLE;
+}
+
 export function copy(src: View, dst: View, accumulate: boolean): void {
   const S = buf(src).data, D = buf(dst).data;
   const load = loadFn(buf(src).dtype);
@@ -168,6 +177,17 @@ export function copy(src: View, dst: View, accumulate: boolean): void {
   const store = storeFn(dstType), loadDst = loadFn(dstType);
   const strides = [src.strides, dst.strides];
   const [ss, ds] = rowStrides(src.shape, strides) as [number, number];
+  // 16-bit floats widened into a float32 buffer (weights kept 16-bit, cast per use): bfloat16 is the high
+  // half of a float32, float16 goes through a 64K-entry table; both exact
+  if (!accumulate && !store && !loadDst && (load === bf16ToF32 || load === f16ToF32) && D instanceof Float32Array) {
+    const bits = new Uint32Array(D.buffer, D.byteOffset, D.length), table = load === f16ToF32 ? f16Table() : null;
+    forEachRow(src.shape, strides, [src.offset, dst.offset], (p, n) => {
+      const s0 = p[0]!, d0 = p[1]!;
+      if (table) for (let i = 0; i < n; i++) D[d0 + i * ds] = table[S[s0 + i * ss]!]!;
+      else for (let i = 0; i < n; i++) bits[d0 + i * ds] = S[s0 + i * ss]! << 16;
+    });
+    return;
+  }
   if (!load && !store && !loadDst) {
     forEachRow(src.shape, strides, [src.offset, dst.offset], (p, n) => {
       const s0 = p[0]!, d0 = p[1]!;
