@@ -2,8 +2,8 @@
 // next argument or `--name=value`; a switch takes none); anything else is an error that names the flag and,
 // when there is one, the closest valid flag. A typo never silently falls back to a default.
 
-/** 'value': `--name V` or `--name=V`; 'switch': `--name` alone. */
-export type FlagKind = 'value' | 'switch';
+/** 'value': `--name V` or `--name=V`; 'text': a value that may be empty (`--prompt ""`); 'switch': `--name` alone. */
+export type FlagKind = 'value' | 'text' | 'switch';
 
 export interface CommandSpec {
   /** The command's words as typed, e.g. 'train mnist'. */
@@ -83,7 +83,7 @@ export function parseArgs(argv: readonly string[], spec: CommandSpec): Parsed {
       value = next;
       i++;
     }
-    if (value === '') throw new Error(`--${name} expects a value, got an empty string`);
+    if (value === '' && kind !== 'text') throw new Error(`--${name} expects a value, got an empty string`);
     flags.set(name, value);
   }
   const extra = positionals.length - words.length - (spec.positionals ?? 0);

@@ -1,7 +1,7 @@
 // The flags each lavender command accepts (parsed strictly by args.ts: anything else is an error).
 import type { CommandSpec, FlagKind } from './args.js';
 
-const v: FlagKind = 'value', s: FlagKind = 'switch';
+const v: FlagKind = 'value', s: FlagKind = 'switch', t: FlagKind = 'text';
 
 const DIT_TRAIN = {
   steps: v, batch: v, lr: v, seed: v, backend: v, out: v, resume: v, overwrite: s, 'allow-changes': s, data: v, 'checkpoint-every': v,
@@ -31,6 +31,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   { name: 'forward', flags: { model: v, config: v, weights: v, inputs: v, out: v, grad: s, backend: v } },
   { name: 'coord-check', flags: { widths: v, steps: v, lr: v, param: v, out: v, seed: v } },
+  { name: 'encode-text', flags: { t5: v, prompt: t, 'max-length': v, 'pad-id': v, out: v, backend: v } },
   { name: 'bench matmul', flags: { size: v, backend: v, runs: v, json: s } },
   { name: 'bench train-step', flags: { model: v, batch: v, backend: v, steps: v, warmup: v, json: s } },
 ];

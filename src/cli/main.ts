@@ -8,6 +8,7 @@ import { benchStep, forward, makeShards, sample, train } from './train.js';
 import { modelInfo } from '../train/model-info.js';
 import { runCoordCheck } from './coord-check.js';
 import { consolidateCommand, launchCommand } from './launch.js';
+import { encodeTextCommand } from './pipeline.js';
 
 const USAGE = `usage: lavender <command> [options]
 
@@ -45,6 +46,9 @@ commands:
                                                  size from its metadata), or a state dict with --config
   forward --model dit --config C.json --weights W.safetensors --inputs IN.safetensors --out OUT.safetensors [--grad]
                                                  run a model on given weights (parity with PyTorch)
+  encode-text --t5 DIR --prompt TEXT --out OUT.safetensors [--max-length 128] [--pad-id P] [--backend B]
+                                                 T5 embeddings of a prompt (HF folder: config.json, weights,
+                                                 tokenizer): input_ids, attention_mask [1,N], embeddings [1,N,d]
   coord-check [--widths 32,64,128,256] [--steps N] [--lr X] [--param mup|sp|both] [--out DIR]
                                                  muP coordinate check of the MMDiT: JSON and a PNG plot
   bench matmul [--size N] [--backend B] [--runs R] [--json]
@@ -94,7 +98,7 @@ function bench(p: Parsed): number {
   return 0;
 }
 
-const TOP_LEVEL = ['info', 'train', 'launch', 'consolidate', 'make-shards', 'sample', 'forward', 'coord-check', 'bench', 'help'];
+const TOP_LEVEL = ['info', 'train', 'launch', 'consolidate', 'make-shards', 'sample', 'forward', 'encode-text', 'coord-check', 'bench', 'help'];
 
 /** The error for argv that names no command: an unknown word, or a known word with a wrong sub-command. */
 function noSuchCommand(argv: readonly string[]): string {
@@ -134,6 +138,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       case 'forward': return forward(p);
       case 'coord-check': return runCoordCheck(p);
       case 'make-shards': return makeShards(p);
+      case 'encode-text': return encodeTextCommand(p);
       default: throw new Error(`no handler for '${spec.name}'`);
     }
   } catch (e) {
