@@ -32,6 +32,8 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: 'forward', flags: { model: v, config: v, weights: v, inputs: v, out: v, grad: s, backend: v } },
   { name: 'coord-check', flags: { widths: v, steps: v, lr: v, param: v, out: v, seed: v } },
   { name: 'encode-text', flags: { t5: v, prompt: t, 'max-length': v, 'pad-id': v, out: v, backend: v } },
+  { name: 'decode-latents', flags: { vae: v, latents: v, out: v, raw: v, backend: v } },
+  { name: 'encode-images', flags: { vae: v, images: v, out: v, sample: s, seed: v, backend: v } },
   { name: 'bench matmul', flags: { size: v, backend: v, runs: v, json: s } },
   { name: 'bench train-step', flags: { model: v, batch: v, backend: v, steps: v, warmup: v, json: s } },
 ];

@@ -8,7 +8,7 @@ import { benchStep, forward, makeShards, sample, train } from './train.js';
 import { modelInfo } from '../train/model-info.js';
 import { runCoordCheck } from './coord-check.js';
 import { consolidateCommand, launchCommand } from './launch.js';
-import { encodeTextCommand } from './pipeline.js';
+import { decodeLatentsCommand, encodeImagesCommand, encodeTextCommand } from './pipeline.js';
 
 const USAGE = `usage: lavender <command> [options]
 
@@ -49,6 +49,12 @@ commands:
   encode-text --t5 DIR --prompt TEXT --out OUT.safetensors [--max-length 128] [--pad-id P] [--backend B]
                                                  T5 embeddings of a prompt (HF folder: config.json, weights,
                                                  tokenizer): input_ids, attention_mask [1,N], embeddings [1,N,d]
+  decode-latents --vae DIR --latents IN.safetensors --out IMG.png [--raw OUT.safetensors] [--backend B]
+                                                 SDXL-VAE decode of 'latents' [B,4,h,w] (model space: divided by
+                                                 scaling_factor first); --raw: 'images' float32 before clamping
+  encode-images --vae DIR --images IN.safetensors --out OUT.safetensors [--sample --seed S] [--backend B]
+                                                 'images' [B,3,H,W] in [-1,1] -> 'latents' (mean, or a seeded
+                                                 sample, times scaling_factor)
   coord-check [--widths 32,64,128,256] [--steps N] [--lr X] [--param mup|sp|both] [--out DIR]
                                                  muP coordinate check of the MMDiT: JSON and a PNG plot
   bench matmul [--size N] [--backend B] [--runs R] [--json]
@@ -98,7 +104,7 @@ function bench(p: Parsed): number {
   return 0;
 }
 
-const TOP_LEVEL = ['info', 'train', 'launch', 'consolidate', 'make-shards', 'sample', 'forward', 'encode-text', 'coord-check', 'bench', 'help'];
+const TOP_LEVEL = ['info', 'train', 'launch', 'consolidate', 'make-shards', 'sample', 'forward', 'encode-text', 'decode-latents', 'encode-images', 'coord-check', 'bench', 'help'];
 
 /** The error for argv that names no command: an unknown word, or a known word with a wrong sub-command. */
 function noSuchCommand(argv: readonly string[]): string {
@@ -139,6 +145,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       case 'coord-check': return runCoordCheck(p);
       case 'make-shards': return makeShards(p);
       case 'encode-text': return encodeTextCommand(p);
+      case 'decode-latents': return decodeLatentsCommand(p);
+      case 'encode-images': return encodeImagesCommand(p);
       default: throw new Error(`no handler for '${spec.name}'`);
     }
   } catch (e) {

@@ -84,7 +84,9 @@ export class LayerNorm extends Module {
     this.bias = affine ? this.param('bias', zeros([dim], { device: opts.device })) : null;
   }
   forward(x: Tensor): Tensor {
-    return layerNorm(x, [this.dim], this.weight, this.bias, this.eps);
+    const w = this.weight, b = this.bias;
+    if (!w || !b) return layerNorm(x, [this.dim], w, b, this.eps);
+    return usingDtype(w, x.dtype, (ww) => usingDtype(b, x.dtype, (bb) => layerNorm(x, [this.dim], ww, bb, this.eps)));
   }
 }
 
@@ -97,7 +99,7 @@ export class GroupNorm extends Module {
     this.bias = this.param('bias', zeros([channels], { device: opts.device }));
   }
   forward(x: Tensor): Tensor {
-    return groupNorm(x, this.groups, this.weight, this.bias, this.eps);
+    return usingDtype(this.weight, x.dtype, (w) => usingDtype(this.bias, x.dtype, (b) => groupNorm(x, this.groups, w, b, this.eps)));
   }
 }
 

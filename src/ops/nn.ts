@@ -1,7 +1,7 @@
 // Neural-network ops: softmax family, normalisation, conv2d, embedding, losses, dropout.
 // softmax and layer_norm use a backend's fused kernel when it has one, else a primitive decomposition.
 import type { Backend, View } from '../backends/backend.js';
-import { noGrad } from '../autograd/grad-mode.js';
+import { isGradEnabled, noGrad } from '../autograd/grad-mode.js';
 import { isFloat } from '../tensor/dtype.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { normAxis, numel, shapeStr } from '../tensor/shape.js';
@@ -243,13 +243,61 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   const [O, , KH, KW] = weight.shape as [number, number, number, number];
   if (H + 2 * padding < KH || W + 2 * padding < KW) throw new Error(`conv2d: kernel ${KH}x${KW} is larger than the padded input ${H + 2 * padding}x${W + 2 * padding}`);
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== O)) throw new Error(`conv2d: bias ${bias.describe()} must have shape [${O}]`);
-  const xp = padding ? pad(contiguous(x), [padding, padding, padding, padding]) : contiguous(x);
-  const cols = unfold(xp, KH, KW, stride);
-  const OH = cols.shape[4]!, OW = cols.shape[5]!;
-  const y = matmul(reshape(weight, [O, C * KH * KW]), reshape(cols, [N, C * KH * KW, OH * OW]));
-  let out = reshape(y, [N, O, OH, OW]);
+  let out: Tensor;
+  if (KH === 1 && KW === 1 && stride === 1 && padding === 0) {
+    // a 1x1 convolution is a matmul over the channels: no im2col copy
+    out = reshape(matmul(reshape(weight, [O, C]), reshape(x, [N, C, H * W])), [N, O, H, W]);
+  } else if (!isGradEnabled() || !(x.requiresGrad || weight.requiresGrad)) {
+    out = conv2dBanded(x, weight, stride, padding);
+  } else {
+    const xp = padding ? pad(contiguous(x), [padding, padding, padding, padding]) : contiguous(x);
+    const cols = unfold(xp, KH, KW, stride);
+    const OH = cols.shape[4]!, OW = cols.shape[5]!;
+    const y = matmul(reshape(weight, [O, C * KH * KW]), reshape(cols, [N, C * KH * KW, OH * OW]));
+    out = reshape(y, [N, O, OH, OW]);
+  }
   if (bias) out = add(out, reshape(bias, [O, 1, 1]));
   return out;
+}
+
+/** Elements of im2col matrix built at a time by the forward-only convolution (64 MB of float32). */
+const CONV_BAND_ELEMENTS = 1 << 24;
+
+/**
+ * Forward-only convolution (nothing to differentiate): im2col over bands of output rows, each band one
+ * GEMM whose result is copied into its rows of the output. The same arithmetic as the differentiable path,
+ * with im2col memory bounded by CONV_BAND_ELEMENTS instead of C*KH*KW*OH*OW (9.6 GB for the SDXL VAE's
+ * last 256->128 convolution at 1024x1024).
+ */
+function conv2dBanded(x: Tensor, weight: Tensor, stride: number, padding: number): Tensor {
+  return noGrad(() => {
+    const [N, C] = x.shape as [number, number, number, number];
+    const [O, , KH, KW] = weight.shape as [number, number, number, number];
+    const xp = padding ? pad(contiguous(x), [padding, padding, padding, padding]) : contiguous(x);
+    const [, , HP, WP] = xp.shape as [number, number, number, number];
+    const OH = Math.floor((HP - KH) / stride) + 1, OW = Math.floor((WP - KW) / stride) + 1;
+    const K = C * KH * KW;
+    const w2 = reshape(weight, [O, K]);
+    const be = xp.backend;
+    const out = empty(be, [N, O, OH, OW], x.dtype);
+    const [sN, sC, sH, sW] = xp.strides as [number, number, number, number];
+    const band = Math.max(1, Math.min(OH, Math.floor(CONV_BAND_ELEMENTS / (K * OW))));
+    for (let n = 0; n < N; n++) {
+      for (let r0 = 0; r0 < OH; r0 += band) {
+        const rows = Math.min(band, OH - r0);
+        const windows = xp.alias([C, KH, KW, rows, OW], [sC, sH, sW, sH * stride, sW * stride], xp.offset + n * sN + r0 * stride * sH);
+        const cols = empty(be, [K, rows * OW], x.dtype);
+        be.copy(windows.view('conv2d'), cols.alias([C, KH, KW, rows, OW], [KH * KW * rows * OW, KW * rows * OW, rows * OW, OW, 1], 0).view(), false);
+        const y = matmul(w2, cols); // [O, rows*OW]
+        const dst = out.alias([O, rows, OW], [OH * OW, OW, 1], n * O * OH * OW + r0 * OW);
+        be.copy(y.alias([O, rows, OW], [rows * OW, OW, 1], 0).view(), dst.view(), false);
+        for (const t of [windows, cols, y, dst]) t.dispose();
+      }
+    }
+    xp.dispose();
+    w2.dispose();
+    return out;
+  });
 }
 
 /** Rows of `weight` [V, D] picked by integer ids of any shape -> [...ids.shape, D]. */
