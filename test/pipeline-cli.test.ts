@@ -14,6 +14,10 @@ import { saveSafetensors } from '../src/io/safetensors.js';
 import { decodePng } from '../src/io/png.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { relErr } from './harness/compare.js';
+import { saveTorchCheckpoint } from '../src/io/torch-pt-write.js';
+import { loadMMDiTForInference } from '../src/train/mmdit-checkpoint.js';
+import { encodeText } from '../src/train/text-encoder.js';
+import { loadVAE } from '../src/models/vae.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const T5 = join(root, 'test', 'fixtures', 't5', 'umt5');
@@ -119,4 +123,95 @@ test('encode-images: the mean times scaling_factor, or a seeded sample', async (
   assert.ok(a.some((v, i) => Math.abs(v - mean.toArray()[i]!) > 1e-3), 'a sample differs from the mean');
   r = await cli('encode-images', '--vae', VAE, '--images', inp, '--out', out, '--seed', '3');
   assert.match(r.stderr, /--seed applies with --sample only/);
+});
+
+// ---- generate -------------------------------------------------------------------------------------------
+// A tiny MMDiT whose text width is the T5 fixture's d_model (32) and whose latents are the VAE fixture's
+// (4 channels, factor 4): 32x32 images are 8x8 latents, 4x4 patches = the 16 positions of its table.
+const MMDIT_CFG = { dim: 64, n_layers: 2, n_double_layers: 1, n_heads: 4, global_conddim: 64, cond_seq_dim: 32, max_seq: 16 };
+
+function tinyCheckpoint(path: string, cfg = MMDIT_CFG): void {
+  L.scope(() => {
+    L.manualSeed(7);
+    const m = new L.MMDiT(cfg);
+    // random everywhere (the release's init zeroes the modulations), stored float16 like ema1.pt
+    const sd: Record<string, L.Tensor> = {};
+    for (const [k, p] of m.namedParameters()) sd[k] = L.mul(L.randn([...p.shape]), 0.3).to('float16');
+    saveTorchCheckpoint(path, sd);
+  });
+}
+
+const gen = (ckpt: string, ...extra: string[]) => cli('generate', '--prompt', 'a red chair', '--checkpoint', ckpt, '--t5', T5, '--vae', VAE, '--size', '32', '--steps', '3', '--cfg', '3', '--max-length', '8', ...extra);
+
+test('generate: fp16 .pt checkpoint (config from its shapes), PNG and --raw of the right shapes, deterministic by seed', async () => {
+  const ckpt = join(dir, 'tiny.pt');
+  tinyCheckpoint(ckpt);
+  const png = join(dir, 'g.png'), raw = join(dir, 'g.safetensors'), raw2 = join(dir, 'g2.safetensors'), raw3 = join(dir, 'g3.safetensors');
+  let r = await gen(ckpt, '--out', png, '--raw', raw, '--seed', '1');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /config from the tensor shapes/);
+  assert.match(r.stderr, /generate: \[=+\] step 3\/3/);
+  const a = loadSafetensors(raw).tensors;
+  assert.deepEqual([...a.latents!.shape], [1, 4, 8, 8]);
+  assert.deepEqual([...a.images!.shape], [1, 3, 32, 32]);
+  const img = decodePng(new Uint8Array(readFileSync(png)));
+  assert.deepEqual([img.width, img.height, img.channels], [32, 32, 3]);
+  r = await gen(ckpt, '--out', png, '--raw', raw2, '--seed', '1');
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(Array.from(loadSafetensors(raw2).tensors.images!.toArray()), Array.from(a.images!.toArray()));
+  r = await gen(ckpt, '--out', png, '--raw', raw3, '--seed', '2');
+  assert.notDeepEqual(Array.from(loadSafetensors(raw3).tensors.latents!.toArray()), Array.from(a.latents!.toArray()));
+});
+
+test('generate: one step is z - (v_neg + cfg (v_cond - v_neg)) at t = 1, decoded; --noise replaces the seeded latents', async () => {
+  const ckpt = join(dir, 'tiny1.pt'), noisePath = join(dir, 'noise.safetensors'), raw = join(dir, 'one.safetensors');
+  tinyCheckpoint(ckpt);
+  L.scope(() => saveSafetensors(noisePath, { noise: L.randn([2, 4, 8, 8], { generator: new L.Generator(5) }) }));
+  const r = await cli('generate', '--prompt', 'a red chair', '--negative', 'blurry', '--checkpoint', ckpt, '--t5', T5, '--vae', VAE, '--size', '32', '--steps', '1', '--cfg', '3', '--max-length', '8', '--noise', noisePath, '--out', join(dir, 'one.png'), '--raw', raw);
+  assert.equal(r.code, 0, r.stderr);
+  L.scope(() => {
+    const { model } = loadMMDiTForInference(ckpt, 'cpu');
+    const te = loadTextEncoder(T5);
+    const z = loadSafetensors(noisePath).tensors.noise!;
+    const enc = encodeText(te, ['a red chair', 'blurry'], 8).embeddings;
+    const t = L.ones([2]);
+    const v = L.noGrad(() => {
+      const vc = model.forward(z, t, L.expand(L.slice(enc, 0, 0, 1), [2, 8, 32]));
+      const vu = model.forward(z, t, L.expand(L.slice(enc, 0, 1, 2), [2, 8, 32]));
+      return L.add(vu, L.mul(L.sub(vc, vu), 3));
+    });
+    const want = L.sub(z, v);
+    const got = loadSafetensors(raw).tensors;
+    assert.ok(relErr(got.latents!, want) < 1e-5, `latents: ${relErr(got.latents!, want)}`);
+    const images = L.noGrad(() => loadVAE(VAE).decode(L.mul(want, 1 / SCALE)));
+    assert.ok(relErr(got.images!, images) < 1e-4, `images: ${relErr(got.images!, images)}`);
+  });
+});
+
+test('generate: a batch with --gif writes a grid and an animation; the positional table is resized for another size', async () => {
+  const ckpt = join(dir, 'tiny2.pt');
+  tinyCheckpoint(ckpt);
+  const png = join(dir, 'b.png'), gif = join(dir, 'b.gif');
+  const r = await cli('generate', '--prompt', 'a red chair', '--checkpoint', ckpt, '--t5', T5, '--vae', VAE, '--size', '48', '--steps', '2', '--max-length', '8', '--batch', '2', '--gif', gif, '--out', png);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /positional table resized from 4x4 to 6x6 \(extend_pe\)/);
+  const img = decodePng(new Uint8Array(readFileSync(png)));
+  assert.deepEqual([img.width, img.height], [2 * 48 + 3 * 2, 48 + 2 * 2]);
+  assert.equal(readFileSync(gif).subarray(0, 6).toString(), 'GIF89a');
+});
+
+test('generate: mismatched models, bad noise and a missing checkpoint are clear errors, nothing written', async () => {
+  const ckpt = join(dir, 'wide.pt'), png = join(dir, 'never.png');
+  tinyCheckpoint(ckpt, { ...MMDIT_CFG, cond_seq_dim: 48 });
+  let r = await gen(ckpt, '--out', png);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /generate: the T5 encoder's width d_model 32 .* is not the MMDiT's cond_seq_dim 48/);
+  const good = join(dir, 'tiny3.pt'), noise = join(dir, 'badnoise.safetensors');
+  tinyCheckpoint(good);
+  L.scope(() => saveSafetensors(noise, { noise: L.zeros([1, 4, 6, 6]) }));
+  r = await gen(good, '--out', png, '--noise', noise);
+  assert.match(r.stderr, /generate: the noise must be \[B, 4, 8, 8\] for --size 32, got 'noise' float32\[1, 4, 6, 6\] on cpu/);
+  r = await gen(join(dir, 'nope.pt'), '--out', png);
+  assert.match(r.stderr, /nope\.pt: cannot read PyTorch checkpoint: no such file/);
+  assert.equal(existsSync(png), false);
 });

@@ -32,6 +32,13 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: 'forward', flags: { model: v, config: v, weights: v, inputs: v, out: v, grad: s, backend: v } },
   { name: 'coord-check', flags: { widths: v, steps: v, lr: v, param: v, out: v, seed: v } },
   { name: 'encode-text', flags: { t5: v, prompt: t, 'max-length': v, 'pad-id': v, out: v, backend: v } },
+  {
+    name: 'generate',
+    flags: {
+      prompt: t, negative: t, checkpoint: v, t5: v, vae: v, size: v, steps: v, cfg: v, seed: v, batch: v, config: v,
+      'max-length': v, out: v, gif: v, noise: v, raw: v, backend: v,
+    },
+  },
   { name: 'decode-latents', flags: { vae: v, latents: v, out: v, raw: v, backend: v } },
   { name: 'encode-images', flags: { vae: v, images: v, out: v, sample: s, seed: v, backend: v } },
   { name: 'bench matmul', flags: { size: v, backend: v, runs: v, json: s } },

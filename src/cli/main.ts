@@ -9,6 +9,7 @@ import { modelInfo } from '../train/model-info.js';
 import { runCoordCheck } from './coord-check.js';
 import { consolidateCommand, launchCommand } from './launch.js';
 import { decodeLatentsCommand, encodeImagesCommand, encodeTextCommand } from './pipeline.js';
+import { generateCommand } from './generate.js';
 
 const USAGE = `usage: lavender <command> [options]
 
@@ -46,6 +47,13 @@ commands:
                                                  size from its metadata), or a state dict with --config
   forward --model dit --config C.json --weights W.safetensors --inputs IN.safetensors --out OUT.safetensors [--grad]
                                                  run a model on given weights (parity with PyTorch)
+  generate --prompt TEXT --checkpoint ema1.pt|F.safetensors --t5 DIR --vae DIR --out IMG.png
+        [--size 256|512|1024] [--steps N] [--cfg X] [--negative TEXT] [--seed S] [--batch B] [--config C.json]
+        [--max-length N] [--gif F] [--noise IN.safetensors] [--raw OUT.safetensors] [--backend B]
+                                                 prompt to image, the release's recipe (Euler + CFG, negative
+                                                 prompt, defaults per size: 512: 50 steps CFG 9.5; 1024: 100
+                                                 steps CFG 5); --noise: initial 'noise' [B,4,h,w]; --raw:
+                                                 final 'latents' (model space) and 'images' before clamping
   encode-text --t5 DIR --prompt TEXT --out OUT.safetensors [--max-length 128] [--pad-id P] [--backend B]
                                                  T5 embeddings of a prompt (HF folder: config.json, weights,
                                                  tokenizer): input_ids, attention_mask [1,N], embeddings [1,N,d]
@@ -104,7 +112,7 @@ function bench(p: Parsed): number {
   return 0;
 }
 
-const TOP_LEVEL = ['info', 'train', 'launch', 'consolidate', 'make-shards', 'sample', 'forward', 'encode-text', 'decode-latents', 'encode-images', 'coord-check', 'bench', 'help'];
+const TOP_LEVEL = ['info', 'train', 'launch', 'consolidate', 'make-shards', 'sample', 'forward', 'generate', 'encode-text', 'decode-latents', 'encode-images', 'coord-check', 'bench', 'help'];
 
 /** The error for argv that names no command: an unknown word, or a known word with a wrong sub-command. */
 function noSuchCommand(argv: readonly string[]): string {
@@ -144,6 +152,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       case 'forward': return forward(p);
       case 'coord-check': return runCoordCheck(p);
       case 'make-shards': return makeShards(p);
+      case 'generate': return generateCommand(p);
       case 'encode-text': return encodeTextCommand(p);
       case 'decode-latents': return decodeLatentsCommand(p);
       case 'encode-images': return encodeImagesCommand(p);

@@ -206,7 +206,7 @@ export function sample(p: Parsed): number {
     const config = p.flags.has('config') ? (readJson(stringFlag(p, 'config', ''), 'config') as unknown as MMDiTConfig) : undefined;
     prepareOutputFile(need('out'));
     sampleMMDiT({ checkpoint: need('checkpoint'), config, cond: need('cond'), out: need('out'), latentSize: p.flags.has('latent-size') ? intFlag(p, 'latent-size', 32) : undefined, steps: intFlag(p, 'steps', 50), cfg: numberFlag(p, 'cfg', 5), shift: numberFlag(p, 'shift', 1), seed: intFlag(p, 'seed', 0, true), backend: stringFlag(p, 'backend', 'cpu') });
-    process.stderr.write(`wrote latents to ${stringFlag(p, 'out', '')} (no VAE decoder in lavender: decode them with the SDXL VAE)\n`);
+    process.stderr.write(`wrote latents to ${stringFlag(p, 'out', '')} (SDXL-VAE space, divided by 0.13025: multiply them by it for 'lavender decode-latents', or use 'lavender generate')\n`);
     return 0;
   }
   const ckpt = stringFlag(p, 'checkpoint', '');
