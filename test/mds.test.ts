@@ -11,7 +11,7 @@ import { epochPermutation } from '../src/data/loader.js';
 import {
   f64ToF16, float16BitsToFloat32, float32ToFloat16Bits, MdsLoader, MdsWriter, mdsDecode, mdsEncode, openMds, pyFloatRepr,
   type MdsColumnSpec, type MdsSampleSource,
-} from '../src/data/mds.js';
+} from '../src/data/mds/index.js';
 import { f16ToF32, f32ToF16 } from '../src/tensor/dtype.js';
 
 const root = mkdtempSync(join(tmpdir(), 'lavender-mds-'));

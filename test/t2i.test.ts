@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import * as L from '../src/index.js';
-import { openMds, MdsWriter, float32ToFloat16Bits } from '../src/data/mds.js';
+import { openMds, MdsWriter, float32ToFloat16Bits } from '../src/data/mds/index.js';
 import { LATENT_SCALE, t2iBatch, writeSyntheticT2I } from '../src/data/t2i.js';
 import { trainT2I } from '../src/train/train-t2i.js';
 

@@ -9,5 +9,5 @@ export { loadCifar10, cifar10Files, CIFAR10_CLASSES } from './cifar.js';
 export {
   openMds, MdsDataset, MdsWriter, MdsLoader, mdsDecode, mdsEncode, MDS_ENCODINGS, float16BitsToFloat32, float32ToFloat16Bits,
   type MdsOpenOptions, type MdsWriterOptions, type MdsColumnSpec, type MdsLoaderOptions, type MdsLoaderState, type MdsSampleSource, type MdsDtype, type MdsTypedArray, type MdsNdArray, type MdsPilImage,
-} from './mds.js';
+} from './mds/index.js';
 export { t2iBatch, writeSyntheticT2I, LATENT_SCALE, RELEASE_COLUMNS, type T2IColumns, type T2IBatchOptions } from './t2i.js';

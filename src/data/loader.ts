@@ -44,11 +44,6 @@ export interface Batch {
 /** Philox counter word that separates shuffle draws from tensor draws made with the same seed. */
 const SHUFFLE_STREAM = 0x5348_5546; // 'SHUF'
 
-/**
- * The order of samples in `epoch`: a Fisher-Yates shuffle where step i (i = n-1 .. 1) swaps with
- * j = floor(u * (i + 1)), u a 53-bit uniform from philox(counter = (i, epoch, SHUFFLE_STREAM, 0), key = seed).
- * Depends only on (n, seed, epoch).
- */
 /** The batch of the given dataset indices: x float32 [B, C, H, W], y int64 [B]. */
 export function batchOf(dataset: ImageDataset, idx: ArrayLike<number>, device?: string): Batch {
   const { images, labels, channels, height, width } = dataset;
@@ -67,6 +62,11 @@ export function batchOf(dataset: ImageDataset, idx: ArrayLike<number>, device?: 
   };
 }
 
+/**
+ * The order of samples in `epoch`: a Fisher-Yates shuffle where step i (i = n-1 .. 1) swaps with
+ * j = floor(u * (i + 1)), u a 53-bit uniform from philox(counter = (i, epoch, SHUFFLE_STREAM, 0), key = seed).
+ * Depends only on (n, seed, epoch).
+ */
 export function epochPermutation(n: number, seed: number, epoch: number): Uint32Array {
   const perm = new Uint32Array(n);
   for (let i = 0; i < n; i++) perm[i] = i;
@@ -83,6 +83,56 @@ export function epochPermutation(n: number, seed: number, epoch: number): Uint32
     perm[j] = t;
   }
   return perm;
+}
+
+/**
+ * The resumable position in a per-epoch order of n items: epoch e's order is epochPermutation(n, seed, e)
+ * (or 0..n-1 without shuffling), `position` the next entry of it. Shared by the DataLoader and MdsLoader,
+ * so both shuffle and resume the same way; `who` names the loader in errors.
+ */
+export class EpochOrder {
+  seed: number;
+  epoch = 0;
+  position = 0;
+  order: Uint32Array;
+
+  constructor(readonly n: number, seed: number, readonly shuffle: boolean, private readonly who: string) {
+    if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`${who}: seed must be a non-negative safe integer, got ${seed}`);
+    this.seed = seed;
+    this.order = this.make();
+  }
+
+  private make(): Uint32Array {
+    if (this.shuffle) return epochPermutation(this.n, this.seed, this.epoch);
+    const o = new Uint32Array(this.n);
+    for (let i = 0; i < o.length; i++) o[i] = i;
+    return o;
+  }
+
+  getState(): DataLoaderState {
+    return { seed: this.seed, epoch: this.epoch, position: this.position };
+  }
+
+  /** Restore a state; its position must lie in [0, end). */
+  setState(s: DataLoaderState, end = this.n): void {
+    const w = `${this.who}.setState`;
+    if (!s || typeof s !== 'object') throw new Error(`${w}: expected {seed, epoch, position}`);
+    if (!Number.isSafeInteger(s.seed) || s.seed < 0) throw new Error(`${w}: seed must be a non-negative safe integer, got ${s.seed}`);
+    if (!Number.isSafeInteger(s.epoch) || s.epoch < 0) throw new Error(`${w}: epoch must be a non-negative integer, got ${s.epoch}`);
+    if (!Number.isInteger(s.position) || s.position < 0 || s.position >= end) throw new Error(`${w}: position must be an integer in [0, ${end}), got ${s.position}`);
+    const reorder = s.seed !== this.seed || s.epoch !== this.epoch;
+    this.seed = s.seed;
+    this.epoch = s.epoch;
+    this.position = s.position;
+    if (reorder) this.order = this.make();
+  }
+
+  /** Start the next epoch (its own order, position 0). */
+  nextEpoch(): void {
+    this.position = 0;
+    this.epoch++;
+    this.order = this.make();
+  }
 }
 
 function checkDataset(ds: ImageDataset): void {
@@ -104,21 +154,16 @@ export class DataLoader {
   readonly batchSize: number;
   readonly shuffle: boolean;
   readonly device?: string;
-  private seed: number;
-  private epoch = 0;
-  private position = 0;
-  private order: Uint32Array;
+  private readonly state: EpochOrder;
 
   constructor(readonly dataset: ImageDataset, opts: DataLoaderOptions) {
     checkDataset(dataset);
     const { batchSize, seed = 0, shuffle = true, device } = opts;
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`DataLoader: batchSize must be a positive integer, got ${batchSize}`);
-    if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`DataLoader: seed must be a non-negative safe integer, got ${seed}`);
     this.batchSize = batchSize;
     this.shuffle = shuffle;
     this.device = device;
-    this.seed = seed;
-    this.order = this.makeOrder();
+    this.state = new EpochOrder(dataset.n, seed, shuffle, 'DataLoader');
   }
 
   /** Number of full batches in one epoch (batches straddle epochs, so this is n / batchSize rounded down). */
@@ -128,44 +173,24 @@ export class DataLoader {
 
   /** The epoch the next sample comes from (0-based). */
   get currentEpoch(): number {
-    return this.epoch;
-  }
-
-  private makeOrder(): Uint32Array {
-    if (this.shuffle) return epochPermutation(this.dataset.n, this.seed, this.epoch);
-    const o = new Uint32Array(this.dataset.n);
-    for (let i = 0; i < o.length; i++) o[i] = i;
-    return o;
+    return this.state.epoch;
   }
 
   getState(): DataLoaderState {
-    return { seed: this.seed, epoch: this.epoch, position: this.position };
+    return this.state.getState();
   }
 
   setState(s: DataLoaderState): void {
-    if (!s || typeof s !== 'object') throw new Error('DataLoader.setState: expected {seed, epoch, position}');
-    if (!Number.isSafeInteger(s.seed) || s.seed < 0) throw new Error(`DataLoader.setState: seed must be a non-negative safe integer, got ${s.seed}`);
-    if (!Number.isSafeInteger(s.epoch) || s.epoch < 0) throw new Error(`DataLoader.setState: epoch must be a non-negative integer, got ${s.epoch}`);
-    if (!Number.isInteger(s.position) || s.position < 0 || s.position >= this.dataset.n) {
-      throw new Error(`DataLoader.setState: position must be an integer in [0, ${this.dataset.n}), got ${s.position}`);
-    }
-    const reorder = s.seed !== this.seed || s.epoch !== this.epoch;
-    this.seed = s.seed;
-    this.epoch = s.epoch;
-    this.position = s.position;
-    if (reorder) this.order = this.makeOrder();
+    this.state.setState(s);
   }
 
   /** Dataset indices of the next batch (advances the state). */
   nextIndices(): Uint32Array {
+    const st = this.state;
     const idx = new Uint32Array(this.batchSize);
     for (let b = 0; b < this.batchSize; b++) {
-      idx[b] = this.order[this.position]!;
-      if (++this.position === this.dataset.n) {
-        this.position = 0;
-        this.epoch++;
-        this.order = this.makeOrder();
-      }
+      idx[b] = st.order[st.position]!;
+      if (++st.position === this.dataset.n) st.nextEpoch();
     }
     return idx;
   }

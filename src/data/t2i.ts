@@ -1,7 +1,7 @@
 // Text-to-image batches from MDS shards in the LavenderFlow layout: SDXL-VAE latents as float16 (`np16`)
 // and T5 embeddings quantised to uint8 (`uint8`, dequantised as x/255*0.5 - 0.25), right-padded with zeros
 // to 256 tokens and cut to the first `tokens` (64 in the release). Latents are scaled by 0.13025.
-import { MdsWriter, float16BitsToFloat32, float32ToFloat16Bits } from './mds.js';
+import { MdsWriter, float16BitsToFloat32, float32ToFloat16Bits } from './mds/index.js';
 import { tensor } from '../ops/creation.js';
 import { Generator, fillRandom } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';

@@ -94,3 +94,46 @@ export function f16ToF32(h: number): number {
   if (exp === 0x1f) return mant ? NaN : sign * Infinity;
   return sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }
+
+function roundHalfEven(v: number): number {
+  const f = Math.floor(v);
+  const d = v - f;
+  return d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f;
+}
+
+/**
+ * float64 -> IEEE half bits with one rounding (nearest, ties to even), as numpy's np.float16(x). For a
+ * value that is already a float32 it agrees with f32ToF16, which is faster; this one avoids rounding a
+ * double twice (to float32, then to half).
+ */
+export function f64ToF16(x: number): number {
+  if (Number.isNaN(x)) return 0x7e00;
+  const sign = x < 0 || Object.is(x, -0) ? 0x8000 : 0;
+  const a = Math.abs(x);
+  if (a === Infinity) return sign | 0x7c00;
+  if (a < 2 ** -14) return sign | roundHalfEven(a * 2 ** 24); // subnormal (1024 rounds up into the smallest normal)
+  let e = Math.floor(Math.log2(a));
+  if (2 ** e > a) e--;
+  else if (2 ** (e + 1) <= a) e++;
+  let m = roundHalfEven((a / 2 ** e) * 1024);
+  if (m === 2048) {
+    m = 1024;
+    e++;
+  }
+  if (e > 15) return sign | 0x7c00;
+  return sign | ((e + 15) << 10) | (m - 1024);
+}
+
+/** Half-precision bits -> Float32Array. */
+export function halfBitsToFloat32(bits: Uint16Array): Float32Array {
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) out[i] = f16ToF32(bits[i]!);
+  return out;
+}
+
+/** Numbers -> half-precision bits, each rounded once to nearest even (numpy's astype(np.float16)). */
+export function toHalfBits(values: ArrayLike<number>): Uint16Array {
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = f64ToF16(values[i]!);
+  return out;
+}

@@ -6,7 +6,7 @@
 // for `lavender sample --model mmdit --cond`.
 import { join } from 'node:path';
 import { MMDiT, type MMDiTConfig } from '../models/mmdit.js';
-import { MdsLoader, openMds } from '../data/mds.js';
+import { MdsLoader, openMds } from '../data/mds/index.js';
 import { t2iBatch } from '../data/t2i.js';
 import { binLosses, flowLoss, type TimeSampling } from '../flow/rectified-flow.js';
 import { AdamW } from '../optim/adamw.js';
