@@ -20,6 +20,10 @@ export const COMMANDS: readonly CommandSpec[] = [
     },
   },
   { name: 'consolidate', flags: { out: v }, positionals: 1, positionalsHelp: 'one CHECKPOINT' },
+  {
+    name: 'prepare-shards',
+    flags: { images: v, captions: v, t5: v, vae: v, out: v, size: v, tokens: v, batch: v, latents: v, seed: v, backend: v },
+  },
   { name: 'make-shards', flags: { 'synthetic-t2i': s, out: v, samples: v, 'latent-size': v, 'cond-dim': v, tokens: v, seed: v } },
   {
     name: 'sample',

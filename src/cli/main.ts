@@ -8,7 +8,7 @@ import { benchStep, forward, makeShards, sample, train } from './train.js';
 import { modelInfo } from '../train/model-info.js';
 import { runCoordCheck } from './coord-check.js';
 import { consolidateCommand, launchCommand } from './launch.js';
-import { decodeLatentsCommand, encodeImagesCommand, encodeTextCommand } from './pipeline.js';
+import { decodeLatentsCommand, encodeImagesCommand, encodeTextCommand, prepareShardsCommand } from './pipeline.js';
 import { generateCommand } from './generate.js';
 
 const USAGE = `usage: lavender <command> [options]
@@ -38,6 +38,12 @@ commands:
   consolidate CKPT [--out FILE]                  join a ZeRO checkpoint's per-rank shards into one file
   make-shards --synthetic-t2i --out DIR [--samples N] [--latent-size R] [--cond-dim D] [--tokens T]
                                                  a small learnable LavenderFlow-style MDS dataset
+  prepare-shards --images DIR --captions FILE --t5 DIR --vae DIR --out DIR [--size 256] [--tokens 256]
+        [--batch B] [--latents sample|mean] [--seed S] [--backend B]
+                                                 the release's data preparation: PNG/JPEG center-cropped and
+                                                 resized, SDXL-VAE latents (np16) and T5 embeddings (uint8) in
+                                                 MDS shards that train t2i reads; captions: JSON {file: text}
+                                                 or lines 'file<TAB>text'; unreadable images named and skipped
   sample --checkpoint F [--out grid.png] [--gif F] [--cfg X] [--steps N] [--rows R] [--seed S]
                                                  class-conditional samples from a DiT training checkpoint
   sample --model mmdit --checkpoint F --cond C.safetensors --out LAT.safetensors [--config C.json]
@@ -112,7 +118,7 @@ function bench(p: Parsed): number {
   return 0;
 }
 
-const TOP_LEVEL = ['info', 'train', 'launch', 'consolidate', 'make-shards', 'sample', 'forward', 'generate', 'encode-text', 'decode-latents', 'encode-images', 'coord-check', 'bench', 'help'];
+const TOP_LEVEL = ['info', 'train', 'launch', 'consolidate', 'make-shards', 'prepare-shards', 'sample', 'forward', 'generate', 'encode-text', 'decode-latents', 'encode-images', 'coord-check', 'bench', 'help'];
 
 /** The error for argv that names no command: an unknown word, or a known word with a wrong sub-command. */
 function noSuchCommand(argv: readonly string[]): string {
@@ -152,6 +158,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       case 'forward': return forward(p);
       case 'coord-check': return runCoordCheck(p);
       case 'make-shards': return makeShards(p);
+      case 'prepare-shards': return prepareShardsCommand(p);
       case 'generate': return generateCommand(p);
       case 'encode-text': return encodeTextCommand(p);
       case 'decode-latents': return decodeLatentsCommand(p);

@@ -1,5 +1,5 @@
 // `lavender encode-text`, `decode-latents`, `encode-images`: the T5 and SDXL-VAE ends of the pipeline
-// as separate steps, reading and writing safetensors.
+// as separate steps, reading and writing safetensors; `prepare-shards`: both ends over a folder of images.
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { loadVAE } from '../models/vae.js';
 import { Generator } from '../tensor/random.js';
@@ -7,6 +7,7 @@ import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { encodeText, loadTextEncoder, truncationNote } from '../train/text-encoder.js';
 import { decodeLatents, encodeImages, writeImagesPng } from '../train/vae-codec.js';
+import { prepareShards } from '../train/prepare-shards.js';
 import { intFlag, stringFlag, type Parsed } from './args.js';
 
 /** The value of a required flag, or an error naming the command and the flag. */
@@ -72,5 +73,25 @@ export function encodeImagesCommand(p: Parsed): number {
     saveSafetensors(out, { latents }, { source: 'lavender encode-images', vae: dir, latents: p.flags.has('sample') ? 'sample' : 'mean', scaling_factor: String(vae.config.scaling_factor) });
   });
   process.stderr.write(`wrote latents to ${out}\n`);
+  return 0;
+}
+
+export function prepareShardsCommand(p: Parsed): number {
+  const cmd = 'prepare-shards';
+  const images = required(p, cmd, 'images'), captions = required(p, cmd, 'captions'), t5 = required(p, cmd, 't5'), vaeDir = required(p, cmd, 'vae'), out = required(p, cmd, 'out');
+  const latents = stringFlag(p, 'latents', 'sample');
+  if (latents !== 'sample' && latents !== 'mean') throw new Error(`prepare-shards: --latents expects sample (the release) or mean, got '${latents}'`);
+  const device = stringFlag(p, 'backend', 'cpu');
+  const r = scope(() => {
+    const vae = loadVAE(vaeDir, device);
+    const te = loadTextEncoder(t5, { device });
+    return prepareShards(te, vae, {
+      images, captions, out, size: intFlag(p, 'size', 256), tokens: intFlag(p, 'tokens', 256), batch: intFlag(p, 'batch', 4),
+      latents, seed: intFlag(p, 'seed', 0, true),
+      warn: (m) => process.stderr.write(`prepare-shards: ${m}\n`),
+      progress: (done, total) => process.stderr.write(`prepare-shards: ${done}/${total} images\n`),
+    });
+  });
+  process.stderr.write(`wrote ${r.written} samples to ${out}${r.skipped.length ? ` (skipped ${r.skipped.length}: ${r.skipped.slice(0, 5).join(', ')}${r.skipped.length > 5 ? ', ...' : ''})` : ''}\n`);
   return 0;
 }
