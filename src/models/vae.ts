@@ -15,6 +15,7 @@ import { randn } from '../ops/creation.js';
 import { Conv2d, GroupNorm, Linear, type InitOptions } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
 import type { Generator } from '../tensor/random.js';
+import { scope } from '../tensor/scope.js';
 import { loadHfWeights, readHfConfig } from '../io/hf-folder.js';
 
 export interface VAEConfig {
@@ -130,9 +131,9 @@ class MidBlock extends Module {
   }
   forward(x: Tensor): Tensor {
     const [r0, r1] = this.resnets.items as [ResnetBlock, ResnetBlock];
-    let h = r0.forward(x);
-    if (this.attentions) h = this.attentions.items[0]!.forward(h);
-    return r1.forward(h);
+    let h = scope(() => r0.forward(x));
+    if (this.attentions) h = scope(() => this.attentions!.items[0]!.forward(h));
+    return scope(() => r1.forward(h));
   }
 }
 
@@ -161,8 +162,9 @@ class Level extends Module {
     this.sampler = resample ? this.module(name, new ModuleList([new Resample(cout, resample === 'down', o)])).items[0]! : null;
   }
   forward(x: Tensor): Tensor {
-    for (const r of this.resnets.items) x = r.forward(x);
-    return this.sampler ? this.sampler.forward(x) : x;
+    // one scope per block: a block's intermediates (tens of MB each at 256^2) are freed when it ends
+    for (const r of this.resnets.items) x = scope(() => r.forward(x));
+    return this.sampler ? scope(() => this.sampler!.forward(x)) : x;
   }
 }
 
@@ -181,7 +183,8 @@ class Encoder extends Module {
   forward(x: Tensor): Tensor {
     let h = this.conv_in.forward(x);
     for (const b of this.down_blocks.items) h = b.forward(h);
-    return this.conv_out.forward(silu(this.conv_norm_out.forward(this.mid_block.forward(h))));
+    const m = this.mid_block.forward(h);
+    return scope(() => this.conv_out.forward(silu(this.conv_norm_out.forward(m))));
   }
 }
 
@@ -200,7 +203,7 @@ class Decoder extends Module {
   forward(z: Tensor): Tensor {
     let h = this.mid_block.forward(this.conv_in.forward(z));
     for (const b of this.up_blocks.items) h = b.forward(h);
-    return this.conv_out.forward(silu(this.conv_norm_out.forward(h)));
+    return scope(() => this.conv_out.forward(silu(this.conv_norm_out.forward(h))));
   }
 }
 
