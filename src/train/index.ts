@@ -2,7 +2,8 @@
  * @module lavender/train
  */
 // `lavender/train`: the training loops (DiT on one rank or data-parallel, text-to-image MMDiT), their run
-// directories and resume checks, sampling, the forward parity tool, the muP coordinate check, model sizes.
+// directories and resume checks, sampling, the forward parity tool, the muP coordinate check, model sizes;
+// prompt to pixels (T5, SDXL-VAE, generate) and the release's data preparation.
 export { trainDiT, trainDiTDistributed, modelFromCheckpoint, formatMemoryReport, type TrainDiTOptions, type TrainResult, type DistTrainOptions } from './train-dit.js';
 export { trainT2I, type TrainT2IOptions } from './train-t2i.js';
 export { sampleGrid, type SampleGridOptions } from './sample-dit.js';
@@ -16,3 +17,8 @@ export { checkResume, readResumable, type ResumeWant } from './resume.js';
 export { planSampling, estimateSamplingSeconds, SHORT_RUN_STEPS, type SamplingPlan } from './sampling-plan.js';
 export { ditSpec, mmditSpec } from './model-spec.js';
 export { Progress } from './progress.js';
+export { generate, RELEASE_DEFAULTS, defaultsFor, fitPositions, latentSide, checkPipeline, type GenerateOptions, type Generated, type ReleaseDefaults } from './generate.js';
+export { loadTextEncoder, encodeText, truncationNote, type TextEncoder, type EncodedText } from './text-encoder.js';
+export { decodeLatents, encodeImages, writeImagesPng } from './vae-codec.js';
+export { loadMMDiTForInference, mmditConfigFor, inferMMDiTConfig } from './mmdit-checkpoint.js';
+export { prepareShards, readCaptions, quantizeEmbedding, type PrepareOptions, type PrepareReport } from './prepare-shards.js';
