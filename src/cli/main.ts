@@ -166,7 +166,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       default: throw new Error(`no handler for '${spec.name}'`);
     }
   } catch (e) {
-    process.stderr.write(`lavender ${spec?.name ?? cmd}: ${(e as Error).message}\n`);
+    const name = spec?.name ?? cmd, msg = (e as Error).message;
+    // handlers often name themselves already ('generate: ...', 'train t2i: ...'): say it once
+    const named = [name, name.split(' ')[0]!].some((n) => msg.startsWith(`${n}:`) || msg.startsWith(`${n} `));
+    process.stderr.write(`lavender ${named ? msg : `${name}: ${msg}`}\n`);
     return cmd.startsWith('-') ? 2 : 1;
   }
 }
