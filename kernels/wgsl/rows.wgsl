@@ -1,39 +1,24 @@
-// Fused row kernels over the last axis of contiguous [rows, cols] data: one workgroup per row, 64
-// invocations, reductions through workgroup memory. The host picks the entry point: softmax, softmax_backward or layer_norm.
+// Fused row kernels over the last axis of contiguous [rows, cols] data: one workgroup of WG invocations
+// per row with reductions through workgroup memory, or (software adapters, where a barrier is a context
+// switch) one invocation per row and no barrier. The host picks the entry point: softmax, softmax_backward or layer_norm, and
+// the storage type of each binding (f32, or f16 with shader-f16); arithmetic is f32.
 // meta: rows, cols, then per kernel (see each function). Bindings a kernel does not use are bound to X.
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read> X: array<f32>;
-@group(0) @binding(3) var<storage, read> G: array<f32>;
-@group(0) @binding(4) var<storage, read> Wt: array<f32>;
-@group(0) @binding(5) var<storage, read> Bs: array<f32>;
-@group(0) @binding(6) var<storage, read_write> Mean: array<f32>;
-@group(0) @binding(7) var<storage, read_write> Rstd: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<$O_T>;
+@group(0) @binding(2) var<storage, read> X: array<$X_T>;
+@group(0) @binding(3) var<storage, read> G: array<$G_T>;
+@group(0) @binding(4) var<storage, read> Wt: array<$W_T>;
+@group(0) @binding(5) var<storage, read> Bs: array<$B_T>;
+@group(0) @binding(6) var<storage, read_write> Mean: array<$M_T>;
+@group(0) @binding(7) var<storage, read_write> Rstd: array<$M_T>;
 
-var<workgroup> red: array<f32, 64>;
+const WG = $WGu;    // invocations per workgroup
+const STEP = $STEPu; // invocations sharing a row: WG (cooperative) or 1 (one row per invocation)
 
-fn row_sum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = 32u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
+fn st_out(v: f32) -> $O_T { return $ST_OUT; }
+fn st_stat(v: f32) -> $M_T { return $ST_STAT; }
 
-fn row_max(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = 32u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
+// row_sum and row_max over the STEP invocations of a row: a tree in workgroup memory, or the identity.
+$REDUCERS
 
 // meta: rows, cols, xOffset, outOffset, scale (f32 bits), log (0/1)
 fn softmax(row: u32, lid: u32) {
@@ -42,17 +27,17 @@ fn softmax(row: u32, lid: u32) {
   let oo = md[3] + row * cols;
   let scale = mf(4u);
   var m = -inf_();
-  for (var j = lid; j < cols; j += 64u) { m = max(m, X[xo + j] * scale); }
+  for (var j = lid; j < cols; j += STEP) { m = max(m, f32(X[xo + j]) * scale); }
   m = row_max(m, lid);
   var s = 0.0;
-  for (var j = lid; j < cols; j += 64u) { s += exp(X[xo + j] * scale - m); }
+  for (var j = lid; j < cols; j += STEP) { s += exp(f32(X[xo + j]) * scale - m); }
   s = row_sum(s, lid);
   if (md[5] == 1u) {
     let lse = m + log(s);
-    for (var j = lid; j < cols; j += 64u) { out[oo + j] = X[xo + j] * scale - lse; }
+    for (var j = lid; j < cols; j += STEP) { out[oo + j] = st_out(f32(X[xo + j]) * scale - lse); }
   } else {
     let inv = 1.0 / s;
-    for (var j = lid; j < cols; j += 64u) { out[oo + j] = exp(X[xo + j] * scale - m) * inv; }
+    for (var j = lid; j < cols; j += STEP) { out[oo + j] = st_out(exp(f32(X[xo + j]) * scale - m) * inv); }
   }
 }
 
@@ -63,10 +48,10 @@ fn softmax_backward(row: u32, lid: u32) {
   let go = md[3] + row * cols;
   let oo = md[4] + row * cols;
   var d = 0.0;
-  for (var j = lid; j < cols; j += 64u) { d += G[go + j] * X[yo + j]; }
+  for (var j = lid; j < cols; j += STEP) { d += f32(G[go + j]) * f32(X[yo + j]); }
   d = row_sum(d, lid);
   let scale = mf(5u);
-  for (var j = lid; j < cols; j += 64u) { out[oo + j] = scale * X[yo + j] * (G[go + j] - d); }
+  for (var j = lid; j < cols; j += STEP) { out[oo + j] = st_out(scale * f32(X[yo + j]) * (f32(G[go + j]) - d)); }
 }
 
 // meta: rows, cols, xOffset, outOffset, wOffset, bOffset, hasW, hasB, eps, meanOffset, rstdOffset
@@ -75,26 +60,27 @@ fn layer_norm(row: u32, lid: u32) {
   let xo = md[2] + row * cols;
   let oo = md[3] + row * cols;
   var s = 0.0;
-  for (var j = lid; j < cols; j += 64u) { s += X[xo + j]; }
+  for (var j = lid; j < cols; j += STEP) { s += f32(X[xo + j]); }
   let mu = row_sum(s, lid) / f32(cols);
   var v = 0.0;
-  for (var j = lid; j < cols; j += 64u) { let d = X[xo + j] - mu; v += d * d; }
+  for (var j = lid; j < cols; j += STEP) { let d = f32(X[xo + j]) - mu; v += d * d; }
   let rs = 1.0 / sqrt(row_sum(v, lid) / f32(cols) + mf(8u));
-  for (var j = lid; j < cols; j += 64u) {
-    var y = (X[xo + j] - mu) * rs;
-    if (md[6] == 1u) { y = y * Wt[md[4] + j]; }
-    if (md[7] == 1u) { y = y + Bs[md[5] + j]; }
-    out[oo + j] = y;
+  for (var j = lid; j < cols; j += STEP) {
+    var y = (f32(X[xo + j]) - mu) * rs;
+    if (md[6] == 1u) { y = y * f32(Wt[md[4] + j]); }
+    if (md[7] == 1u) { y = y + f32(Bs[md[5] + j]); }
+    out[oo + j] = st_out(y);
   }
   if (lid == 0u) {
-    Mean[md[9] + row] = mu;
-    Rstd[md[10] + row] = rs;
+    Mean[md[9] + row] = st_stat(mu);
+    Rstd[md[10] + row] = st_stat(rs);
   }
 }
 
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let row = flat_group(wid, nwg);
+@compute @workgroup_size($WGu)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  $ROW
   if (row >= md[0]) { return; }
-  $ENTRY(row, lid);
+  $ENTRY(row, l);
 }

@@ -4,21 +4,29 @@ import type { BinaryOp, ReduceOp, UnaryOp, View } from '../backend.js';
 import type { DType } from '../../tensor/dtype.js';
 import { WGSL } from './wgsl.generated.js';
 
-export type WType = 'f32' | 'i32' | 'u32';
+export type WType = 'f32' | 'f16' | 'i32' | 'u32';
 
-/** How a dtype is stored on webgpu: float32 as f32, int32 and int64 as i32, bool as u32 (0/1). */
+/**
+ * How a dtype is stored on webgpu: float32 as f32, float16 as f16 (devices with shader-f16; the backend
+ * checks), int32 and int64 as i32, bool as u32 (0/1).
+ */
 export function wtype(d: DType): WType {
   switch (d) {
     case 'float32': return 'f32';
+    case 'float16': return 'f16';
     case 'int32': case 'int64': return 'i32';
     case 'bool': return 'u32';
-    default: throw new Error(`webgpu: dtype ${d} is not supported on the webgpu backend (float32, int32, int64 as int32, bool); WGSL has no float64`);
+    default: throw new Error(`webgpu: dtype ${d} is not supported on the webgpu backend (float32, float16 with shader-f16, int32, int64 as int32, bool); WGSL has no ${d === 'float64' ? 'float64' : 'bfloat16'}`);
   }
 }
+
+/** Bytes per element of a storage type. */
+export const wbytes = (t: WType): number => (t === 'f16' ? 2 : 4);
 
 export const loadF32 = (expr: string, t: WType): string => (t === 'f32' ? expr : `f32(${expr})`);
 export function storeFrom(v: string, t: WType): string {
   if (t === 'f32') return v;
+  if (t === 'f16') return `to_f16(${v})`;
   if (t === 'i32') return `i32(${v})`;
   return `select(0u, 1u, ${v} != 0.0)`;
 }
@@ -39,11 +47,13 @@ export const BINARY: Record<BinaryOp, string> = {
 /** Ops whose expression is also valid, and exact, in i32 (used when every operand is an integer). */
 export const INT_EXACT = new Set(['neg', 'abs', 'sign', 'square', 'add', 'sub', 'mul', 'maximum', 'minimum']);
 
-function fill(template: string, subs: Record<string, string>): string {
+/** Specialise a template: placeholders, then the common prelude (and the f16 helpers when f16 is used). */
+export function fill(template: string, subs: Record<string, string>): string {
   // longest names first, so $NIN is not taken for a prefix of another placeholder
   const keys = Object.keys(subs).sort((a, b) => b.length - a.length);
   let s = template;
   for (const k of keys) s = s.split(`$${k}`).join(subs[k]!);
+  if (/\bf16\b/.test(s)) return `enable f16;\n${WGSL.common}\n${WGSL.half}\n${s}`;
   return `${WGSL.common}\n${s}`;
 }
 
@@ -58,36 +68,82 @@ export interface ElementwiseSpec {
   /** Number of u32 scalars appended to the metadata (available as meta[scalars + k]). */
 }
 
-export function elementwiseWgsl(s: ElementwiseSpec): string {
+/** `flat`: every operand is rank <= 1 after collapsing (elementwise_flat.wgsl), else the strided kernel. */
+export function elementwiseWgsl(s: ElementwiseSpec, flat = false): string {
   const names = ['a', 'b', 'c'];
   const bindings = s.ins.map((t, k) => `@group(0) @binding(${k + 2}) var<storage, read> in${k}: array<${t}>;`).join('\n');
   const loads = s.ins.map((t, k) => {
-    const raw = `in${k}[view_offset(i, rank, 2u, 2u + rank + ${k}u * (rank + 1u))]`;
+    const raw = flat ? `in${k}[at(${k}u, i)]` : `in${k}[view_offset(i, rank, 2u, 2u + rank + ${k}u * (rank + 1u))]`;
     return `let ${names[k]} = ${s.mode === 'f32' ? loadF32(raw, t) : raw};`;
   }).join('\n  ');
   let store: string;
   if (s.mode === 'raw') store = `out[o] = ${s.expr};`;
   else if (s.accumulate) store = `out[o] = ${storeFrom(`(${loadF32('out[o]', s.out)} + (${s.expr}))`, s.out)};`;
   else store = `out[o] = ${storeFrom(`(${s.expr})`, s.out)};`;
-  return fill(WGSL.elementwise!, { OUT_T: s.out, BINDINGS: bindings, LOADS: loads, STORE: store, NOPS: `${s.ins.length + 1}u`, NIN: `${s.ins.length}u` });
+  return fill(flat ? WGSL.elementwise_flat! : WGSL.elementwise!, { OUT_T: s.out, BINDINGS: bindings, LOADS: loads, STORE: store, NOPS: `${s.ins.length + 1}u`, NIN: `${s.ins.length}u` });
 }
 
 const REDUCE_INIT: Record<ReduceOp, string> = { sum: '0.0', prod: '1.0', max: '-inf_()', argmax: '-inf_()', min: 'inf_()', argmin: 'inf_()' };
 
-export function reduceWgsl(op: ReduceOp, x: WType, out: WType): string {
+export function reduceWgsl(op: ReduceOp, x: WType, out: WType, serial = false): string {
   const pick = (cmp: string) => `if (b.i != 0xffffffffu && (a.i == 0xffffffffu || b.v ${cmp} a.v || (b.v == a.v && b.i < a.i))) { return b; }\n  return a;`;
   const merge = op === 'sum' ? 'return P(a.v + b.v, min(a.i, b.i));'
     : op === 'prod' ? 'return P(a.v * b.v, min(a.i, b.i));'
     : pick(op === 'max' || op === 'argmax' ? '>' : '<');
   const store = op === 'argmax' || op === 'argmin' ? `${out}(select(r.i, 0u, r.i == 0xffffffffu))` : storeFrom('r.v', out);
-  return fill(WGSL.reduce!, { OUT_T: out, X_T: x, MERGE: merge, INIT: REDUCE_INIT[op], STORE: store });
+  return fill(serial ? WGSL.reduce_serial! : WGSL.reduce!, { OUT_T: out, X_T: x, MERGE: merge, INIT: REDUCE_INIT[op], STORE: store });
 }
 
-export const matmulWgsl = (): string => fill(WGSL.matmul!, {});
 export const gatherWgsl = (x: WType): string => fill(WGSL.gather!, { OUT_T: x, X_T: x });
 export const scatterAddWgsl = (): string => fill(WGSL.scatter_add!, {});
 export const randomWgsl = (out: WType): string => fill(WGSL.random!, { OUT_T: out, STORE: storeFrom('v', out) });
-export const rowsWgsl = (entry: 'softmax' | 'softmax_backward' | 'layer_norm'): string => fill(WGSL.rows!, { ENTRY: entry });
+/** Storage types of the row kernels' bindings (rows.wgsl): out, X, G, W, B and the mean/rstd pair. */
+export interface RowTypes { out: WType; x: WType; g: WType; w: WType; b: WType; stat: WType }
+
+const COOP_REDUCERS = `var<workgroup> red: array<f32, WG>;
+fn row_sum(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+fn row_max(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}`;
+
+/** `coop`: a 64-invocation workgroup per row (GPUs); else one invocation per row (software adapters). */
+export function rowsWgsl(entry: 'softmax' | 'softmax_backward' | 'layer_norm', t: RowTypes, coop: boolean): string {
+  return fill(WGSL.rows!, {
+    ENTRY: entry, WGu: '64u', STEPu: coop ? '64u' : '1u', O_T: t.out, X_T: t.x, G_T: t.g, W_T: t.w, B_T: t.b, M_T: t.stat,
+    ST_OUT: storeFrom('v', t.out), ST_STAT: storeFrom('v', t.stat),
+    REDUCERS: coop ? COOP_REDUCERS : 'fn row_sum(v: f32, lid: u32) -> f32 { return v; }\nfn row_max(v: f32, lid: u32) -> f32 { return v; }',
+    ROW: coop ? 'let row = flat_group(wid, nwg); let l = lid;' : 'let row = flat_id(gid, nwg, WG); let l = 0u;',
+  });
+}
+
+/** Fused attention forward for head dim D (attention.wgsl): WG query rows per workgroup, BKV keys per tile. */
+export function attentionWgsl(t: { out: WType; q: WType; k: WType; v: WType }, D: number, wg: number, bkv: number): string {
+  return fill(WGSL.attention!, {
+    O_T: t.out, Q_T: t.q, K_T: t.k, V_T: t.v, Du: `${D}u`, WGu: `${wg}u`, BKVu: `${bkv}u`, KV_LENu: `${bkv * D}u`, ST_OUT: storeFrom('v', t.out),
+  });
+}
+
+export function adamwWgsl(t: { p: WType; g: WType; low: WType }): string {
+  return fill(WGSL.adamw!, { P_T: t.p, G_T: t.g, L_T: t.low, ST_P: storeFrom('next', t.p), ST_L: storeFrom('next', t.low) });
+}
 
 // ---- metadata ------------------------------------------------------------------------------------------
 
@@ -112,13 +168,21 @@ export function collapse(shape: readonly number[], strides: (readonly number[])[
   return { shape: outShape, strides: outStrides };
 }
 
-/** Elementwise metadata: n, rank, shape, per view (offset, strides), then extra words. */
-export function elementwiseMeta(shape: readonly number[], views: View[], extra: number[] = []): Uint32Array {
+/**
+ * Elementwise metadata: n, rank, shape, per view (offset, strides), then extra words; or, when every
+ * operand collapses to rank <= 1 (`flat`), n and per view (offset, stride), then the extra words.
+ */
+export function elementwiseMeta(shape: readonly number[], views: View[], extra: number[] = []): { meta: Uint32Array; flat: boolean } {
   const c = collapse(shape, views.map((v) => v.strides));
   const n = shape.reduce((a, b) => a * b, 1);
+  if (c.shape.length <= 1) {
+    const words = [n];
+    views.forEach((v, k) => words.push(v.offset, c.strides[k]![0] ?? 0));
+    return { meta: u32(words.concat(extra)), flat: true };
+  }
   const words = [n, c.shape.length, ...c.shape];
   views.forEach((v, k) => words.push(v.offset, ...c.strides[k]!));
-  return u32(words.concat(extra));
+  return { meta: u32(words.concat(extra)), flat: false };
 }
 
 /** Words to u32 (negative strides as two's complement). */

@@ -227,27 +227,44 @@ export class Engine {
   }
 }
 
-/** Request an adapter and a device with the largest buffer limits the adapter allows. */
-export async function openDevice(gpu: any): Promise<{ device: GPUDevice; info: DeviceInfo }> {
+/** Names by which software adapters identify themselves (they run workgroups on CPU threads). */
+const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|software|microsoft basic/i;
+
+/**
+ * Request an adapter and a device with the largest buffer and workgroup limits the adapter allows, and
+ * 'shader-f16' when the adapter has it (LAVENDER_WEBGPU_F16=0, or `{ f16: false }`, leaves it off).
+ */
+export async function openDevice(gpu: any, opts: { f16?: boolean } = {}): Promise<{ device: GPUDevice; info: DeviceInfo }> {
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) {
     throw new Error('no WebGPU adapter found (no GPU driver answered; on a machine without a GPU install a software Vulkan driver: Mesa lavapipe >= 23, see the README, "webgpu backend")');
   }
   const lim = adapter.limits;
+  const f16 = opts.f16 !== false && !!adapter.features?.has?.('shader-f16');
   const device = await adapter.requestDevice({
+    requiredFeatures: f16 ? ['shader-f16'] : [],
     requiredLimits: {
       maxStorageBufferBindingSize: lim.maxStorageBufferBindingSize,
       maxBufferSize: lim.maxBufferSize,
       maxStorageBuffersPerShaderStage: Math.min(lim.maxStorageBuffersPerShaderStage, 10),
+      maxComputeInvocationsPerWorkgroup: lim.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupStorageSize: lim.maxComputeWorkgroupStorageSize,
+      maxComputeWorkgroupSizeX: lim.maxComputeWorkgroupSizeX,
+      maxComputeWorkgroupSizeY: lim.maxComputeWorkgroupSizeY,
     },
   });
   const ai = adapter.info ?? {};
+  const name = [ai.vendor, ai.architecture, ai.device, ai.description].filter(Boolean).join(' / ') || 'unknown adapter';
   const info: DeviceInfo = {
-    adapter: [ai.vendor, ai.architecture, ai.device, ai.description].filter(Boolean).join(' / ') || 'unknown adapter',
+    adapter: name,
     maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
     maxBufferSize: device.limits.maxBufferSize,
     maxComputeWorkgroupsPerDimension: device.limits.maxComputeWorkgroupsPerDimension,
     minStorageBufferOffsetAlignment: device.limits.minStorageBufferOffsetAlignment,
+    maxComputeInvocationsPerWorkgroup: device.limits.maxComputeInvocationsPerWorkgroup,
+    maxComputeWorkgroupStorageSize: device.limits.maxComputeWorkgroupStorageSize,
+    f16,
+    software: SOFTWARE_ADAPTER.test(name) || !!(ai.isFallbackAdapter ?? adapter.isFallbackAdapter),
   };
   return { device, info };
 }

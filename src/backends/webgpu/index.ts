@@ -1,14 +1,16 @@
 // The webgpu backend: every primitive of the seam as a WGSL kernel (kernels/wgsl), run through Dawn in
 // Node (the `webgpu` package, in a worker thread behind a synchronous bridge) or through navigator.gpu
-// in a browser. Storage: float32 as f32, int32 and int64 as i32 (int64 values are range-checked on
-// write), bool as u32; float64 and the half types are refused. See docs/backends.md, "webgpu".
-import type { Backend, BackendBuffer, BinaryOp, FusedKernels, ReduceOp, UnaryOp, View } from '../backend.js';
+// in a browser. Storage: float32 as f32, float16 as f16 (adapters with shader-f16), int32 and int64 as
+// i32 (int64 values are range-checked on write), bool as u32; float64 and bfloat16 are refused.
+// See docs/backends.md, "webgpu".
+import type { AdamWStep, Backend, BackendBuffer, BinaryOp, FusedKernels, ReduceOp, UnaryOp, View } from '../backend.js';
 import type { DType, TypedArray } from '../../tensor/dtype.js';
 import type { Distribution } from '../../tensor/random.js';
 import {
-  BINARY, INT_EXACT, UNARY, elementwiseMeta, elementwiseWgsl, f32Word, gatherWgsl, matmulWgsl, randomWgsl, reduceWgsl, rowsWgsl,
-  scatterAddWgsl, u32, wtype, type ElementwiseSpec, type WType,
+  BINARY, INT_EXACT, UNARY, adamwWgsl, attentionWgsl, elementwiseMeta, elementwiseWgsl, f32Word, gatherWgsl, randomWgsl, reduceWgsl,
+  rowsWgsl, scatterAddWgsl, u32, wbytes, wtype, type ElementwiseSpec, type WType,
 } from './codegen.js';
+import { matmulGroups, matmulWgsl, planKey, planMatmul, type MatmulPlan } from './matmul.js';
 import { Engine, openDevice } from './engine.js';
 import { CTL_HEADER_BYTES, CTL_LEN, CTL_MESSAGE_BYTES, CTL_STATE, type Command, type DeviceInfo, type Request } from './protocol.js';
 
@@ -19,7 +21,10 @@ export class WebGpuBuffer implements BackendBuffer {
   readonly backend = NAME;
   freed = false;
   constructor(readonly dtype: DType, readonly size: number, readonly id: number) {}
-  get bytes(): number { return Math.max(4, this.size * 4); }
+  /** Bytes of the elements, rounded up to the 4 bytes copies and writes move. */
+  get dataBytes(): number { return Math.ceil((this.size * (this.dtype === 'float16' ? 2 : 4)) / 4) * 4; }
+  /** Bytes allocated: rounded up to 16, so the buffer can also be bound as an array of vec4. */
+  get bytes(): number { return Math.max(16, Math.ceil(this.dataBytes / 16) * 16); }
 }
 
 /** Carries commands to an engine and answers requests: synchronously (Node worker) or not (browser). */
@@ -51,7 +56,8 @@ class WorkerTransport implements Transport {
     const sab = new SharedArrayBuffer(CTL_HEADER_BYTES + CTL_MESSAGE_BYTES);
     this.ctl = new Int32Array(sab, 0, 4);
     this.msg = new Uint8Array(sab, CTL_HEADER_BYTES, CTL_MESSAGE_BYTES);
-    this.worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { ctl: sab, flags } });
+    const f16 = (globalThis as any).process?.env?.LAVENDER_WEBGPU_F16 !== '0';
+    this.worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { ctl: sab, flags, f16 } });
     this.worker.unref();
     this.worker.on('error', () => {}); // failures are reported through the control block
     const text = this.wait('initialising the device');
@@ -174,8 +180,18 @@ export class WebGpuBackend implements Backend {
   private lostReason: string | null = null;
   /** Wait for the GPU after every op (like CUDA_LAUNCH_BLOCKING): for timing and debugging. */
   blocking = (globalThis as any).process?.env?.LAVENDER_WEBGPU_SYNC === '1';
+  /**
+   * Kernel profile: 'software' (no workgroup barriers where avoidable: direct matmul, one invocation per
+   * row or reduced output) for adapters that run invocations on CPU threads, 'gpu' otherwise. Chosen from
+   * the adapter; LAVENDER_WEBGPU_PROFILE or setProfile() override it (tests run both on lavapipe).
+   */
+  private software: boolean;
+  /** Matmul kernel override: 'auto', 'direct', a tile name or BMxBNxBK/TMxTN (see matmul.ts). */
+  private matmulConfig: string = (globalThis as any).process?.env?.LAVENDER_WEBGPU_MATMUL || 'auto';
 
   constructor(private readonly transport: Transport) {
+    const env = (globalThis as any).process?.env?.LAVENDER_WEBGPU_PROFILE;
+    this.software = env === 'software' ? true : env === 'gpu' ? false : transport.info.software;
     const self = this;
     this.fused = {
       softmax(x, out, log, scale) { self.rows('softmax', x, null, out, [x.offset, out.offset, f32Word(scale), log ? 1 : 0]); },
@@ -184,7 +200,29 @@ export class WebGpuBackend implements Backend {
         self.elementwise('siluBackward', { ins: ['f32', 'f32'], out: 'f32', expr: 'b * sigmoid_(a) * (1.0 + a * (1.0 - sigmoid_(a)))', mode: 'f32' }, [x, g], out);
       },
       layerNorm(x, w, b, eps, out, mean, rstd) { self.layerNorm(x, w, b, eps, out, mean, rstd); },
+      attention(q, k, v, out, scale, lse, causal) { return self.attention(q, k, v, out, scale, lse, causal); },
+      adamw(p, g, m, v, step, pLow) { self.adamw(p, g, m, v, step, pLow); },
     };
+  }
+
+  /**
+   * Force a matmul kernel (benchmarks, tests): 'auto' (the planner), 'direct', a tile name (large, wide,
+   * medium, small) or BMxBNxBK/TMxTN. Checked against the device limits at the next matmul.
+   */
+  setMatmulConfig(config: string): void { this.matmulConfig = config; }
+
+  /** The kernel profile in use, and a way to override it (see `software`). */
+  get profile(): 'gpu' | 'software' { return this.software ? 'software' : 'gpu'; }
+  setProfile(p: 'gpu' | 'software' | 'auto'): void {
+    if (p !== 'gpu' && p !== 'software' && p !== 'auto') throw new Error(`webgpu setProfile: '${String(p)}' is not gpu, software or auto`);
+    this.software = p === 'auto' ? this.transport.info.software : p === 'software';
+  }
+
+  /** The plan the next matmul of this shape would use (for tests and benchmarks). */
+  matmulPlan(a: View, b: View, outDtype: DType = a.buf.dtype, outOffset = 0): MatmulPlan {
+    const [batch, M, K] = a.shape as [number, number, number];
+    return planMatmul({ batch, M, K, N: b.shape[2]!, a, b, outOffset }, { ...this.transport.info, software: this.software },
+      { a: wtype(a.buf.dtype), b: wtype(b.buf.dtype), out: wtype(outDtype) }, this.matmulConfig);
   }
 
   /** Adapter description and the limits the backend checks against. */
@@ -205,13 +243,16 @@ export class WebGpuBackend implements Backend {
 
   alloc(dtype: DType, size: number): BackendBuffer {
     this.checkLost('alloc');
-    wtype(dtype);
-    const bytes = Math.max(4, size * 4);
-    const lim = this.transport.info.maxStorageBufferBindingSize;
-    if (bytes > lim || bytes > this.transport.info.maxBufferSize) {
-      throw new Error(`webgpu alloc: a ${dtype} buffer of ${size} elements (${bytes} bytes) exceeds this device's maxStorageBufferBindingSize of ${lim} bytes (maxBufferSize ${this.transport.info.maxBufferSize})`);
+    if (wtype(dtype) === 'f16' && !this.transport.info.f16) {
+      throw new Error(`webgpu alloc: float16 needs an adapter with the 'shader-f16' feature, which ${this.transport.info.adapter} does not offer (or LAVENDER_WEBGPU_F16=0 turned it off); use float32`);
     }
     const b = new WebGpuBuffer(dtype, size, this.nextId++);
+    const bytes = b.bytes;
+    const lim = this.transport.info.maxStorageBufferBindingSize;
+    if (bytes > lim || bytes > this.transport.info.maxBufferSize) {
+      this.nextId--;
+      throw new Error(`webgpu alloc: a ${dtype} buffer of ${size} elements (${bytes} bytes) exceeds this device's maxStorageBufferBindingSize of ${lim} bytes (maxBufferSize ${this.transport.info.maxBufferSize})`);
+    }
     this.transport.send({ t: 'alloc', id: b.id, bytes });
     this.live++;
     return b;
@@ -230,6 +271,7 @@ export class WebGpuBackend implements Backend {
     const w = this.buf(b, 'write');
     if (offset + data.length > w.size) throw new Error(`webgpu write: ${data.length} elements at offset ${offset} overflow a buffer of ${w.size}`);
     if (!data.length) return;
+    if (w.dtype === 'float16') return this.writeHalf(w, data, offset);
     let arr: Float32Array | Int32Array | Uint32Array;
     switch (w.dtype) {
       case 'float32': arr = Float32Array.from(data); break;
@@ -249,13 +291,32 @@ export class WebGpuBackend implements Backend {
     this.sync();
   }
 
+  /**
+   * float16 data arrive as raw half bits (as the cpu backend stores them). writeBuffer moves whole 4-byte
+   * words, so an odd offset or length goes through a temporary buffer and a copy kernel instead.
+   */
+  private writeHalf(w: WebGpuBuffer, data: ArrayLike<number>, offset: number): void {
+    const words = new Uint16Array(data.length + (data.length & 1));
+    for (let i = 0; i < data.length; i++) words[i] = data[i]!;
+    if (offset % 2 === 0 && (data.length % 2 === 0 || offset + data.length === w.size)) {
+      this.transport.send({ t: 'write', id: w.id, byteOffset: offset * 2, data: words.buffer as ArrayBuffer });
+      return this.sync();
+    }
+    const tmp = this.alloc('float16', data.length) as WebGpuBuffer;
+    this.transport.send({ t: 'write', id: tmp.id, byteOffset: 0, data: words.buffer as ArrayBuffer });
+    const view = (buf: WebGpuBuffer, off: number): View => ({ buf, shape: [data.length], strides: [1], offset: off });
+    this.elementwise('write', { ins: ['f16'], out: 'f16', expr: 'a', mode: 'raw' }, [view(tmp, 0)], view(w, offset));
+    this.free(tmp);
+  }
+
   private decode(w: WebGpuBuffer, bytes: Uint8Array | undefined): TypedArray {
     // copy out of the SharedArrayBuffer into an ordinary one
-    const copy = new Uint8Array(w.size * 4);
-    if (bytes && w.size) copy.set(bytes.subarray(0, w.size * 4));
+    const copy = new Uint8Array(w.dataBytes);
+    if (bytes && w.size) copy.set(bytes.subarray(0, w.dataBytes));
     const raw = copy.buffer;
     switch (w.dtype) {
       case 'float32': return new Float32Array(raw);
+      case 'float16': return new Uint16Array(raw, 0, w.size);
       case 'int32': return new Int32Array(raw);
       case 'int64': return Float64Array.from(new Int32Array(raw));
       default: return Uint8Array.from(new Uint32Array(raw));
@@ -264,14 +325,14 @@ export class WebGpuBackend implements Backend {
 
   read(b: BackendBuffer): TypedArray {
     const w = this.buf(b, 'read');
-    return this.decode(w, this.request({ r: 'read', id: w.id, bytes: w.size * 4, sab: null }, 'read').data);
+    return this.decode(w, this.request({ r: 'read', id: w.id, bytes: w.dataBytes, sab: null }, 'read').data);
   }
 
   /** The asynchronous read, for browsers (in Node it is the synchronous one). */
   async readAsync(b: BackendBuffer): Promise<TypedArray> {
     const w = this.buf(b, 'readAsync');
     try {
-      const r = await this.transport.callAsync({ r: 'read', id: w.id, bytes: w.size * 4, sab: null });
+      const r = await this.transport.callAsync({ r: 'read', id: w.id, bytes: w.dataBytes, sab: null });
       return this.decode(w, r.data);
     } catch (e) {
       this.noteLost(e as Error);
@@ -367,16 +428,17 @@ export class WebGpuBackend implements Backend {
     const o = this.buf(out.buf, op);
     const n = out.shape.reduce((a, b) => a * b, 1);
     if (n === 0) return;
-    const meta = elementwiseMeta(out.shape, [...ins, out], extra);
-    const key = `ew:${spec.mode}:${spec.accumulate ? 'acc' : ''}:${spec.ins.join(',')}>${spec.out}:${spec.expr}`;
-    this.run(op, key, 'w' + 'r'.repeat(ins.length), () => elementwiseWgsl(spec), [o, ...bufs], meta,
+    const { meta, flat } = elementwiseMeta(out.shape, [...ins, out], extra);
+    const key = `ew${flat ? 'f' : ''}:${spec.mode}:${spec.accumulate ? 'acc' : ''}:${spec.ins.join(',')}>${spec.out}:${spec.expr}`;
+    this.run(op, key, 'w' + 'r'.repeat(ins.length), () => elementwiseWgsl(spec, flat), [o, ...bufs], meta,
       groups1d(n, 256, this.transport.info.maxComputeWorkgroupsPerDimension));
   }
 
   fill(dst: View, value: number): void {
     const t = wtype(this.buf(dst.buf, 'fill').dtype);
-    const word = t === 'f32' ? f32Word(value) : t === 'i32' ? Math.trunc(value) : value !== 0 ? 1 : 0;
-    const expr = t === 'f32' ? 'mf(scalars)' : t === 'i32' ? 'mi(scalars)' : 'meta[scalars]';
+    const word = t === 'f32' || t === 'f16' ? f32Word(value) : t === 'i32' ? Math.trunc(value) : value !== 0 ? 1 : 0;
+    if (t === 'f16') return this.elementwise('fill', { ins: [], out: t, expr: 'mf(scalars)', mode: 'f32' }, [], dst, [word]);
+    const expr = t === 'f32' ? 'mf(scalars)' : t === 'i32' ? 'mi(scalars)' : 'md[scalars]';
     this.elementwise('fill', { ins: [], out: t, expr, mode: 'raw' }, [], dst, [word]);
   }
 
@@ -416,23 +478,34 @@ export class WebGpuBackend implements Backend {
     const words = [nOut, kept.length, axes.length, x.offset, out.offset,
       ...kept.map((d) => x.shape[d]!), ...kept.map((d) => x.strides[d]!), ...kept.map((d) => out.strides[d]!),
       ...axes.map((d) => x.shape[d]!), ...axes.map((d) => x.strides[d]!)];
-    this.run(op, `reduce:${op}:${tx}>${to}`, 'wr', () => reduceWgsl(op, tx, to), [O, X], u32(words),
-      groups1d(nOut, 1, this.transport.info.maxComputeWorkgroupsPerDimension));
+    // one invocation per output where there are many outputs over short extents, or barriers are dear
+    const inner = axes.reduce((a, d) => a * x.shape[d]!, 1);
+    const serial = this.software || inner <= 16 || (nOut >= 1024 && inner <= 256);
+    this.run(op, `reduce${serial ? 's' : ''}:${op}:${tx}>${to}`, 'wr', () => reduceWgsl(op, tx, to, serial), [O, X], u32(words),
+      groups1d(nOut, serial ? 64 : 1, this.transport.info.maxComputeWorkgroupsPerDimension));
   }
 
   matmul(a: View, b: View, out: View): void {
     const A = this.buf(a.buf, 'matmul'), B = this.buf(b.buf, 'matmul'), O = this.buf(out.buf, 'matmul');
-    for (const t of [A, B, O]) if (t.dtype !== 'float32') throw new Error(`webgpu matmul: dtype ${t.dtype} is not supported (float32 only)`);
+    for (const t of [A, B, O]) if (t.dtype !== 'float32' && t.dtype !== 'float16') throw new Error(`webgpu matmul: dtype ${t.dtype} is not supported (float32, float16)`);
     const [batch, M, K] = a.shape as [number, number, number];
     const N = b.shape[2]!;
     if (batch * M * N === 0) return;
     if (K === 0) return this.fill(out, 0);
-    const maxDim = this.transport.info.maxComputeWorkgroupsPerDimension;
+    const types = { a: wtype(A.dtype), b: wtype(B.dtype), out: wtype(O.dtype) };
+    const info = this.transport.info;
+    const plan = this.matmulPlan(a, b, O.dtype, out.offset); // out is contiguous [batch, M, N] (its view may be 2-D)
+    const [gx, gy] = matmulGroups(plan, M, N, 1);
+    if (gx > info.maxComputeWorkgroupsPerDimension || gy > info.maxComputeWorkgroupsPerDimension) {
+      throw new Error(`webgpu matmul: [${M}, ${K}] x [${K}, ${N}] needs ${gx} x ${gy} workgroups, more than this device's ${info.maxComputeWorkgroupsPerDimension} per dimension`);
+    }
+    const key = planKey(plan, types);
+    const maxDim = info.maxComputeWorkgroupsPerDimension;
     for (let p0 = 0; p0 < batch; p0 += maxDim) {
       const nb = Math.min(maxDim, batch - p0);
       const words = [M, K, N, a.offset + p0 * a.strides[0]!, a.strides[0]!, a.strides[1]!, a.strides[2]!,
-        b.offset + p0 * b.strides[0]!, b.strides[0]!, b.strides[1]!, b.strides[2]!, out.offset + p0 * M * N, M * N, N, 1]; // out is contiguous [batch, M, N] (its view may be 2-D)
-      this.run('matmul', 'matmul', 'wrr', matmulWgsl, [O, A, B], u32(words), [Math.ceil(N / 64), Math.ceil(M / 64), nb]);
+        b.offset + p0 * b.strides[0]!, b.strides[0]!, b.strides[1]!, b.strides[2]!, out.offset + p0 * M * N, M * N, N, 1];
+      this.run('matmul', key, 'wrr', () => matmulWgsl(plan, types), [O, A, B], u32(words), matmulGroups(plan, M, N, nb));
     }
   }
 
@@ -472,16 +545,31 @@ export class WebGpuBackend implements Backend {
   }
 
   // ---- fused row kernels -----------------------------------------------------------------------------
+  private floatType(b: WebGpuBuffer, op: string): WType {
+    const t = wtype(b.dtype);
+    if (t !== 'f32' && t !== 'f16') throw new Error(`webgpu ${op}: expected float32 or float16, got ${b.dtype}`);
+    return t;
+  }
+
+  /** Row kernels: a workgroup per row on GPUs, an invocation per row on software adapters. */
+  private rowGroups(rows: number): [number, number, number] {
+    const software = this.software;
+    return groups1d(rows, software ? 64 : 1, this.transport.info.maxComputeWorkgroupsPerDimension);
+  }
+
   private rows(entry: 'softmax' | 'softmax_backward', x: View, g: View | null, out: View, words: number[]): void {
     const X = this.buf(x.buf, entry), O = this.buf(out.buf, entry), G = g ? this.buf(g.buf, entry) : null;
     const cols = x.shape[x.shape.length - 1] ?? 1;
     const n = x.shape.reduce((p, q) => p * q, 1);
     const rows = cols === 0 ? 0 : n / cols;
     if (rows === 0) return;
+    const tx = this.floatType(X, entry), to = this.floatType(O, entry), tg = G ? this.floatType(G, entry) : tx;
+    const types = { out: to, x: tx, g: tg, w: tx, b: tx, stat: tx };
+    const coop = !this.software;
     // bindings an entry point does not use may be left out of its layout
     const [layout, bufs]: [string, WebGpuBuffer[]] = G ? ['wrr', [O, X, G]] : ['wr', [O, X]];
-    this.run(entry, `rows:${entry}`, layout, () => rowsWgsl(entry), bufs, u32([rows, cols, ...words]),
-      groups1d(rows, 1, this.transport.info.maxComputeWorkgroupsPerDimension));
+    this.run(entry, `rows${coop ? '' : 's'}:${entry}:${to},${tx},${tg}`, layout, () => rowsWgsl(entry, types, coop), bufs, u32([rows, cols, ...words]),
+      this.rowGroups(rows));
   }
 
   private layerNorm(x: View, w: View | null, b: View | null, eps: number, out: View, mean: View, rstd: View): void {
@@ -492,9 +580,59 @@ export class WebGpuBackend implements Backend {
     const n = x.shape.reduce((p, q) => p * q, 1);
     const rows = cols === 0 ? 0 : n / cols;
     if (rows === 0) return;
+    const tx = this.floatType(X, 'layerNorm');
+    const types = { out: this.floatType(O, 'layerNorm'), x: tx, g: tx, w: this.floatType(W, 'layerNorm'), b: this.floatType(B, 'layerNorm'), stat: this.floatType(Mu, 'layerNorm') };
+    if (wtype(Rs.dtype) !== types.stat) throw new Error(`webgpu layerNorm: mean (${Mu.dtype}) and rstd (${Rs.dtype}) must share a dtype`);
+    const coop = !this.software;
     const words = [rows, cols, x.offset, out.offset, w ? w.offset : 0, b ? b.offset : 0, w ? 1 : 0, b ? 1 : 0, f32Word(eps), mean.offset, rstd.offset];
-    this.run('layerNorm', 'rows:layer_norm', 'wrrrrww', () => rowsWgsl('layer_norm'), [O, X, X, W, B, Mu, Rs], u32(words),
-      groups1d(rows, 1, this.transport.info.maxComputeWorkgroupsPerDimension));
+    this.run('layerNorm', `rows${coop ? '' : 's'}:layer_norm:${Object.values(types).join(',')}`, 'wrrrrww', () => rowsWgsl('layer_norm', types, coop),
+      [O, X, X, W, B, Mu, Rs], u32(words), this.rowGroups(rows));
+  }
+
+  /**
+   * Fused attention forward (FusedKernels.attention): q [B, H, Tq, D], k and v [B, H, Tk, D], out like q,
+   * each with unit stride on D; lse [B, H, Tq] float32 when given. Returns false (doing nothing) for a
+   * case the kernel does not take: other ranks, D > 256, mixed float dtypes.
+   */
+  private attention(q: View, k: View, v: View, out: View, scale: number, lse: View | null, causal: boolean): boolean {
+    const vs = [q, k, v, out];
+    if (vs.some((t) => t.shape.length !== 4 || (t.strides[3] !== 1 && t.shape[3] !== 1))) return false;
+    const [B, H, Tq, D] = q.shape as [number, number, number, number];
+    const Tk = k.shape[2]!;
+    if (D < 1 || D > 256 || k.shape[3] !== D || v.shape[3] !== D || v.shape[2] !== Tk || k.shape[0] !== B || k.shape[1] !== H) return false;
+    const [Q, K, V, O] = vs.map((t) => this.buf(t.buf, 'attention'));
+    const types = { q: wtype(Q!.dtype), k: wtype(K!.dtype), v: wtype(V!.dtype), out: wtype(O!.dtype) };
+    if (Object.values(types).some((t) => t !== 'f32' && t !== 'f16')) return false;
+    const L = lse ? this.buf(lse.buf, 'attention') : null;
+    if (L && L.dtype !== 'float32') return false;
+    const info = this.transport.info;
+    if (B * H * Tq === 0) return true;
+    if (B > info.maxComputeWorkgroupsPerDimension || H > info.maxComputeWorkgroupsPerDimension) return false;
+    const wg = this.software ? 16 : 64;
+    const bkv = Math.max(1, Math.min(64, Math.floor(info.maxComputeWorkgroupStorageSize / (8 * D))));
+    const gx = Math.ceil(Tq / wg);
+    if (gx > info.maxComputeWorkgroupsPerDimension) return false;
+    const words = [B, H, Tq, Tk, f32Word(scale), causal ? 1 : 0, L ? 1 : 0];
+    for (const t of vs) words.push(t.offset, t.strides[0]!, t.strides[1]!, t.strides[2]!);
+    words.push(lse ? lse.offset : 0);
+    const key = `attention:${D}:${wg}:${bkv}:${Object.values(types).join(',')}`;
+    this.run('attention', key, 'wrrrw', () => attentionWgsl(types, D, wg, bkv), [O!, Q!, K!, V!, L ?? STATUS], u32(words), [gx, H, B]);
+    return true;
+  }
+
+  /** Fused AdamW step (FusedKernels.adamw) over contiguous views of equal size; moments float32. */
+  private adamw(p: View, g: View, m: View, v: View, s: AdamWStep, pLow: View | null): void {
+    const P = this.buf(p.buf, 'adamw'), G = this.buf(g.buf, 'adamw'), Mo = this.buf(m.buf, 'adamw'), Vo = this.buf(v.buf, 'adamw');
+    const Lo = pLow ? this.buf(pLow.buf, 'adamw') : null;
+    if (Mo.dtype !== 'float32' || Vo.dtype !== 'float32') throw new Error(`webgpu adamw: moments must be float32, got ${Mo.dtype} and ${Vo.dtype}`);
+    const types = { p: this.floatType(P, 'adamw'), g: this.floatType(G, 'adamw'), low: Lo ? this.floatType(Lo, 'adamw') : 'f32' as WType };
+    const n = p.shape.reduce((a, b) => a * b, 1);
+    if (n === 0) return;
+    const bc1 = 1 - s.beta1 ** s.step, bc2sqrt = Math.sqrt(1 - s.beta2 ** s.step);
+    const words = [n, p.offset, g.offset, m.offset, v.offset, pLow ? pLow.offset : 0, Lo ? 1 : 0,
+      ...[1 - s.lr * s.weightDecay, s.beta1, s.beta2, s.eps, s.lr / bc1, bc2sqrt, s.gradScale ?? 1, 1 - s.beta1, 1 - s.beta2].map(f32Word)];
+    this.run('adamw', `adamw:${types.p},${types.g},${types.low}`, 'wrwww', () => adamwWgsl(types), [P, G, Mo, Vo, Lo ?? STATUS], u32(words),
+      groups1d(n, 256, this.transport.info.maxComputeWorkgroupsPerDimension));
   }
 }
 
@@ -517,9 +655,15 @@ function defaultFlags(): string[] {
 }
 
 /** Any environment with a GPU object (navigator.gpu): the engine runs in this thread; reads are async. */
-export async function createWebGpuBackendAsync(gpu: any = (globalThis as any).navigator?.gpu): Promise<WebGpuBackend> {
+export async function createWebGpuBackendAsync(gpu: any = (globalThis as any).navigator?.gpu, opts: { f16?: boolean } = {}): Promise<WebGpuBackend> {
   if (!gpu) throw new Error('webgpu: navigator.gpu is not available in this browser (WebGPU disabled or unsupported)');
-  const { device, info } = await openDevice(gpu);
+  let opened: Awaited<ReturnType<typeof openDevice>>;
+  try {
+    opened = await openDevice(gpu, opts);
+  } catch (e) {
+    throw new Error(`webgpu: ${(e as Error).message}`);
+  }
+  const { device, info } = opened;
   return new WebGpuBackend(new DirectTransport(new Engine(device, info)));
 }
 

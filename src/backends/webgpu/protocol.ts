@@ -30,4 +30,10 @@ export interface DeviceInfo {
   maxBufferSize: number;
   maxComputeWorkgroupsPerDimension: number;
   minStorageBufferOffsetAlignment: number;
+  maxComputeInvocationsPerWorkgroup: number;
+  maxComputeWorkgroupStorageSize: number;
+  /** The device was opened with 'shader-f16': float16 tensors are stored and computed natively. */
+  f16: boolean;
+  /** A software rasteriser (SwiftShader, lavapipe/llvmpipe): barriers are costly, kernels are chosen for it. */
+  software: boolean;
 }

@@ -32,7 +32,7 @@ async function init(): Promise<Engine> {
   }
   Object.assign(globalThis, mod.globals);
   keep.gpu = mod.create((workerData.flags as string[]) ?? []);
-  const { device, info } = await openDevice(keep.gpu);
+  const { device, info } = await openDevice(keep.gpu, { f16: workerData.f16 !== false });
   keep.engine = new Engine(device, info);
   return keep.engine;
 }
