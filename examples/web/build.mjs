@@ -1,8 +1,10 @@
-// Bundles the WebGPU demo (examples/web/main.ts) into examples/web/dist/demo.js for the browser with
-// esbuild (a dev dependency). lavender's Node-only modules (file I/O, worker threads) are imported by
-// parts of the library the demo does not run; they are replaced by stubs here.
+// Bundles the browser app (examples/web/main.ts) into examples/web/dist/app.js with esbuild (a dev
+// dependency), and builds the cpu backend's wasm kernels (dist/kernels/*.wasm, served to the page for
+// the no-WebGPU fallback) when they are missing. lavender's Node-only modules (file I/O, worker threads)
+// are imported by parts of the library the app does not run; they are replaced by stubs here.
 import { build } from 'esbuild';
-import { readdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -51,9 +53,14 @@ const stubNode = {
   },
 };
 
+const root = join(here, '../..');
+if (!existsSync(join(root, 'dist/kernels/sgemm-simd-st.wasm')) || !existsSync(join(root, 'dist/kernels/rowops-simd.wasm'))) {
+  execFileSync(process.execPath, [join(root, 'scripts/build-wasm.mjs')], { stdio: 'inherit', cwd: root });
+}
+
 const r = await build({
   entryPoints: [join(here, 'main.ts')],
-  outfile: join(here, 'dist/demo.js'),
+  outfile: join(here, 'dist/app.js'),
   bundle: true,
   format: 'esm',
   platform: 'browser',
@@ -61,7 +68,9 @@ const r = await build({
   sourcemap: true,
   logLevel: 'warning',
   logOverride: { 'import-is-undefined': 'silent' }, // namespace imports of the Node stubs (e.g. zlib)
+  // environment switches read as process.env.X (e.g. LAVENDER_CPU_REFERENCE): none are set in a page
+  define: { 'process.env': '{}' },
   plugins: [stubNode],
 });
 if (r.errors.length) process.exit(1);
-console.log(`wrote ${join(here, 'dist/demo.js')}`);
+console.log(`wrote ${join(here, 'dist/app.js')}`);

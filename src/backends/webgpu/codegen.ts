@@ -53,7 +53,7 @@ export function fill(template: string, subs: Record<string, string>): string {
   const keys = Object.keys(subs).sort((a, b) => b.length - a.length);
   let s = template;
   for (const k of keys) s = s.split(`$${k}`).join(subs[k]!);
-  if (/\bf16\b/.test(s)) return `enable f16;\n${WGSL.common}\n${WGSL.half}\n${s}`;
+  if (/\bf16\b/.test(s.replace(/\/\/.*$/gm, ''))) return `enable f16;\n${WGSL.common}\n${WGSL.half}\n${s}`; // comments may name f16
   return `${WGSL.common}\n${s}`;
 }
 
@@ -68,19 +68,22 @@ export interface ElementwiseSpec {
   /** Number of u32 scalars appended to the metadata (available as meta[scalars + k]). */
 }
 
-/** `flat`: every operand is rank <= 1 after collapsing (elementwise_flat.wgsl), else the strided kernel. */
-export function elementwiseWgsl(s: ElementwiseSpec, flat = false): string {
+/** Which elementwise kernel a dispatch uses: flat (rank <= 1), grid (rank <= 4, padded to 4), strided. */
+export type EwKind = 'flat' | 'grid' | 'strided';
+
+export function elementwiseWgsl(s: ElementwiseSpec, kind: EwKind = 'strided'): string {
+  const flat = kind === 'flat';
   const names = ['a', 'b', 'c'];
   const bindings = s.ins.map((t, k) => `@group(0) @binding(${k + 2}) var<storage, read> in${k}: array<${t}>;`).join('\n');
   const loads = s.ins.map((t, k) => {
-    const raw = flat ? `in${k}[at(${k}u, i)]` : `in${k}[view_offset(i, rank, 2u, 2u + rank + ${k}u * (rank + 1u))]`;
+    const raw = flat ? `in${k}[at(${k}u, i)]` : `in${k}[u32(offs[${k}])]`;
     return `let ${names[k]} = ${s.mode === 'f32' ? loadF32(raw, t) : raw};`;
   }).join('\n  ');
   let store: string;
   if (s.mode === 'raw') store = `out[o] = ${s.expr};`;
   else if (s.accumulate) store = `out[o] = ${storeFrom(`(${loadF32('out[o]', s.out)} + (${s.expr}))`, s.out)};`;
   else store = `out[o] = ${storeFrom(`(${s.expr})`, s.out)};`;
-  return fill(flat ? WGSL.elementwise_flat! : WGSL.elementwise!, { OUT_T: s.out, BINDINGS: bindings, LOADS: loads, STORE: store, NOPS: `${s.ins.length + 1}u`, NIN: `${s.ins.length}u` });
+  return fill(flat ? WGSL.elementwise_flat! : kind === 'grid' ? WGSL.elementwise_grid! : WGSL.elementwise!, { OUT_T: s.out, BINDINGS: bindings, LOADS: loads, STORE: store, NOPS: `${s.ins.length + 1}u`, NIN: `${s.ins.length}u` });
 }
 
 const REDUCE_INIT: Record<ReduceOp, string> = { sum: '0.0', prod: '1.0', max: '-inf_()', argmax: '-inf_()', min: 'inf_()', argmin: 'inf_()' };
@@ -172,17 +175,27 @@ export function collapse(shape: readonly number[], strides: (readonly number[])[
  * Elementwise metadata: n, rank, shape, per view (offset, strides), then extra words; or, when every
  * operand collapses to rank <= 1 (`flat`), n and per view (offset, stride), then the extra words.
  */
-export function elementwiseMeta(shape: readonly number[], views: View[], extra: number[] = []): { meta: Uint32Array; flat: boolean } {
+export function elementwiseMeta(shape: readonly number[], views: View[], extra: number[] = [], maxGroups = 65535): { meta: Uint32Array; kind: EwKind; groups?: [number, number, number] } {
   const c = collapse(shape, views.map((v) => v.strides));
   const n = shape.reduce((a, b) => a * b, 1);
   if (c.shape.length <= 1) {
     const words = [n];
     views.forEach((v, k) => words.push(v.offset, c.strides[k]![0] ?? 0));
-    return { meta: u32(words.concat(extra)), flat: true };
+    return { meta: u32(words.concat(extra)), kind: 'flat' };
+  }
+  if (c.shape.length <= 4) {
+    const pad = 4 - c.shape.length;
+    const dims = [...new Array(pad).fill(1), ...c.shape];
+    const groups: [number, number, number] = [Math.ceil(dims[3]! / 64), dims[2]!, dims[0]! * dims[1]!];
+    if (groups.every((g) => g <= maxGroups)) {
+      const words = [n, 4, ...dims];
+      views.forEach((v, k) => words.push(v.offset, ...new Array(pad).fill(0), ...c.strides[k]!));
+      return { meta: u32(words.concat(extra)), kind: 'grid', groups };
+    }
   }
   const words = [n, c.shape.length, ...c.shape];
   views.forEach((v, k) => words.push(v.offset, ...c.strides[k]!));
-  return { meta: u32(words.concat(extra)), flat: false };
+  return { meta: u32(words.concat(extra)), kind: 'strided' };
 }
 
 /** Words to u32 (negative strides as two's complement). */

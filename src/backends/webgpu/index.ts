@@ -7,7 +7,7 @@ import type { AdamWStep, Backend, BackendBuffer, BinaryOp, FusedKernels, ReduceO
 import type { DType, TypedArray } from '../../tensor/dtype.js';
 import type { Distribution } from '../../tensor/random.js';
 import {
-  BINARY, INT_EXACT, UNARY, adamwWgsl, attentionWgsl, elementwiseMeta, elementwiseWgsl, f32Word, gatherWgsl, randomWgsl, reduceWgsl,
+  BINARY, INT_EXACT, UNARY, adamwWgsl, attentionWgsl, collapse, elementwiseMeta, elementwiseWgsl, f32Word, gatherWgsl, randomWgsl, reduceWgsl,
   rowsWgsl, scatterAddWgsl, u32, wbytes, wtype, type ElementwiseSpec, type WType,
 } from './codegen.js';
 import { matmulGroups, matmulWgsl, planKey, planMatmul, type MatmulPlan } from './matmul.js';
@@ -428,10 +428,10 @@ export class WebGpuBackend implements Backend {
     const o = this.buf(out.buf, op);
     const n = out.shape.reduce((a, b) => a * b, 1);
     if (n === 0) return;
-    const { meta, flat } = elementwiseMeta(out.shape, [...ins, out], extra);
-    const key = `ew${flat ? 'f' : ''}:${spec.mode}:${spec.accumulate ? 'acc' : ''}:${spec.ins.join(',')}>${spec.out}:${spec.expr}`;
-    this.run(op, key, 'w' + 'r'.repeat(ins.length), () => elementwiseWgsl(spec, flat), [o, ...bufs], meta,
-      groups1d(n, 256, this.transport.info.maxComputeWorkgroupsPerDimension));
+    const maxDim = this.transport.info.maxComputeWorkgroupsPerDimension;
+    const { meta, kind, groups } = elementwiseMeta(out.shape, [...ins, out], extra, maxDim);
+    const key = `ew${kind[0]}:${spec.mode}:${spec.accumulate ? 'acc' : ''}:${spec.ins.join(',')}>${spec.out}:${spec.expr}`;
+    this.run(op, key, 'w' + 'r'.repeat(ins.length), () => elementwiseWgsl(spec, kind), [o, ...bufs], meta, groups ?? groups1d(n, 256, maxDim));
   }
 
   fill(dst: View, value: number): void {
@@ -539,7 +539,8 @@ export class WebGpuBackend implements Backend {
     const to = wtype(O.dtype);
     const n = out.shape.reduce((p, q) => p * q, 1);
     if (n === 0) return;
-    const words = [n, out.shape.length, ...out.shape, out.offset, ...out.strides,
+    const c = collapse(out.shape, [out.strides]); // a dense output is rank 1: no index arithmetic per draw
+    const words = [n, c.shape.length, ...c.shape, out.offset, ...c.strides[0]!,
       seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0, offset >>> 0, Math.floor(offset / 2 ** 32) >>> 0, dist === 'normal' ? 1 : 0];
     this.run('random', `random:${to}`, 'w', () => randomWgsl(to), [O], u32(words), groups1d(n, 256, this.transport.info.maxComputeWorkgroupsPerDimension));
   }

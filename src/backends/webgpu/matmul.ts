@@ -15,6 +15,8 @@ export interface Load { along: 'k' | 'mn'; vec: boolean }
 
 export type MatmulPlan =
   | { kind: 'direct' }
+  /** Direct with vec4 loads of both operands (along `a` / `b`), K in steps of 4 (a multiple of 4 when a load is along K). */
+  | { kind: 'direct4'; a: 'k' | 'mn'; b: 'k' | 'mn'; vecOut: boolean }
   | { kind: 'tiled'; tile: Tile; a: Load; b: Load; vecOut: boolean; f16Math: boolean };
 
 /** The tiles the planner picks from (and that a forced config may name), largest first. */
@@ -67,14 +69,24 @@ export function planMatmul(s: MatmulShape, info: DeviceInfo, types: { a: WType; 
   const f16Math = types.a === 'f16' && types.b === 'f16';
   const bpe = f16Math ? 2 : 4;
   let tile: Tile | null = null;
+  const la = loadFor(s.a.offset, s.a.strides[0]!, s.a.strides[1]!, s.a.strides[2]!, s.M, s.K, s.batch);
+  const lb = loadFor(s.b.offset, s.b.strides[0]!, s.b.strides[2]!, s.b.strides[1]!, s.N, s.K, s.batch);
+  const vecOut = aligned(s.outOffset, s.N, s.M * s.N);
+  // direct4 takes both operands as vec4 quads (loadFor has checked the alignment, and K % 4 for quads along K)
+  const direct = (): MatmulPlan => (la.vec && lb.vec ? { kind: 'direct4', a: la.along, b: lb.along, vecOut } : { kind: 'direct' });
   if (force && force !== 'auto') {
     if (force === 'direct') return { kind: 'direct' };
+    if (force === 'direct4') {
+      const p = direct();
+      if (p.kind !== 'direct4') throw new Error(`webgpu matmul: direct4 needs vec4 loads of both operands: a unit-stride dim that is a multiple of 4, other strides and the offset aligned (got [${s.M}, ${s.K}] x [${s.K}, ${s.N}] with A strides [${s.a.strides}], B strides [${s.b.strides}])`);
+      return p;
+    }
     tile = parseTile(force);
     const why = tileProblem(tile, info, bpe);
     if (why) throw new Error(`webgpu matmul: tile ${force} cannot run on this device: ${why}`);
   } else {
     const work = s.batch * s.M * s.N * s.K;
-    if (info.software || work < 1 << 18 || s.M * s.N * s.batch < 4096) return { kind: 'direct' };
+    if (info.software || work < 1 << 18 || s.M * s.N * s.batch < 4096) return direct();
     const groups = (t: Tile) => Math.ceil(s.M / t.bm) * Math.ceil(s.N / t.bn) * s.batch;
     for (const name of ['large', 'wide', 'medium', 'small']) {
       const t = TILES[name]!;
@@ -83,18 +95,15 @@ export function planMatmul(s: MatmulShape, info: DeviceInfo, types: { a: WType; 
       tile = t;
       break;
     }
-    if (!tile) return { kind: 'direct' };
+    if (!tile) return direct();
   }
-  const { a, b } = s;
-  const la = loadFor(a.offset, a.strides[0]!, a.strides[1]!, a.strides[2]!, s.M, s.K, s.batch);
-  const lb = loadFor(b.offset, b.strides[0]!, b.strides[2]!, b.strides[1]!, s.N, s.K, s.batch);
-  const vecOut = aligned(s.outOffset, s.N, s.M * s.N);
   return { kind: 'tiled', tile, a: la, b: lb, vecOut, f16Math };
 }
 
 export function planKey(p: MatmulPlan, t: { a: WType; b: WType; out: WType }): string {
   const types = `${t.a},${t.b}>${t.out}`;
   if (p.kind === 'direct') return `matmul:direct:${types}`;
+  if (p.kind === 'direct4') return `matmul:direct4:${p.a}:${p.b}:${p.vecOut ? 4 : 1}:${types}`;
   const { bm, bn, bk, tm, tn } = p.tile;
   return `matmul:${bm}x${bn}x${bk}/${tm}x${tn}:${p.a.along}${p.a.vec ? 4 : 1}:${p.b.along}${p.b.vec ? 4 : 1}:${p.vecOut ? 4 : 1}:${p.f16Math ? 'h' : 's'}:${types}`;
 }
@@ -153,6 +162,7 @@ fn store_${x}(t: u32, r: ptr<function, array<vec4<${S}>, ${slots}>>) {
 
 export function matmulWgsl(p: MatmulPlan, t: { a: WType; b: WType; out: WType }): string {
   if (p.kind === 'direct') return fill(WGSL.matmul_direct!, { OUT_T: t.out, A_T: t.a, B_T: t.b, STORE: storeFrom('acc[r][c]', t.out) });
+  if (p.kind === 'direct4') return direct4Wgsl(p, t);
   const { bm, bn, bk, tm, tn } = p.tile;
   const wx = bn / tn, wy = bm / tm, nt = wx * wy;
   const S = p.f16Math ? 'f16' : 'f32';
@@ -175,8 +185,30 @@ export function matmulWgsl(p: MatmulPlan, t: { a: WType; b: WType; out: WType })
   });
 }
 
+/**
+ * direct4's loads: `a` is mat4x4 with column j = A[rows m0..m0+3][k + j], `b` has column c = B[k..k+3][n0 + c],
+ * so acc += a * b. A quad along M/N past the end of the matrix (M or N not reached) reads zeros.
+ */
+function direct4Wgsl(p: Extract<MatmulPlan, { kind: 'direct4' }>, t: { a: WType; b: WType; out: WType }): string {
+  const v = (w: WType, x: string) => (w === 'f32' ? x : `vec4<f32>(${x})`);
+  const quad = (arr: 'A' | 'B', w: WType, at: string, ok: string) => `select(vec4<f32>(0.0), ${v(w, `${arr}[u32(${at}) / 4u]`)}, ${ok})`;
+  // A along K: row r's quad of k values; along M: the k-th column's quad of rows
+  const loadA = p.a === 'k'
+    ? `let a = transpose(mat4x4<f32>(${[0, 1, 2, 3].map((r) => quad('A', t.a, `aBase + i32(m0 + ${r}u) * as1 + i32(k)`, `m0 + ${r}u < M`)).join(', ')}));`
+    : `let a = mat4x4<f32>(${[0, 1, 2, 3].map((j) => quad('A', t.a, `aBase + i32(k + ${j}u) * as2 + i32(m0)`, `k + ${j}u < K`)).join(', ')});`;
+  // B along K: column c's quad of k values; along N: the k-th row's quad of columns
+  const loadB = p.b === 'k'
+    ? `let b = mat4x4<f32>(${[0, 1, 2, 3].map((c) => quad('B', t.b, `bBase + i32(n0 + ${c}u) * bs2 + i32(k)`, `n0 + ${c}u < N`)).join(', ')});`
+    : `let b = transpose(mat4x4<f32>(${[0, 1, 2, 3].map((j) => quad('B', t.b, `bBase + i32(k + ${j}u) * bs1 + i32(n0)`, `k + ${j}u < K`)).join(', ')}));`;
+  const conv = t.out === 'f16' ? 'to_f16v(rows[r])' : 'rows[r]';
+  const store = p.vecOut
+    ? `out[u32(o + i32(m) * mi(13u) + i32(n0)) / 4u] = ${conv};`
+    : `for (var c = 0u; c < 4u; c++) { if (n0 + c < N) { out[u32(o + i32(m) * mi(13u) + i32(n0 + c) * mi(14u))] = ${storeFrom('rows[r][c]', t.out)}; } }`;
+  return fill(WGSL.matmul_direct4!, { OUT_ST: p.vecOut ? `vec4<${t.out}>` : t.out, A_T: t.a, B_T: t.b, LOAD_A: loadA, LOAD_B: loadB, STORE: store });
+}
+
 /** Workgroups of a plan for [batch] x M x N (batch goes in z, split by the caller at the device limit). */
 export function matmulGroups(p: MatmulPlan, M: number, N: number, batch: number): [number, number, number] {
-  if (p.kind === 'direct') return [Math.ceil(N / 32), Math.ceil(M / 32), batch];
+  if (p.kind === 'direct' || p.kind === 'direct4') return [Math.ceil(N / 32), Math.ceil(M / 32), batch];
   return [Math.ceil(N / p.tile.bn), Math.ceil(M / p.tile.bm), batch];
 }
