@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import * as L from '../src/index.js';
 import { webgpuEntry, type WebGpuBackend } from '../src/backends/webgpu/index.js';
 import { TILES } from '../src/backends/webgpu/matmul.js';
+import { elementwiseMeta, elementwiseWgsl } from '../src/backends/webgpu/codegen.js';
 import { f32ToF16 } from '../src/tensor/dtype.js';
 import fc from 'fast-check';
 import { compareWithCpu } from './harness/backend-suite.js';
@@ -60,10 +61,14 @@ test('webgpu matmul: every tile and the direct kernel match cpu; one tile over e
   });
   try {
     // every tile on an aligned shape with partial tiles (vec4 loads and stores)
-    for (const cfg of ['direct', ...Object.keys(TILES), '32x64x8/4x8']) {
+    for (const cfg of ['direct', 'direct4', ...Object.keys(TILES), '32x64x8/4x8']) {
       be!.setMatmulConfig(cfg);
       check(cfg, [2, 132, 32, 68], [false, false, false]);
     }
+    // the vectorised direct kernel over its other load orientations (A along M, B along K) and a ragged M
+    be!.setMatmulConfig('direct4');
+    check('direct4', [2, 132, 32, 68], [true, true, true]);
+    check('direct4', [1, 33, 16, 8], [false, true, false]);
     // one tile over every load path: vec4 along K (A) and N (B); along M (A transposed) and K (B
     // transposed, as x W^T); scalar (ragged, sliced); vec4 loads with scalar stores (N not a multiple of 4)
     be!.setMatmulConfig('large');
@@ -74,6 +79,35 @@ test('webgpu matmul: every tile and the direct kernel match cpu; one tile over e
     be!.setMatmulConfig('auto');
   }
   for (const want of ['k4/mn4/4', 'mn4/k4/4', 'k4/k4/1', 'k1/mn1/1']) assert.ok(seen.has(want), `load path ${want} not exercised (saw ${[...seen].join(', ')})`);
+});
+
+test('webgpu elementwise: the flat, grid and strided kernels match cpu (dense, broadcast and permuted views up to rank 6)', { skip }, () => {
+  const kinds = new Set<string>();
+  L.scope(() => {
+    const g = new L.Generator(11);
+    const cases: [number[], number[] | null, number[]][] = [
+      [[6, 5], null, [6, 5]], // dense: flat
+      [[2, 3, 4, 5], [0, 2, 1, 3], [2, 4, 3, 5]], // permuted rank 4: grid
+      [[3, 1, 5], null, [3, 4, 5]], // broadcast: grid
+      [[2, 3, 2, 3, 2, 3], [5, 0, 3, 1, 4, 2], [3, 2, 3, 3, 2, 2]], // permuted rank 6: strided
+    ];
+    for (const [shape, perm, outShape] of cases) {
+      const x = L.randn(shape, { generator: g }), y = L.randn(outShape, { generator: g });
+      const xv = perm ? L.permute(x, perm) : L.expand(x, outShape);
+      const xg = perm ? L.permute(x.to('webgpu'), perm) : L.expand(x.to('webgpu'), outShape);
+      const views = [xg.view(), y.to('webgpu').view(), y.to('webgpu').view()];
+      kinds.add(elementwiseMeta(outShape, views).kind);
+      assert.deepEqual(Array.from(L.add(L.mul(xg, y.to('webgpu')), 1).toArray()), Array.from(L.add(L.mul(xv, y), 1).toArray()), `shape ${shape} perm ${perm}`);
+      assert.deepEqual(Array.from(L.contiguous(xg).toArray()), Array.from(L.contiguous(xv).toArray()));
+    }
+  });
+  assert.deepEqual([...kinds].sort(), ['flat', 'grid', 'strided']);
+});
+
+test('webgpu kernels of float32 tensors do not ask for the f16 extension (adapters without shader-f16 reject it)', { skip }, () => {
+  const code = elementwiseWgsl({ ins: ['f32', 'f32'], out: 'f32', expr: 'a + b', mode: 'f32' }, 'grid');
+  assert.doesNotMatch(code, /enable f16/);
+  assert.match(elementwiseWgsl({ ins: ['f16'], out: 'f32', expr: 'a', mode: 'f32' }, 'flat'), /^enable f16;/);
 });
 
 test('webgpu matmul: a tile the device cannot run is refused by name', { skip }, () => {
