@@ -41,7 +41,7 @@ test('webgpu with no adapter: probe says why, create throws naming the backend',
   let out: string;
   try {
     out = execFileSync(process.execPath, [script], {
-      env: { ...process.env, VK_ICD_FILENAMES: '/nonexistent/icd.json' }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 60_000,
+      env: { ...process.env, VK_ICD_FILENAMES: '/nonexistent/icd.json', VK_DRIVER_FILES: '/nonexistent/icd.json' }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 60_000,
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });

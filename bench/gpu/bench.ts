@@ -2,7 +2,10 @@
 //   matmul  float32 and bfloat16 GFLOP/s through the cuda backend (cuBLAS), sizes given on the command line
 //   mmdit   one MMDiT block (double block) training step at dim 2560, 64 text + 256 image tokens, batch 8:
 //           forward, backward, AdamW, with its FLOPs counted and MFU against the card's dense bf16 peak
-//   parity  the DiT fixtures through runForward with backend cuda vs PyTorch's outputs (test/fixtures/dit)
+//   parity [cuda|webgpu]  the DiT fixtures through runForward on that backend vs PyTorch's outputs (test/fixtures/dit)
+//   webgpu-info    the WebGPU adapter (Dawn over the Vulkan driver), its limits, shader-f16, the kernel profile
+//   webgpu-matmul  float32 and float16 (shader-f16) TFLOP/s through the webgpu backend with the planner's kernel,
+//                  sizes on the command line; then every tile at the largest size (to choose the planner's tiles)
 //   check   no GPU: validates the configs, FLOP counts and that every step is wired (used by --dry-run)
 // Prints one JSON object per line.
 import { join } from 'node:path';
@@ -11,6 +14,8 @@ import * as L from '../../src/index.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
 import { runForward } from '../../src/train/forward.js';
 import type { CudaBackend } from '../../src/backends/cuda/index.js';
+import type { WebGpuBackend } from '../../src/backends/webgpu/index.js';
+import { TILES } from '../../src/backends/webgpu/matmul.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const [what = 'check', ...rest] = process.argv.slice(2);
@@ -86,16 +91,16 @@ function relErr(a: L.Tensor, b: L.Tensor): number {
   return d / (s + 1e-12);
 }
 
-function parity(): void {
+function parity(backend = 'cuda'): void {
   for (const name of ['small', 'rgb']) {
     const f = (part: string) => join(root, 'test', 'fixtures', 'dit', `${name}.${part}`);
-    const got = runForward({ model: 'dit', config: f('config.json'), weights: f('weights.safetensors'), inputs: f('inputs.safetensors'), grad: true, backend: 'cuda' });
+    const got = runForward({ model: 'dit', config: f('config.json'), weights: f('weights.safetensors'), inputs: f('inputs.safetensors'), grad: true, backend });
     const { tensors: want } = loadSafetensors(f('expected.safetensors'));
     const grads = Object.keys(want).filter((k) => k.startsWith('grad.'));
     const worst = Math.max(...grads.map((k) => relErr(got[k]!.to('cpu'), want[k]!)));
     const out = relErr(got.output!.to('cpu'), want.output!), loss = relErr(got.loss!.to('cpu'), want.loss!);
     const ok = out < 1e-4 && loss < 1e-3 && worst < 1e-3;
-    console.log(JSON.stringify({ bench: 'dit-parity', fixture: name, backend: 'cuda', output_rel_err: out, loss_rel_err: loss, worst_grad_rel_err: worst, ok }));
+    console.log(JSON.stringify({ bench: 'dit-parity', fixture: name, backend, output_rel_err: out, loss_rel_err: loss, worst_grad_rel_err: worst, ok }));
     if (!ok) process.exitCode = 1;
   }
 }
@@ -109,10 +114,48 @@ function check(): void {
   console.log(JSON.stringify({ bench: 'check', mmdit_block_step_gflop: flops / 1e9, peak_h100_sxm_tflops: peakBf16Tflops('NVIDIA H100 80GB HBM3'), cuda: { built: cuda.built, ...cuda.probe() } }));
 }
 
+function webgpuInfo(): void {
+  const be = L.getBackend('webgpu') as WebGpuBackend;
+  console.log(JSON.stringify({ bench: 'webgpu-info', ...be.device, profile: be.profile }));
+}
+
+/** Seconds per call of fn on webgpu (the device is drained before and after; one warm-up call compiles). */
+function timeWebgpu(be: WebGpuBackend, fn: () => void, reps: number): number {
+  fn();
+  be.finish();
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) fn();
+  be.finish();
+  return (performance.now() - t0) / 1000 / reps;
+}
+
+function webgpuMatmul(sizes: number[]): void {
+  const be = L.getBackend('webgpu') as WebGpuBackend;
+  const dtypes = be.device.f16 ? (['float32', 'float16'] as const) : (['float32'] as const);
+  const one = (dtype: 'float32' | 'float16', n: number, config: string) => L.scope(() => {
+    be.setMatmulConfig(config);
+    const a = L.randn([n, n], { device: 'webgpu' }).to(dtype), b = L.randn([n, n], { device: 'webgpu' }).to(dtype);
+    let s = NaN, error: string | undefined, plan: unknown = null;
+    try {
+      plan = be.matmulPlan(L.unsqueeze(a, 0).view(), L.unsqueeze(b, 0).view());
+      s = timeWebgpu(be, () => L.scope(() => { L.matmul(a, b); }), n >= 4096 ? 10 : 30);
+    } catch (e) {
+      error = (e as Error).message;
+    }
+    console.log(JSON.stringify({ bench: 'matmul', backend: 'webgpu', dtype, n, config, plan, seconds: s, tflops: (2 * n ** 3) / s / 1e12, device: be.device.adapter, ...(error ? { error } : {}) }));
+  });
+  for (const dtype of dtypes) for (const n of sizes) one(dtype, n, 'auto');
+  const n = Math.max(...sizes);
+  for (const dtype of dtypes) for (const cfg of [...Object.keys(TILES), '128x128x16/8x8', '128x64x16/8x4', '64x128x8/8x8', 'direct4']) one(dtype, n, cfg);
+  be.setMatmulConfig('auto');
+}
+
 switch (what) {
   case 'matmul': matmulBench(rest.length ? rest.map(Number) : [1024, 2048, 4096, 8192]); break;
   case 'mmdit': mmditBench(); break;
-  case 'parity': parity(); break;
+  case 'parity': parity(rest[0] ?? 'cuda'); break;
+  case 'webgpu-info': webgpuInfo(); break;
+  case 'webgpu-matmul': webgpuMatmul(rest.length ? rest.map(Number) : [1024, 2048, 4096]); break;
   case 'check': check(); break;
-  default: throw new Error(`bench/gpu/bench: unknown '${what}' (matmul, mmdit, parity, check)`);
+  default: throw new Error(`bench/gpu/bench: unknown '${what}' (matmul, mmdit, parity, webgpu-info, webgpu-matmul, check)`);
 }

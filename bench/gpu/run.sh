@@ -3,26 +3,38 @@
 #
 # Here (a machine with Node and nvcc, no GPU):   bash bench/gpu/run.sh --pack      (or --dry-run)
 #   builds dist/ and the addon, and packs into build/gpu-pack/ what the GPU machine lacks:
-#   node.xz (this machine's node binary, xz-compressed; made here, never committed) and payload.tar.xz
-#   (dist/, the addon built here as a fallback, node_modules needed at run time).
-# There (CUDA 13, PyTorch, cuBLAS/NCCL wheels, no Node):  bash bench/gpu/run.sh
+#   node.xz (this machine's node binary, xz-compressed; made here, never committed), payload.tar.xz
+#   (dist/, the addon built here as a fallback, node_modules needed at run time, among them the `webgpu`
+#   package with only its linux-x64 dawn.node), and debs/: the Vulkan loader and GLVND from Debian
+#   (apt-get download; the NVIDIA Vulkan ICD needs GLVND's libGLX / libGLdispatch to load).
+# There (CUDA 13, PyTorch, cuBLAS/NCCL wheels, NVIDIA's Vulkan ICD, no Node, no network):  bash bench/gpu/run.sh
 #   unpacks, finds cuBLAS/NCCL in the wheels (LAVENDER_CUDA_LIB_PATH), rebuilds the addon against the
-#   wheels' headers when cmake is there (the cuBLAS/NCCL prototype check then runs for real), and runs:
-#   1 probe + lavender info, 2 test/cuda.test (GPU tests), 3 the cross-backend suite on cuda,
-#   4 DiT parity on cuda, 5 matmul f32/bf16 vs torch.mm, 6 one MMDiT block training step (MFU).
+#   wheels' headers when cmake is there (the cuBLAS/NCCL prototype check then runs for real), brings up
+#   Vulkan for the webgpu backend (the debs unpacked with dpkg -x, VK_DRIVER_FILES = NVIDIA's ICD), and runs:
+#   1 probe + lavender info, 2 test/cuda.test (GPU tests), 3 the cross-backend suite (cuda and webgpu),
+#   4 DiT parity on cuda, 5 matmul f32/bf16 vs torch.mm, 6 one MMDiT block training step (MFU),
+#   7 webgpu adapter info, 8 the webgpu kernel tests on the GPU (every matmul tile, f16, fused attention),
+#   9 DiT parity on webgpu, 10 webgpu matmul f32/f16 1024-4096 and a tile sweep, 11 the DiT-MNIST training
+#   step at batch 64 on webgpu, on cuda and in PyTorch (cuda).
+#   --only REGEX runs the steps whose name matches (e.g. --only webgpu; the probe always runs).
 #   Results: $OUT/gpu-results.jsonl (or build/gpu-results/ when $OUT is unset) and a log beside it.
-# --dry-run: pack, unpack into a scratch copy, check that every step is wired, stop before the GPU.
+# --dry-run: pack, unpack into a scratch copy, check that every step is wired, stop before the GPU (the
+#   webgpu steps run here at small sizes where a Vulkan driver, e.g. lavapipe, is installed).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 PACK=$ROOT/build/gpu-pack
 MODE=gpu
-case "${1:-}" in
-  --pack) MODE=pack ;;
-  --dry-run) MODE=dry ;;
-  "") ;;
-  *) echo "usage: bench/gpu/run.sh [--pack | --dry-run]" >&2; exit 2 ;;
-esac
+ONLY=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --pack) MODE=pack ;;
+    --dry-run) MODE=dry ;;
+    --only) ONLY=${2:-}; shift ;;
+    *) echo "usage: bench/gpu/run.sh [--pack | --dry-run] [--only REGEX]" >&2; exit 2 ;;
+  esac
+  shift
+done
 RESULTS=${OUT:-$ROOT/build/gpu-results}
 mkdir -p "$RESULTS"
 say() { echo "[gpu-run] $*"; }
@@ -35,8 +47,72 @@ pack() {
   say "packing node $(node --version) from $(command -v node)"
   xz -T0 -6 -c "$(command -v node)" > "$PACK/node.xz" || return 1
   local mods="node_modules/fast-check node_modules/pure-rand node_modules/node-addon-api node_modules/node-api-headers"
-  tar -cJf "$PACK/payload.tar.xz" dist build/native/Release/lavender_cuda.node build/native/lavender-build.json $mods package.json || return 1
-  say "pack: $(du -h "$PACK/node.xz" | cut -f1) node.xz, $(du -h "$PACK/payload.tar.xz" | cut -f1) payload.tar.xz in build/gpu-pack/"
+  # the webgpu package (Dawn for Node): its JS and the linux-x64 dawn.node only (21 MB, ~5 MB in the xz payload)
+  local webgpu=""
+  if [ -f node_modules/webgpu/dist/linux-x64/dawn.node ]; then
+    webgpu="node_modules/webgpu/package.json node_modules/webgpu/index.js node_modules/webgpu/dist/linux-x64/dawn.node"
+    [ -d node_modules/webgpu/build ] && webgpu="$webgpu node_modules/webgpu/build"
+  else
+    say "warning: node_modules/webgpu/dist/linux-x64/dawn.node is missing (npm install): the webgpu steps will report 'webgpu unavailable'"
+  fi
+  tar -cJf "$PACK/payload.tar.xz" dist build/native/Release/lavender_cuda.node build/native/lavender-build.json $mods $webgpu package.json || return 1
+  # the Vulkan loader and GLVND (the NVIDIA ICD is libGLX_nvidia.so.0: it needs libGLX/libGLdispatch to load)
+  rm -rf "$PACK/debs" && mkdir -p "$PACK/debs"
+  if ! (cd "$PACK/debs" && apt-get download $VK_DEBS >/dev/null 2>&1); then
+    say "warning: apt-get download $VK_DEBS failed: the GPU machine must have a Vulkan loader of its own"
+  fi
+  say "pack: $(du -h "$PACK/node.xz" | cut -f1) node.xz, $(du -h "$PACK/payload.tar.xz" | cut -f1) payload.tar.xz, $(du -sh "$PACK/debs" | cut -f1) debs ($(ls "$PACK/debs" | wc -l) files) in build/gpu-pack/ ($(du -sh "$PACK" | cut -f1) in all)"
+}
+
+VK_DEBS="libvulkan1 libglvnd0 libgl1 libglx0 libegl1 libgles2 libopengl0"
+
+# unpack one .deb's files under $2: dpkg -x, else ar + tar, else Python (a .deb is an ar archive)
+deb_x() {
+  if command -v dpkg >/dev/null; then dpkg -x "$1" "$2"; return; fi
+  python3 - "$1" "$2" <<'PY'
+import io, lzma, sys, tarfile
+data = open(sys.argv[1], 'rb').read()
+pos = 8  # b'!<arch>\n'
+while pos < len(data):
+    name, size = data[pos:pos + 16].decode().strip(), int(data[pos + 48:pos + 58].decode().strip())
+    body = data[pos + 60:pos + 60 + size]
+    if name.startswith('data.tar'):
+        tarfile.open(fileobj=io.BytesIO(body)).extractall(sys.argv[2])
+    pos += 60 + size + (size & 1)
+PY
+}
+
+probe_webgpu() {
+  node -e "import('./dist/src/backends/webgpu/index.js').then(m => { const p = m.webgpuEntry.probe(); console.log(JSON.stringify(p)); process.exit(p.available ? 0 : 1); })" 2>/dev/null
+}
+
+# Vulkan for the webgpu backend: NVIDIA's ICD through the loader from the pack. First a private root
+# (LD_LIBRARY_PATH); when Dawn still finds no adapter and we are root, the debs go into / (what worked
+# on the H200, 2026-11-28).
+setup_vulkan() {
+  local icd=${VK_DRIVER_FILES:-}
+  if [ -z "$icd" ]; then
+    for f in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json \
+             /usr/local/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.x86_64.json; do
+      [ -f "$f" ] && { icd=$f; break; }
+    done
+  fi
+  if [ -z "$icd" ]; then say "vulkan: no nvidia_icd.json found (set VK_DRIVER_FILES): the webgpu steps will report why"; return 0; fi
+  export VK_DRIVER_FILES=$icd VK_ICD_FILENAMES=$icd
+  say "vulkan: VK_DRIVER_FILES=$icd"
+  if probe_webgpu > "$RESULTS/webgpu-probe.log"; then say "vulkan: webgpu already up: $(cat "$RESULTS/webgpu-probe.log")"; return 0; fi
+  if ! ls "$PACK"/debs/*.deb >/dev/null 2>&1; then say "vulkan: no debs in the pack and no working loader here"; return 0; fi
+  local vk=$ROOT/build/vk-root
+  mkdir -p "$vk"
+  for d in "$PACK"/debs/*.deb; do deb_x "$d" "$vk" || say "vulkan: could not unpack $d"; done
+  export LD_LIBRARY_PATH="$vk/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  if probe_webgpu > "$RESULTS/webgpu-probe.log"; then say "vulkan: webgpu up with the loader in build/vk-root: $(cat "$RESULTS/webgpu-probe.log")"; return 0; fi
+  if [ "$(id -u)" = 0 ]; then
+    for d in "$PACK"/debs/*.deb; do deb_x "$d" / || true; done
+    ldconfig 2>/dev/null || true
+    if probe_webgpu > "$RESULTS/webgpu-probe.log"; then say "vulkan: webgpu up with the debs unpacked into /: $(cat "$RESULTS/webgpu-probe.log")"; return 0; fi
+  fi
+  say "vulkan: webgpu still unavailable: $(cat "$RESULTS/webgpu-probe.log")"
 }
 
 unpack() {  # $1: where the node binary goes (skipped when $2 is "keep-node" and node exists)
@@ -91,12 +167,18 @@ STEPS=(
   "dit-parity|node dist/bench/gpu/bench.js parity"
   "matmul|node dist/bench/gpu/bench.js matmul 1024 2048 4096 8192 && python3 bench/gpu/torch_mm.py 1024 2048 4096 8192"
   "mmdit-block|node dist/bench/gpu/bench.js mmdit"
+  "webgpu-info|node dist/bench/gpu/bench.js webgpu-info"
+  "webgpu-kernels|LAVENDER_REQUIRE_WEBGPU=1 node --test dist/test/webgpu-kernels.test.js dist/test/webgpu.test.js"
+  "webgpu-parity|node dist/bench/gpu/bench.js parity webgpu"
+  "webgpu-matmul|node dist/bench/gpu/bench.js webgpu-matmul 1024 2048 4096"
+  "dit-step|for b in webgpu cuda; do node bin/lavender.js bench train-step --model dit-mnist --batch 64 --backend \$b --steps 10 --warmup 3 --json; done; python3 bench/torch_train_step.py mnist 64 8 10 cuda"
 )
 
 run_steps() {
   local fails=0
   for s in "${STEPS[@]}"; do
     local name=${s%%|*} cmd=${s#*|}
+    if [ -n "$ONLY" ] && [ "$name" != probe ] && ! [[ $name =~ $ONLY ]]; then continue; fi
     say "step $name: $cmd"
     local t0=$SECONDS
     if bash -c "$cmd" > "$RESULTS/$name.log" 2>&1; then st=ok; else st=FAIL; fails=$((fails+1)); fi
@@ -123,6 +205,21 @@ case $MODE in
     done
     node dist/bench/gpu/bench.js check | tee "$RESULTS/check.json"
     bash -c "${STEPS[0]#*|}"
+    # the payload carries Dawn and the pack the Vulkan debs
+    tar -tJf "$PACK/payload.tar.xz" > "$RESULTS/payload.list"
+    grep -q 'node_modules/webgpu/dist/linux-x64/dawn.node' "$RESULTS/payload.list" && say "payload carries dawn.node" || { say "payload lacks dawn.node"; exit 1; }
+    for p in $VK_DEBS; do ls "$PACK"/debs/${p}_*.deb >/dev/null 2>&1 || { say "missing deb $p in build/gpu-pack/debs"; exit 1; }; done
+    d=$(mktemp -d) && for f in "$PACK"/debs/*.deb; do deb_x "$f" "$d"; done && [ -e "$d/usr/lib/x86_64-linux-gnu/libvulkan.so.1" ] && [ -e "$d/usr/lib/x86_64-linux-gnu/libGLX.so.0" ] \
+      && say "debs unpack: libvulkan.so.1 and libGLX.so.0 are there" || { say "the debs do not unpack to libvulkan.so.1 / libGLX.so.0"; exit 1; }
+    rm -rf "$d"
+    # the webgpu steps' wiring at small sizes, on whatever Vulkan driver is here (lavapipe: functional, not performance)
+    if probe_webgpu > "$RESULTS/webgpu-probe.log"; then
+      node dist/bench/gpu/bench.js webgpu-info && node dist/bench/gpu/bench.js webgpu-matmul 128 > "$RESULTS/webgpu-matmul-dry.jsonl" \
+        && node bin/lavender.js bench train-step --model dit-mnist --batch 2 --backend webgpu --steps 1 --warmup 0 --json \
+        && say "webgpu steps run here (functional check)" || { say "a webgpu step failed here"; exit 1; }
+    else
+      say "no WebGPU adapter here ($(cat "$RESULTS/webgpu-probe.log")): the webgpu steps are checked for wiring only"
+    fi
     say "dry run: everything up to the GPU is in place; stopping before the steps that need a device:"
     say "  on the GPU machine run: bash bench/gpu/run.sh   (with build/gpu-pack carried)"
     rm -rf "$scratch"
@@ -132,6 +229,7 @@ case $MODE in
     unpack "$ROOT/build/gpu-node" keep-node || exit 1
     find_wheels
     rebuild_there
+    setup_vulkan
     run_steps
     ;;
 esac
