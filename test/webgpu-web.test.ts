@@ -170,7 +170,7 @@ test('browser app without WebGPU (wasm cpu backend): the same run and losses; ch
     assertNotBlank(await page.screenshot('#grid'), 'the grid sampled from the checkpoint');
 
     // bad input: a file that is not a checkpoint, then another model's checkpoint
-    for (const [file, want] of [[files.notCheckpoint, /notes\.txt is not a safetensors checkpoint/], [files.otherModel, /mmdit\.safetensors is a checkpoint of another model, not a class-conditional DiT \(.*unknown DiT config key/]] as const) {
+    for (const [file, want] of [[files.notCheckpoint, /notes\.txt is not a safetensors checkpoint/], [files.otherModel, /mmdit\.safetensors is a checkpoint of another model: it holds an MMDiT \(dim 64, 3 layers\), not a class-conditional DiT/]] as const) {
       const before = (await page.evaluate('window.lavender.errors.length')) as number;
       await page.setFiles('#checkpoint', [file]);
       await page.waitFor(`window.lavender.errors.length > ${before}`, `an error for ${file}`, 60_000);
@@ -191,7 +191,7 @@ test('browser app checkpoint loading, in Node: the lavender train mnist checkpoi
   assert.equal(ok.trainer.config.n_layers, 6);
   ok.trainer.dispose();
   assert.throws(() => parseCheckpoint(readFileSync(files.notCheckpoint), 'notes.txt', 'cpu'), /^Error: notes\.txt is not a safetensors checkpoint \(.+\); load the checkpoint\.safetensors that `lavender train mnist` writes$/);
-  assert.throws(() => parseCheckpoint(readFileSync(files.otherModel), 'mmdit.safetensors', 'cpu'), /mmdit\.safetensors is a checkpoint of another model, not a class-conditional DiT \(mmdit\.safetensors: metadata 'lavender'\.config: unknown DiT config key/);
+  assert.throws(() => parseCheckpoint(readFileSync(files.otherModel), 'mmdit.safetensors', 'cpu'), /^Error: mmdit\.safetensors is a checkpoint of another model: it holds an MMDiT \(dim 64, 3 layers\), not a class-conditional DiT; load the checkpoint\.safetensors/);
   const bare = serializeWeightsOnly();
   assert.throws(() => parseCheckpoint(bare, 'weights.safetensors', 'cpu'), /weights\.safetensors is a safetensors file but not a lavender training checkpoint \(no model config/);
 });

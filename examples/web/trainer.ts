@@ -5,6 +5,7 @@
 import * as L from '../../src/index.js';
 import type { DiTConfig, Tensor } from '../../src/index.js';
 import { sampleEuler, sampleTime } from '../../src/flow/rectified-flow.js';
+import { modelPhrase, modelSpecOf } from '../../src/optim/checkpoint-meta.js';
 
 /**
  * 'mnist' is the model `lavender train mnist` trains (6 blocks, 256 tokens); 'tiny' (one block, 64 tokens)
@@ -131,6 +132,8 @@ export function parseCheckpoint(bytes: Uint8Array, name: string, device: string)
     if (!meta?.config) {
       throw new Error(`${name} is a safetensors file but not a lavender training checkpoint (no model config in the metadata field 'lavender'); load the checkpoint.safetensors that \`lavender train mnist\` writes`);
     }
+    const spec = modelSpecOf(meta as Record<string, unknown>);
+    if (spec && spec.kind !== 'dit') throw new Error(`${name} is a checkpoint of another model: it holds ${modelPhrase(spec)}, not a class-conditional DiT; load the checkpoint.safetensors that \`lavender train mnist\` writes`);
     let config: DiTConfig;
     try {
       config = L.resolveDiTConfig(meta.config as Partial<DiTConfig>, `${name}: metadata 'lavender'.config`);

@@ -206,13 +206,18 @@ export class WebGpuBackend implements Backend {
   }
 
   /**
-   * Force a matmul kernel (benchmarks, tests): 'auto' (the planner), 'direct', a tile name (large, wide,
-   * medium, small) or BMxBNxBK/TMxTN. Checked against the device limits at the next matmul.
+   * Force a matmul kernel (benchmarks, tests): 'auto' (the planner), 'direct', 'direct4', a tile name
+   * (large, wide, medium, small) or BMxBNxBK/TMxTN. Checked against the device limits at the next matmul.
    */
   setMatmulConfig(config: string): void { this.matmulConfig = config; }
 
-  /** The kernel profile in use, and a way to override it (see `software`). */
+  /** The kernel profile in use: 'software' on adapters that run invocations on CPU threads, else 'gpu'. */
   get profile(): 'gpu' | 'software' { return this.software ? 'software' : 'gpu'; }
+
+  /**
+   * Override the kernel profile: 'software' (no workgroup barriers where one can be avoided), 'gpu' (tiled
+   * matmuls, cooperative reductions), or 'auto' (the adapter's). Tests run the 'gpu' kernels on lavapipe.
+   */
   setProfile(p: 'gpu' | 'software' | 'auto'): void {
     if (p !== 'gpu' && p !== 'software' && p !== 'auto') throw new Error(`webgpu setProfile: '${String(p)}' is not gpu, software or auto`);
     this.software = p === 'auto' ? this.transport.info.software : p === 'software';
