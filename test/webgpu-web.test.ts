@@ -17,6 +17,8 @@ import * as L from '../src/index.js';
 import { decodePng } from '../src/io/png.js';
 import { saveCheckpoint } from '../src/optim/checkpoint.js';
 import { parseCheckpoint, trainerFromCheckpoint } from '../examples/web/trainer.js';
+import { MnistStream, seededRandom } from '../examples/web/mnist-stream.js';
+import { loadMnist } from '../src/data/mnist.js';
 
 interface Page {
   evaluate(expr: string): Promise<any>;
@@ -201,6 +203,26 @@ function serializeWeightsOnly(): Uint8Array {
   L.saveSafetensors(path, { w: L.ones([2, 2]) });
   return readFileSync(path);
 }
+
+test('browser app MNIST stream, in Node: the served IDX files stream in, batches pad and scale as src/data/mnist.ts, 16x16 averages 2x2 blocks', async () => {
+  const url = await serve();
+  const m = new MnistStream(`${url}mnist/`);
+  let calls = 0;
+  await m.start(() => { calls++; });
+  assert.equal(m.count, 60000);
+  assert.ok(calls > 1, 'the images arrived in one piece, not streamed');
+  assert.deepEqual(Array.from(m.labels.subarray(0, 10)), MNIST_FIRST_LABELS);
+  const ref = loadMnist('train');
+  const b32 = m.batch(3, seededRandom(5), 100), b16 = m.batch(3, seededRandom(5), 100, 16);
+  const idx = (() => { const r = seededRandom(5); return [0, 1, 2].map(() => Math.floor(r() * 100)); })();
+  assert.deepEqual(Array.from(b32.y), idx.map((k) => ref.labels[k]!));
+  idx.forEach((k, b) => assert.deepEqual(Array.from(b32.x.subarray(b * 1024, (b + 1) * 1024)), Array.from(ref.images.subarray(k * 1024, (k + 1) * 1024))));
+  const at = (b: number, r: number, c: number) => b32.x[b * 1024 + r * 32 + c]!;
+  assert.ok(Math.abs(b16.x[1 * 256 + 5 * 16 + 7]! - (at(1, 10, 14) + at(1, 10, 15) + at(1, 11, 14) + at(1, 11, 15)) / 4) < 1e-6);
+  assert.throws(() => m.batch(1, Math.random, 10, 12), /MNIST: images come at 32x32, 16x16 or 8x8, not 12x12/);
+  const missing = new MnistStream(`${url}nowhere/`);
+  await assert.rejects(missing.start(), /MNIST: .*nowhere\/train-labels-idx1-ubyte answered HTTP 404; serve the app with `npm run demo`/);
+});
 
 test('Chromium is installed where CI requires it (LAVENDER_REQUIRE_CHROMIUM=1)', { skip: process.env.LAVENDER_REQUIRE_CHROMIUM !== '1' }, () => {
   assert.ok(chromium, 'LAVENDER_REQUIRE_CHROMIUM=1 but no Chromium was found (/usr/bin/chromium, or LAVENDER_CHROMIUM)');

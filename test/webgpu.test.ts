@@ -134,8 +134,8 @@ test('webgpu: a lost device gives a clear error, never a hang', { skip }, () => 
 });
 
 test('webgpu (Node): the browser app\'s trainer trains and samples the micro DiT like cpu', { skip }, async () => {
-  const g = new L.Generator(4);
-  const x = Float32Array.from(L.rand([4 * 1024], { generator: g }).toArray(), (v) => v * 2 - 1), y = Int32Array.from([3, 1, 4, 1]);
+  const g = new L.Generator(4), S = PRESETS.micro!.input_size;
+  const x = Float32Array.from(L.rand([4 * S * S], { generator: g }).toArray(), (v) => v * 2 - 1), y = Int32Array.from([3, 1, 4, 1]);
   const run = async (device: string) => {
     const t = new Trainer(device, PRESETS.micro!, { lr: 3e-3, seed: 1 });
     for (let s = 0; s < 2; s++) await t.step(x, y);
@@ -145,7 +145,7 @@ test('webgpu (Node): the browser app\'s trainer trains and samples the micro DiT
   };
   const gpu = await run('webgpu'), cpu = await run('cpu');
   gpu.losses.forEach((l, i) => assert.ok(Math.abs(l - cpu.losses[i]!) < 1e-3 * cpu.losses[i]!, `step ${i + 1}: webgpu ${l} vs cpu ${cpu.losses[i]}`));
-  assert.equal(gpu.images.length, 2 * 32 * 32);
+  assert.equal(gpu.images.length, 2 * S * S);
   let d = 0;
   gpu.images.forEach((v, i) => { d = Math.max(d, Math.abs(v - cpu.images[i]!)); });
   assert.ok(d < 1e-3, `samples differ by ${d}`);

@@ -121,7 +121,8 @@ async function trainLoop(): Promise<void> {
     if (mnistFailed) { running = false; break; }
     await exclusive(async () => {
       const t = trainer!;
-      const b = mnist.batch(batch, rand, pool || mnist.count);
+      if (t.config.in_channels !== 1) throw new Error(`this model takes ${t.config.in_channels}-channel images and MNIST is gray: it can sample, not train here (pick a model preset to train one)`);
+      const b = mnist.batch(batch, rand, pool || mnist.count, t.config.input_size);
       await t.step(b.x, b.y);
       state.losses = t.losses;
       state.steps = t.steps;

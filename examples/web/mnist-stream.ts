@@ -97,19 +97,31 @@ export class MnistStream {
 
   /**
    * A batch of `n` images drawn (with replacement) from the first `limit` received (all received by
-   * default; a fixed limit makes a seeded run independent of the network): x [n, 1, 32, 32] in [-1, 1], y.
+   * default; a fixed limit makes a seeded run independent of the network): x [n, 1, size, size] in
+   * [-1, 1], y. size 32 is the padded image; 16 (or 8) averages 2x2 (4x4) blocks of it.
    */
-  batch(n: number, rand: () => number, limit = this.count): MnistBatch {
+  batch(n: number, rand: () => number, limit = this.count, size = OUT): MnistBatch {
     if (this.count === 0) throw new Error('MNIST: no images have arrived yet');
-    const pool = Math.min(limit, this.count);
-    const x = new Float32Array(n * OUT * OUT).fill(-1);
+    if (![32, 16, 8].includes(size)) throw new Error(`MNIST: images come at 32x32, 16x16 or 8x8, not ${size}x${size}`);
+    const pool = Math.min(limit, this.count), f = OUT / size;
+    const full = new Float32Array(OUT * OUT);
+    const x = new Float32Array(n * size * size);
     const y = new Int32Array(n);
     for (let b = 0; b < n; b++) {
       const k = Math.floor(rand() * pool);
       y[b] = this.labels[k]!;
-      const src = k * PIXELS, dst = b * OUT * OUT;
+      full.fill(-1);
+      const src = k * PIXELS;
       for (let r = 0; r < SIDE; r++) {
-        for (let c = 0; c < SIDE; c++) x[dst + (r + PAD) * OUT + c + PAD] = (this.pixels[src + r * SIDE + c]! / 255) * 2 - 1;
+        for (let c = 0; c < SIDE; c++) full[(r + PAD) * OUT + c + PAD] = (this.pixels[src + r * SIDE + c]! / 255) * 2 - 1;
+      }
+      const dst = b * size * size;
+      for (let r = 0; r < size; r++) {
+        for (let c = 0; c < size; c++) {
+          let s = 0;
+          for (let i = 0; i < f; i++) for (let j = 0; j < f; j++) s += full[(r * f + i) * OUT + c * f + j]!;
+          x[dst + r * size + c] = s / (f * f);
+        }
       }
     }
     return { x, y, n };

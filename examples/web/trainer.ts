@@ -9,13 +9,14 @@ import { modelPhrase, modelSpecOf } from '../../src/optim/checkpoint-meta.js';
 
 /**
  * 'mnist' is the model `lavender train mnist` trains (6 blocks, 256 tokens); 'tiny' (one block, 64 tokens)
- * learns digit shapes in a few hundred steps on a laptop GPU; 'micro' (16 tokens of 8x8 pixels) is for
- * software adapters and CPUs, and the headless test.
+ * learns digit shapes in a few hundred steps on a laptop GPU; 'micro' (MNIST at half resolution, 16x16,
+ * and 16 tokens) is for software adapters and CPUs, and the headless test: a DiT's first convolutions
+ * run at full resolution, and on a software adapter they are most of a step.
  */
 export const PRESETS: Record<string, DiTConfig> = {
   mnist: L.DIT_PRESETS.mnist!,
   tiny: { in_channels: 1, input_size: 32, patch_size: 4, dim: 64, n_layers: 1, n_heads: 2, num_classes: 10 },
-  micro: { in_channels: 1, input_size: 32, patch_size: 8, dim: 64, n_layers: 1, n_heads: 2, multiple_of: 64, num_classes: 10 },
+  micro: { in_channels: 1, input_size: 16, patch_size: 4, dim: 64, n_layers: 1, n_heads: 2, multiple_of: 64, num_classes: 10 },
 };
 
 /** A tensor's values in logical order, without blocking (webgpu: readAsync; cpu: a plain read). */
