@@ -60,7 +60,9 @@ async function openBackend(want: string): Promise<void> {
         state.backend = `webgpu: ${be.device.adapter}${be.device.f16 ? ', shader-f16' : ''}`;
         return;
       } catch (e) {
-        why = (e as Error).message;
+        const m = (e as Error).message;
+        // the Node-side advice (install a Vulkan driver) does not apply in a browser
+        why = /no WebGPU adapter found/.test(m) ? 'the browser offers no WebGPU adapter (WebGPU is turned off here, or this GPU is not supported)' : m;
       }
     }
     if (want === 'webgpu') throw new Error(`backend=webgpu was asked for but ${why}`);
