@@ -27,6 +27,30 @@ test('t2i batches: latents scaled by 0.13025, embeddings dequantised x/255*0.5-0
   assert.throws(() => t2iBatch([{ vae_256x256_latents: lat, t5_xl_embeddings: emb }], { latentSize: 4, condDim: 2, tokens: 3 }), /holds 16 values, expected 4x4x4 = 64/);
 });
 
+test('t2i batches of 3, element by element: conditions longer than, shorter than and equal to `tokens` (cut, zero-padded)', () => {
+  const r = 2, D = 2, T = 3;
+  // latents exact in float16 (multiples of 1/8), a different pattern per sample
+  const lats = [0, 1, 2].map((b) => Array.from({ length: 4 * r * r }, (_, i) => (i - 7 + 5 * b) / 8));
+  const embs = [
+    Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), // 5 tokens: longer than T, cut to the first 3
+    Uint8Array.from([10, 20]), // 1 token: shorter than T (not first, so a wrong row stride shows)
+    Uint8Array.from([0, 255, 51, 102, 7, 9]), // 3 tokens: exactly T
+  ];
+  const samples = lats.map((l, b) => ({ vae_256x256_latents: float32ToFloat16Bits(l), t5_xl_embeddings: embs[b]! }));
+  const { x, cSeq } = t2iBatch(samples, { latentSize: r, condDim: D, tokens: T });
+  assert.deepEqual([...x.shape], [3, 4, r, r]);
+  assert.deepEqual([...cSeq.shape], [3, T, D]);
+  const xs = x.toArray(), cs = cSeq.toArray();
+  for (let b = 0; b < 3; b++) {
+    for (let i = 0; i < 4 * r * r; i++) assert.ok(Math.abs(xs[b * 4 * r * r + i]! - lats[b]![i]! * LATENT_SCALE) < 1e-7, `x[${b}] element ${i}`);
+    const tokens = embs[b]!.length / D;
+    for (let k = 0; k < T; k++) for (let d = 0; d < D; d++) {
+      const want = k < tokens ? (embs[b]![k * D + d]! / 255) * 0.5 - 0.25 : 0;
+      assert.ok(Math.abs(cs[(b * T + k) * D + d]! - want) < 1e-7, `cSeq[${b}, ${k}, ${d}] = ${cs[(b * T + k) * D + d]}, want ${want}`);
+    }
+  }
+});
+
 test('train t2i on synthetic shards: the loss falls, EMAs and checkpoint are written', () => {
   const data = tmp();
   writeSyntheticT2I(data, shardOpts);
@@ -39,6 +63,12 @@ test('train t2i on synthetic shards: the loss falls, EMAs and checkpoint are wri
   const ema = L.loadSafetensors(join(out, 'ema1.safetensors')).tensors;
   const m = new L.MMDiT(preset);
   m.loadStateDict(ema); // model.-prefixed state dict, loads like the release's ema1.pt
+  const named = [...m.namedParameters()];
+  assert.deepEqual(Object.keys(ema).sort(), named.map(([n]) => `model.${n}`).sort());
+  for (const [n, p] of named) assert.deepEqual(Array.from(p.toArray()), Array.from(ema[`model.${n}`]!.toArray()), `${n} holds the EMA's values`);
+  // an average, not a copy of the trained weights
+  const trained = L.loadSafetensors(join(out, 'checkpoint.safetensors')).tensors;
+  assert.ok(named.some(([n, p]) => trained[`model.${n}`] && Array.from(p.toArray()).some((v, i) => v !== trained[`model.${n}`]!.toArray()[i])), 'ema1 differs from the final weights');
 });
 
 test('a resumed t2i run continues exactly (weights, AdamW, warm-up, EMAs, RNG, shard position)', () => {
