@@ -1,6 +1,8 @@
 // Runs the cross-backend suite on every registered backend that can run here, against cpu. The pure
 // reference backend (no wasm fast path, no fused kernels) is registered too, so the suite always runs at
-// least once and the cpu fast paths are checked against the reference.
+// least once and the cpu fast paths are checked against the reference (the large tier reaches the wasm
+// kernels, which the suite proves by counting their calls).
+import './harness/wasm-calls.js'; // first: it counts calls into the wasm kernels, which load lazily
 import { test } from 'node:test';
 import * as L from '../src/index.js';
 import { cpuReferenceBackend } from '../src/backends/cpu/index.js';

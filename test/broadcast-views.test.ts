@@ -1,4 +1,5 @@
-// Broadcasting and view semantics against a naive index-by-index reference (property based).
+// Broadcasting and view semantics against a naive index-by-index reference (property based; shapes include
+// zero-size dims).
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { test } from 'node:test';
@@ -17,7 +18,7 @@ function naiveBroadcastShape(a: number[], b: number[]): number[] | null {
   for (let i = 0; i < r; i++) {
     const x = a[i - (r - a.length)] ?? 1, y = b[i - (r - b.length)] ?? 1;
     if (x !== y && x !== 1 && y !== 1) return null;
-    out.push(Math.max(x, y));
+    out.push(x === 1 ? y : x); // a 1 stretches to the other size, 0 included
   }
   return out;
 }

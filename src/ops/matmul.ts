@@ -61,8 +61,10 @@ function matmulNd(a: Tensor, b: Tensor): Tensor {
 function gradA(g: Tensor, a: Tensor, b: Tensor): Tensor {
   if (a.ndim === 2 && b.ndim > 2 && b.ndim === g.ndim) {
     const lead = [...Array(g.ndim - 2).keys()];
-    const g2 = reshape(permute(g, [g.ndim - 2, ...lead, g.ndim - 1]), [g.shape[g.ndim - 2]!, -1]);
-    const b2 = reshape(permute(b, [b.ndim - 2, ...lead.map((i) => i + b.ndim - g.ndim), b.ndim - 1]), [b.shape[b.ndim - 2]!, -1]);
+    // explicit sizes, not -1: a -1 next to a 0 is ambiguous for empty tensors
+    const cols = numel(g.shape.slice(0, -2)) * g.shape[g.ndim - 1]!;
+    const g2 = reshape(permute(g, [g.ndim - 2, ...lead, g.ndim - 1]), [g.shape[g.ndim - 2]!, cols]);
+    const b2 = reshape(permute(b, [b.ndim - 2, ...lead.map((i) => i + b.ndim - g.ndim), b.ndim - 1]), [b.shape[b.ndim - 2]!, cols]);
     return matmulNd(g2, transpose(b2, 0, 1));
   }
   return sumTo(matmulNd(g, transpose(b, -2, -1)), a.shape);
@@ -71,8 +73,8 @@ function gradA(g: Tensor, a: Tensor, b: Tensor): Tensor {
 /** d/db of a @ b; a weight shared by a batch of rows (b a plain matrix) gets one [K, batch*M] @ [batch*M, N] product. */
 function gradB(g: Tensor, a: Tensor, b: Tensor): Tensor {
   if (b.ndim === 2 && a.ndim > 2) {
-    const K = a.shape[a.ndim - 1]!, N = g.shape[g.ndim - 1]!;
-    return matmulNd(transpose(reshape(a, [-1, K]), 0, 1), reshape(g, [-1, N]));
+    const K = a.shape[a.ndim - 1]!, N = g.shape[g.ndim - 1]!, rows = numel(a.shape.slice(0, -1));
+    return matmulNd(transpose(reshape(a, [rows, K]), 0, 1), reshape(g, [rows, N]));
   }
   return sumTo(matmulNd(transpose(a, -2, -1), g), b.shape);
 }
