@@ -1,5 +1,6 @@
-// The DiT against PyTorch on random weights (fixtures from scripts/make-dit-fixtures.py): outputs within
-// 1e-4 relative, loss and every parameter gradient within 1e-3, through the `lavender forward` code path.
+// The DiT against PyTorch on random weights (fixtures from scripts/make-dit-fixtures.py), through the
+// `lavender forward` code path: output, loss and every parameter gradient within the PARITY tolerances of
+// test/harness/compare.ts (overall and element by element).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -9,7 +10,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as L from '../src/index.js';
 import { loadSafetensors } from '../src/io/safetensors.js';
-import { relErr } from './harness/compare.js';
+import { assertParity, PARITY } from './harness/compare.js';
 import { runForward } from '../src/train/forward.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -20,12 +21,12 @@ for (const name of ['small', 'rgb']) {
   test(`DiT '${name}' matches PyTorch: output, loss and every gradient`, () => {
     const got = runForward({ model: 'dit', config: fixture(name, 'config.json'), weights: fixture(name, 'weights.safetensors'), inputs: fixture(name, 'inputs.safetensors'), grad: true });
     const { tensors: want } = loadSafetensors(fixture(name, 'expected.safetensors'));
-    assert.ok(relErr(got.output!, want.output!) < 1e-4, `output rel err ${relErr(got.output!, want.output!)}`);
-    assert.ok(relErr(got.loss!, want.loss!) < 1e-3, `loss ${got.loss!.item()} vs ${want.loss!.item()}`);
+    assertParity(got.output!, want.output!, PARITY.output, 'output');
+    assertParity(got.loss!, want.loss!, PARITY.loss, 'loss');
     const gradNames = Object.keys(want).filter((k) => k.startsWith('grad.'));
     assert.ok(gradNames.length > 20);
     assert.deepEqual(Object.keys(got).filter((k) => k.startsWith('grad.')).sort(), gradNames.sort());
-    for (const k of gradNames) assert.ok(relErr(got[k]!, want[k]!) < 1e-3, `${k}: rel err ${relErr(got[k]!, want[k]!)}`);
+    for (const k of gradNames) assertParity(got[k]!, want[k]!, PARITY.grad, k);
   });
 }
 
@@ -36,8 +37,11 @@ test('lavender forward --grad writes output, loss and gradients', () => {
   assert.equal(r.status, 0, r.stderr);
   const { tensors } = loadSafetensors(out);
   const { tensors: want } = loadSafetensors(fixture('small', 'expected.safetensors'));
-  assert.ok(relErr(tensors.output!, want.output!) < 1e-4);
-  assert.ok(tensors['grad.layers.1.attention.wq.weight']);
+  assertParity(tensors.output!, want.output!, PARITY.output, 'output');
+  assertParity(tensors.loss!, want.loss!, PARITY.loss, 'loss');
+  const gradNames = Object.keys(want).filter((k) => k.startsWith('grad.'));
+  assert.deepEqual(Object.keys(tensors).filter((k) => k.startsWith('grad.')).sort(), gradNames.sort());
+  for (const k of gradNames) assertParity(tensors[k]!, want[k]!, PARITY.grad, k);
 });
 
 test('forward names missing and mis-shaped weights', () => {
@@ -51,6 +55,10 @@ test('forward names missing and mis-shaped weights', () => {
     /missing: layers\.0\.attention\.wq\.weight/.test(e.message) && /unexpected: extra\.weight/.test(e.message) && /final_layer\.linear\.weight: checkpoint \[3, 3\] vs model \[4, 64\]/.test(e.message));
   const prefixed = Object.fromEntries(Object.entries(tensors).map(([k, v]) => [`model.${k}`, v]));
   model.loadStateDict(prefixed);
+  // every parameter now holds the checkpoint's values (the model. prefix is stripped, nothing is skipped)
+  const named = [...model.namedParameters()];
+  assert.equal(named.length, Object.keys(tensors).length);
+  for (const [n, p] of named) assert.deepEqual(Array.from(p.toArray()), Array.from(tensors[n]!.toArray()), n);
 });
 
 test('forward rejects out-of-range labels and inputs of the wrong size, naming the file and field', async () => {
@@ -76,7 +84,7 @@ for (const entry of L.backendEntries()) {
   test(`DiT 'small' matches PyTorch on ${entry.name} (forward --grad)`, probe.available ? {} : { skip: `${entry.name} unavailable: ${probe.reason}` }, () => {
     const got = runForward({ model: 'dit', config: fixture('small', 'config.json'), weights: fixture('small', 'weights.safetensors'), inputs: fixture('small', 'inputs.safetensors'), grad: true, backend: entry.name });
     const { tensors: want } = loadSafetensors(fixture('small', 'expected.safetensors'));
-    assert.ok(relErr(got.output!.to('cpu'), want.output!) < 1e-4, 'output');
-    for (const k of Object.keys(want).filter((n) => n.startsWith('grad.'))) assert.ok(relErr(got[k]!.to('cpu'), want[k]!) < 1e-3, k);
+    assertParity(got.output!.to('cpu'), want.output!, PARITY.output, 'output');
+    for (const k of Object.keys(want).filter((n) => n.startsWith('grad.'))) assertParity(got[k]!.to('cpu'), want[k]!, PARITY.grad, k);
   });
 }

@@ -1,13 +1,14 @@
 // The MMDiT against PyTorch on random weights (fixtures from scripts/make-mmdit-fixtures.py, whose PyTorch
-// model was checked against the release's mmdit.py): outputs 1e-4, loss and every gradient 1e-3; a case
-// with no double blocks and a non-square latent; extend_pe against F.interpolate.
+// model was checked against the release's mmdit.py): output, loss and every gradient within the PARITY
+// tolerances of test/harness/compare.ts (overall and element by element); a case with no double blocks and a
+// non-square latent; extend_pe against F.interpolate.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as L from '../src/index.js';
 import { loadSafetensors } from '../src/io/safetensors.js';
-import { relErr } from './harness/compare.js';
+import { assertParity, PARITY, relErr } from './harness/compare.js';
 import { runForward } from '../src/train/forward.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -18,11 +19,11 @@ for (const name of ['tiny', 'single_only_nonsquare']) {
   test(`MMDiT '${name}' matches PyTorch: output, loss and every gradient`, () => {
     const got = runForward({ model: 'mmdit', config: fixture(`${name}.config.json`), weights: fixture(`${name}.weights.safetensors`), inputs: fixture(`${name}.inputs.safetensors`), grad: true });
     const { tensors: want } = loadSafetensors(fixture(`${name}.expected.safetensors`));
-    assert.ok(relErr(got.output!, want.output!) < 1e-4, `output rel err ${relErr(got.output!, want.output!)}`);
-    assert.ok(relErr(got.loss!, want.loss!) < 1e-3);
+    assertParity(got.output!, want.output!, PARITY.output, 'output');
+    assertParity(got.loss!, want.loss!, PARITY.loss, 'loss');
     const names = Object.keys(want).filter((k) => k.startsWith('grad.'));
     assert.deepEqual(Object.keys(got).filter((k) => k.startsWith('grad.')).sort(), names.sort());
-    for (const k of names) assert.ok(relErr(got[k]!, want[k]!) < 1e-3, `${k}: rel err ${relErr(got[k]!, want[k]!)}`);
+    for (const k of names) assertParity(got[k]!, want[k]!, PARITY.grad, k);
   });
 }
 

@@ -32,3 +32,31 @@ export function rng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+export interface ParityTolerance {
+  /** Bound on relErr: max |a - b| over max |b|. */
+  rel: number;
+  /** Element-wise: |a_i - b_i| <= rtol |b_i| + atol max |b|, so small elements are checked too. */
+  rtol: number;
+  atol: number;
+}
+
+/** The PyTorch parity tolerances, set from what is achieved (bench/RESULTS.md, "Parity errors") with a margin of 3-10x. */
+export const PARITY = {
+  output: { rel: 1e-5, rtol: 1e-4, atol: 1e-6 },
+  loss: { rel: 1e-5, rtol: 1e-5, atol: 0 },
+  grad: { rel: 1e-4, rtol: 2e-3, atol: 2e-5 },
+} satisfies Record<string, ParityTolerance>;
+
+/** Asserts a matches the reference b within `tol`, naming the worst element when it does not. */
+export function assertParity(a: Tensor, b: Tensor, tol: ParityTolerance, what: string): void {
+  const r = relErr(a, b);
+  assert.ok(r < tol.rel, `${what}: relative error ${r.toExponential(2)} (max |a - b| / max |b|) exceeds ${tol.rel}`);
+  const x = a.toArray(), y = b.toArray();
+  let scale = 0;
+  for (let i = 0; i < y.length; i++) scale = Math.max(scale, Math.abs(y[i]!));
+  for (let i = 0; i < y.length; i++) {
+    const bound = tol.rtol * Math.abs(y[i]!) + tol.atol * scale;
+    if (!(Math.abs(x[i]! - y[i]!) <= bound)) assert.fail(`${what}: element ${i} is ${x[i]} vs ${y[i]} (|diff| ${Math.abs(x[i]! - y[i]!).toExponential(2)} > ${tol.rtol} |b| + ${tol.atol} max|b| = ${bound.toExponential(2)})`);
+  }
+}
