@@ -3,12 +3,14 @@
 // own sockets) except for the launcher tests, which start real processes.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import '../src/index.js';
 import { tensor } from '../src/ops/creation.js';
 import { AdamW } from '../src/optim/adamw.js';
+import { SGD } from '../src/optim/sgd.js';
 import { clipGradNorm } from '../src/optim/clip.js';
 import { initProcessGroup, readDistEnv, type DistEnv, type ProcessGroup } from '../src/distributed/process-group.js';
 import { ShardedGenerator } from '../src/distributed/random.js';
@@ -168,12 +170,12 @@ const shapes = [[5, 3], [7]];
 const init = (i: number) => tensor(Float32Array.from({ length: shapes[i]!.reduce((a, b) => a * b, 1) }, (_, k) => Math.cos(k + i)), { shape: shapes[i] });
 const gradFor = (rank: number, step: number, i: number) => tensor(Float32Array.from({ length: shapes[i]!.reduce((a, b) => a * b, 1) }, (_, k) => Math.fround(Math.sin(k * 1.3 + rank * 2.1 + step + i) * (1 + rank))), { shape: shapes[i] });
 
-async function zeroRun(N: number, stage: ZeroStage, steps: number, maxGradNorm?: number) {
+async function zeroRun(N: number, stage: ZeroStage, steps: number, maxGradNorm?: number, eps?: number) {
   const pgs = await groups(N);
   try {
     const ranks = pgs.map((pg) => {
       const params = [init(0), init(1)];
-      return { pg, params, opt: new ZeroOptimizer(pg, params, { stage, optimizer: 'adamw', lr: 0.01, weightDecay: 0.1, bucketElements: 16 }) };
+      return { pg, params, opt: new ZeroOptimizer(pg, params, { stage, optimizer: 'adamw', lr: 0.01, weightDecay: 0.1, bucketElements: 16, eps }) };
     });
     const norms: (number | null)[] = [];
     for (let s = 0; s < steps; s++) {
@@ -187,16 +189,19 @@ async function zeroRun(N: number, stage: ZeroStage, steps: number, maxGradNorm?:
   }
 }
 
-function reference(N: number, steps: number, maxGradNorm?: number) {
+/** The gradient every rank ends with: the average of the ranks' gradients (float64 sum, one rounding). */
+function averaged(N: number, s: number, i: number): Tensor {
+  const acc = new Float64Array(shapes[i]!.reduce((a, b) => a * b, 1));
+  for (let r = 0; r < N; r++) gradFor(r, s, i).toArray().forEach((v, k) => (acc[k]! += v));
+  return tensor(Float32Array.from(acc, (v) => v / N), { shape: shapes[i] });
+}
+
+function reference(N: number, steps: number, maxGradNorm?: number, eps?: number) {
   const params = [init(0), init(1)];
-  const opt = new AdamW(params, { lr: 0.01, weightDecay: 0.1 });
+  const opt = new AdamW(params, { lr: 0.01, weightDecay: 0.1, eps });
   const norms: number[] = [];
   for (let s = 0; s < steps; s++) {
-    params.forEach((p, i) => {
-      const acc = new Float64Array(p.size);
-      for (let r = 0; r < N; r++) gradFor(r, s, i).toArray().forEach((v, k) => (acc[k]! += v));
-      p.setGrad(tensor(Float32Array.from(acc, (v) => v / N), { shape: p.shape }));
-    });
+    params.forEach((p, i) => p.setGrad(averaged(N, s, i)));
     if (maxGradNorm !== undefined) norms.push(clipGradNorm(params, maxGradNorm));
     opt.step();
   }
@@ -217,6 +222,139 @@ test('ZeRO stages 0, 1, 2 on 2 and 3 ranks reproduce single-process AdamW on the
     const run = await zeroRun(2, stage, 3, 0.5);
     run.norms.forEach((n, i) => assert.ok(Math.abs(n! - ref.norms[i]!) < 1e-5 * ref.norms[i]!, `stage ${stage} norm ${n} vs ${ref.norms[i]}`));
     for (const p of run.params) p.forEach((vals, i) => vals.forEach((v, k) => assert.ok(Math.abs(v - ref.params[i]![k]!) < 1e-6, `stage ${stage} param ${i}[${k}]`)));
+  }
+});
+
+test('ZeRO stages 0, 1, 2 on 3 ranks where averaging vs summing shows: Adam in its linear regime (eps 10) with clipping on some steps', async () => {
+  // With eps >> sqrt(v) the update is about lr * m / eps, linear in the gradient like SGD, so gradients
+  // summed over the 3 ranks instead of averaged triple it; the clipping threshold sits between the steps'
+  // norms so some steps are clipped (the reported norm then shows a sum) and some are not (the update does).
+  const steps = 4, maxNorm = 1.9, eps = 10;
+  const ref = reference(3, steps, maxNorm, eps);
+  assert.ok(ref.norms.some((n) => n > maxNorm) && ref.norms.some((n) => n < maxNorm), `both clipping branches: norms ${ref.norms}`);
+  const plain = reference(3, steps, undefined, eps);
+  for (const stage of [0, 1, 2] as const) {
+    for (const [clip, want] of [[maxNorm, ref], [undefined, plain]] as const) {
+      const run = await zeroRun(3, stage, steps, clip, eps);
+      if (clip) run.norms.forEach((n, i) => assert.ok(Math.abs(n! - want.norms[i]!) < 1e-5 * want.norms[i]!, `stage ${stage} step ${i + 1}: norm ${n} vs ${want.norms[i]}`));
+      for (const p of run.params) p.forEach((vals, i) => vals.forEach((v, k) => assert.ok(Math.abs(v - want.params[i]![k]!) < 1e-6, `stage ${stage}, clip ${clip}: param ${i}[${k}] ${v} vs ${want.params[i]![k]}`)));
+    }
+  }
+  // the check has teeth: the update moves parameters by far more than the tolerance
+  assert.ok(Math.abs(plain.params[0]![0]! - init(0).toArray()[0]!) > 1e-3);
+});
+
+test('data parallel SGD (momentum, weight decay, clipping) on 3 ranks over allReduce avg equals single-process SGD exactly', async () => {
+  const steps = 3, maxNorm = 1.9;
+  const sgd = (params: Tensor[]) => new SGD(params, { lr: 0.05, momentum: 0.9, weightDecay: 0.01 });
+  // reference: one process, averaged gradients
+  const refParams = [init(0), init(1)];
+  const refOpt = sgd(refParams);
+  const refNorms: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    refParams.forEach((p, i) => p.setGrad(averaged(3, s, i)));
+    refNorms.push(clipGradNorm(refParams, maxNorm));
+    refOpt.step();
+  }
+  assert.ok(refNorms.some((n) => n > maxNorm) && refNorms.some((n) => n < maxNorm), `both clipping branches: norms ${refNorms}`);
+  const pgs = await groups(3);
+  try {
+    const ranks = pgs.map((pg) => { const params = [init(0), init(1)]; return { pg, params, opt: sgd(params) }; });
+    for (let s = 0; s < steps; s++) {
+      await Promise.all(ranks.map(async (r) => {
+        for (const [i, p] of r.params.entries()) {
+          const g = gradFor(r.pg.rank, s, i);
+          await r.pg.allReduce(g, 'avg');
+          p.setGrad(g);
+        }
+        const n = clipGradNorm(r.params, maxNorm);
+        assert.equal(n, refNorms[s], `rank ${r.pg.rank} step ${s + 1}: norm`);
+        r.opt.step();
+      }));
+    }
+    for (const r of ranks) assert.deepEqual(r.params.map(arr), refParams.map(arr), `rank ${r.pg.rank}: parameters`);
+  } finally {
+    for (const pg of pgs) pg.destroy();
+  }
+});
+
+/** Established TCP connections whose server side is 127.0.0.1:port (Linux /proc/net/tcp); null where that file is missing. */
+function acceptedConnections(port: number): number | null {
+  try {
+    const hex = port.toString(16).toUpperCase().padStart(4, '0');
+    return readFileSync('/proc/net/tcp', 'utf8').split('\n').filter((l) => {
+      const f = l.trim().split(/\s+/);
+      return f[1]?.endsWith(`:${hex}`) && f[3] === '01';
+    }).length;
+  } catch {
+    return null;
+  }
+}
+
+/** Ranks of a WORLD_SIZE-3 group as real processes: each joins, prints 'ready', then all-reduces until it fails (exit 3). */
+function startRanks(ranks: number[], port: number, timeoutMs: number) {
+  const script = `
+    import './dist/src/index.js';
+    import { initProcessGroup, readDistEnv } from './dist/src/distributed/process-group.js';
+    import { tensor } from './dist/src/ops/creation.js';
+    try {
+      const pg = await initProcessGroup({ env: readDistEnv(), timeoutMs: ${timeoutMs} });
+      console.log('ready');
+      for (;;) { await pg.allReduce(tensor([1, 2, 3]), 'sum'); await new Promise((r) => setTimeout(r, 20)); }
+    } catch (e) { console.error('failed: ' + e.message); process.exit(3); }`;
+  return ranks.map((rank) => {
+    const env = { ...process.env, RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: '3', LOCAL_WORLD_SIZE: '3', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) };
+    const c = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: root, env });
+    let out = '', err = '';
+    c.stdout.on('data', (d) => (out += d));
+    c.stderr.on('data', (d) => (err += d));
+    const killer = setTimeout(() => c.kill('SIGKILL'), 90_000);
+    const done = new Promise<{ code: number | null; err: string; at: number }>((res) => c.on('exit', (code) => { clearTimeout(killer); res({ code, err, at: Date.now() }); }));
+    return { c, done, ready: () => out.includes('ready') };
+  });
+}
+
+async function until(what: string, ok: () => boolean, ms = 60_000): Promise<void> {
+  const t0 = Date.now();
+  while (!ok()) {
+    assert.ok(Date.now() - t0 < ms, `timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('killing rank 0, which hosts the rendezvous store: during training the others fail at once naming it; during the rendezvous too', async () => {
+  // 3 ranks running collectives; SIGKILL rank 0
+  const kids = startRanks([0, 1, 2], await freePort(), 20_000);
+  try {
+    await until('the 3 ranks are through the rendezvous', () => kids.every((k) => k.ready()));
+    const killedAt = Date.now();
+    kids[0]!.c.kill('SIGKILL');
+    for (const k of kids.slice(1)) {
+      const r = await k.done;
+      assert.equal(r.code, 3, r.err);
+      assert.match(r.err, /failed: .*rank 0 closed its connection/);
+      assert.ok(r.at - killedAt < 10_000, `a surviving rank took ${r.at - killedAt} ms to notice`);
+    }
+  } finally {
+    for (const k of kids) k.c.kill('SIGKILL');
+    await Promise.all(kids.map((k) => k.done));
+  }
+  // ranks 0 and 1 of 3 have joined the store, rank 2 never comes; SIGKILL rank 0: rank 1 fails at once, not at its 30 s timeout
+  const port = await freePort();
+  const early = startRanks([0, 1], port, 30_000);
+  try {
+    const conns = () => acceptedConnections(port);
+    if (conns() === null) await new Promise((r) => setTimeout(r, 3000));
+    else await until('ranks 0 and 1 are connected to the store', () => conns()! >= 2);
+    const killedAt = Date.now();
+    early[0]!.c.kill('SIGKILL');
+    const r = await early[1]!.done;
+    assert.equal(r.code, 3, r.err);
+    assert.match(r.err, /failed: rendezvous: the store at 127\.0\.0\.1:\d+ \(hosted by rank 0\) closed the connection before every rank had joined/);
+    assert.ok(r.at - killedAt < 10_000, `rank 1 took ${r.at - killedAt} ms to notice`);
+  } finally {
+    for (const k of early) k.c.kill('SIGKILL');
+    await Promise.all(early.map((k) => k.done));
   }
 });
 
