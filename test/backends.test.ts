@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import * as L from '../src/index.js';
 import { cpuReferenceBackend } from '../src/backends/cpu/index.js';
 import { runBackendSuite } from './harness/backend-suite.js';
+import { skipUnless, type Requirement } from './harness/require.js';
 
 L.registerBackendInstance(cpuReferenceBackend);
 
@@ -14,7 +15,9 @@ for (const entry of L.backendEntries()) {
   if (entry.name === 'cpu') continue;
   const probe = entry.probe();
   if (!probe.available) {
-    test(`[${entry.name}] cross-backend suite`, { skip: `${entry.name} unavailable: ${probe.reason ?? 'no reason given'}` }, () => {});
+    // LAVENDER_REQUIRE_WEBGPU / LAVENDER_REQUIRE_CUDA make an unavailable backend a failure
+    const reason = `${entry.name} unavailable: ${probe.reason ?? 'no reason given'}`;
+    test(`[${entry.name}] cross-backend suite`, { skip: skipUnless(entry.name.toUpperCase() as Requirement, false, reason) }, () => {});
     continue;
   }
   if (L.getBackend(entry.name).dataless) {

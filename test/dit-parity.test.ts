@@ -12,6 +12,7 @@ import * as L from '../src/index.js';
 import { loadSafetensors } from '../src/io/safetensors.js';
 import { assertParity, PARITY } from './harness/compare.js';
 import { runForward } from '../src/train/forward.js';
+import { skipUnless, type Requirement } from './harness/require.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const fixture = (name: string, part: string) => join(root, 'test', 'fixtures', 'dit', `${name}.${part}`);
@@ -81,7 +82,7 @@ test('forward rejects out-of-range labels and inputs of the wrong size, naming t
 for (const entry of L.backendEntries()) {
   if (entry.name === 'cpu' || entry.name === 'meta' || entry.name === 'cpu-reference') continue;
   const probe = entry.probe();
-  test(`DiT 'small' matches PyTorch on ${entry.name} (forward --grad)`, probe.available ? {} : { skip: `${entry.name} unavailable: ${probe.reason}` }, () => {
+  test(`DiT 'small' matches PyTorch on ${entry.name} (forward --grad)`, { skip: skipUnless(entry.name.toUpperCase() as Requirement, probe.available, `${entry.name} unavailable: ${probe.reason}`) }, () => {
     const got = runForward({ model: 'dit', config: fixture('small', 'config.json'), weights: fixture('small', 'weights.safetensors'), inputs: fixture('small', 'inputs.safetensors'), grad: true, backend: entry.name });
     const { tensors: want } = loadSafetensors(fixture('small', 'expected.safetensors'));
     assertParity(got.output!.to('cpu'), want.output!, PARITY.output, 'output');

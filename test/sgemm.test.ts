@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sgemm, sgemmBatched, sgemmInfo, sgemmSetBatchOptions, sgemmSetOptions, sgemmShutdown, _sgemmStats } from '../src/backends/cpu/fast/sgemm.js';
 import { rng } from './harness/compare.js';
+import { skipUnless } from './harness/require.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers.
@@ -84,7 +85,7 @@ function check(M: number, N: number, K: number, A: View, B: View, ldc = N, cOff 
 }
 
 const fast = sgemmInfo().simd;
-const skip = fast ? false : 'wasm SIMD kernels unavailable (run `npm run build:wasm`)';
+const skip = skipUnless('SIMD', fast, 'wasm SIMD kernels unavailable (run `npm run build:wasm`)');
 
 // ---------------------------------------------------------------------------------------------------
 // Tests.

@@ -11,7 +11,8 @@
 #   unpacks, finds cuBLAS/NCCL in the wheels (LAVENDER_CUDA_LIB_PATH), rebuilds the addon against the
 #   wheels' headers when cmake is there (the cuBLAS/NCCL prototype check then runs for real), brings up
 #   Vulkan for the webgpu backend (the debs unpacked with dpkg -x, VK_DRIVER_FILES = NVIDIA's ICD), and runs:
-#   1 probe + lavender info, 2 test/cuda.test (GPU tests), 3 the cross-backend suite (cuda and webgpu),
+#   1 probe + lavender info, 2 test/cuda.test (GPU tests), 3 the cross-backend suite (cuda and webgpu; 2 and 3
+#   with LAVENDER_REQUIRE_CUDA=1: a missing device fails them instead of skipping),
 #   4 DiT parity on cuda, 5 matmul f32/bf16 vs torch.mm, 6 one MMDiT block training step (MFU),
 #   7 webgpu adapter info, 8 the webgpu kernel tests on the GPU (every matmul tile, f16, fused attention),
 #   9 DiT parity on webgpu, 10 webgpu matmul f32/f16 1024-4096 and a tile sweep, 11 the DiT-MNIST training
@@ -162,8 +163,8 @@ rebuild_there() {
 STEPS=(
   "probe|node -e \"const a=require(process.env.LAVENDER_CUDA_ADDON||'./build/native/Release/lavender_cuda.node');console.log(JSON.stringify({probe:a.probe(),build:a.buildInfo()}))\""
   "info|node bin/lavender.js info --json"
-  "cuda-tests|node --test dist/test/cuda.test.js"
-  "suite|node --test dist/test/backends.test.js"
+  "cuda-tests|LAVENDER_REQUIRE_CUDA=1 node --test dist/test/cuda.test.js"
+  "suite|LAVENDER_REQUIRE_CUDA=1 node --test dist/test/backends.test.js"
   "dit-parity|node dist/bench/gpu/bench.js parity"
   "matmul|node dist/bench/gpu/bench.js matmul 1024 2048 4096 8192 && python3 bench/gpu/torch_mm.py 1024 2048 4096 8192"
   "mmdit-block|node dist/bench/gpu/bench.js mmdit"
