@@ -195,3 +195,35 @@ test('binLosses: bin edges (t = 0.1 opens bin 1, t = 1 and above go to the last 
   assert.deepEqual(bins, [(1 + 3 + 6) / 3, 2, null, null, null, null, null, null, null, 4.5]);
   assert.deepEqual(binLosses([0.2, 0.7], [1, 3], 2), [1, 3]);
 });
+
+test('Euler sampler: joined batches make one model call of 2B per step, separate ones two of B; no guidance without nullCond; t has z\'s dtype and device', () => {
+  const calls: number[] = [];
+  const model = (z: L.Tensor, t: L.Tensor) => {
+    calls.push(z.shape[0]!);
+    assert.equal(t.dtype, z.dtype);
+    assert.equal(t.device, z.device);
+    assert.deepEqual([...t.shape], [z.shape[0]]);
+    return L.mul(z, 0.5);
+  };
+  const z = L.tensor([[1, 2], [3, 4]], { dtype: 'float64' });
+  const joined = sampleEuler(model, z, L.zeros([2]), { steps: 3, cfg: 2, nullCond: L.zeros([2]), concatConds: (a, b) => L.cat([a, b], 0) });
+  assert.deepEqual(calls, [4, 4, 4]);
+  calls.length = 0;
+  const separate = sampleEuler(model, z, L.zeros([2]), { steps: 3, cfg: 2, nullCond: L.zeros([2]) });
+  assert.deepEqual(calls, [2, 2, 2, 2, 2, 2]);
+  assert.deepEqual(Array.from(joined.toArray()), Array.from(separate.toArray()));
+  calls.length = 0;
+  // concatConds alone does not switch guidance on: plain Euler, one call of B per step
+  const plain = sampleEuler(model, z, L.zeros([2]), { steps: 3, concatConds: () => { throw new Error('concatConds called without nullCond'); } });
+  assert.deepEqual(calls, [2, 2, 2]);
+  near(plain.toArray(), [1, 2, 3, 4].map((v) => v * (1 - 0.5 / 3) ** 3), 1e-12, 'plain');
+  assert.equal(plain.dtype, 'float64');
+});
+
+test('time samplers draw on the requested device (meta: shapes only)', () => {
+  for (const kind of ['logit-normal', 'uniform', 'stratified'] as const) {
+    const t = sampleTime(4, kind, new L.Generator(1), 'meta');
+    assert.equal(t.device, 'meta', kind);
+    assert.deepEqual([...t.shape], [4], kind);
+  }
+});
