@@ -26,7 +26,7 @@ const MUTATIONS = [
     from: 'O[oi + j] = scale * Y[yi + j]! * (G[gi + j]! - dot);', to: 'O[oi + j] = Y[yi + j]! * (G[gi + j]! - dot);',
     tests: ['gradcheck', 'backends', 'cpu-fast-paths', 'torch-fixtures', 'dit-parity'] },
   { id: 'softmax-bwd-scale-wasm', what: 'fused cpu softmax backward (wasm SIMD kernel) drops its scale', file: 'kernels/wasm/rowops.ts',
-    from: 'vs = splat(scale);', to: 'vs = splat(<f32>1);', wasm: true,
+    from: 'const vd = splat(dot), vs = splat(scale);', to: 'const vd = splat(dot), vs = splat(<f32>1);', wasm: true,
     tests: ['gradcheck', 'backends', 'cpu-fast-paths', 'torch-fixtures', 'dit-parity'] },
   { id: 'sgemm-tile', what: 'wasm sgemm micro-kernel stores the first row\'s two column blocks swapped', file: 'kernels/wasm/sgemm.ts',
     from: 'v128.store(c, c00, 0); v128.store(c, c01, 16);', to: 'v128.store(c, c01, 0); v128.store(c, c00, 16);', wasm: true,
