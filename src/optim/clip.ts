@@ -24,13 +24,12 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): number
   return scope(() =>
     noGrad(() => {
       let sq = 0;
-      for (const g of grads) {
-        const wide = g.dtype === 'float16' || g.dtype === 'bfloat16' ? cast(g, 'float32') : g;
-        sq += sum(square(wide)).item();
-      }
+      // float16/bfloat16 in float32 (the cpu backend only stores them), scaled there and rounded back on assign
+      const wide = grads.map((g) => (g.dtype === 'float16' || g.dtype === 'bfloat16' ? cast(g, 'float32') : g));
+      for (const w of wide) sq += sum(square(w)).item();
       const total = Math.sqrt(sq);
       const coef = maxNorm / (total + 1e-6);
-      if (!(coef >= 1)) for (const g of grads) g.assign(mul(g, coef));
+      if (!(coef >= 1)) grads.forEach((g, i) => g.assign(mul(wide[i]!, coef)));
       return total;
     }),
   );
