@@ -12,7 +12,8 @@ import { tensor } from '../src/ops/creation.js';
 import { AdamW } from '../src/optim/adamw.js';
 import { SGD } from '../src/optim/sgd.js';
 import { clipGradNorm } from '../src/optim/clip.js';
-import { initProcessGroup, readDistEnv, type DistEnv, type ProcessGroup } from '../src/distributed/process-group.js';
+import { initProcessGroup, readDistEnv } from '../src/distributed/process-group.js';
+import { envOf, freePort, groups } from './harness/process-groups.js';
 import { ShardedGenerator } from '../src/distributed/random.js';
 import { ZeroOptimizer, type ZeroStage } from '../src/distributed/zero.js';
 import { Generator } from '../src/tensor/random.js';
@@ -23,24 +24,6 @@ import { scaledMs } from './harness/load.js';
 import { CpuTransport, listenMesh } from '../src/distributed/cpu-transport.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen({ host: '127.0.0.1', port: 0 }, () => {
-      const a = s.address();
-      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
-
-const envOf = (rank: number, worldSize: number, port: number): DistEnv => ({ rank, localRank: rank, worldSize, localWorldSize: worldSize, masterAddr: '127.0.0.1', masterPort: port, source: 'torchrun' });
-
-async function groups(N: number, timeoutMs = scaledMs(10_000), config: Record<string, unknown> = { test: 1 }): Promise<ProcessGroup[]> {
-  const port = await freePort();
-  return Promise.all([...Array(N).keys()].map((r) => initProcessGroup({ env: envOf(r, N, port), config, timeoutMs })));
-}
 
 const arr = (t: Tensor) => Array.from(t.toArray());
 
@@ -308,13 +291,13 @@ function startRanks(ranks: number[], port: number, timeoutMs: number) {
     let out = '', err = '';
     c.stdout.on('data', (d) => (out += d));
     c.stderr.on('data', (d) => (err += d));
-    const killer = setTimeout(() => c.kill('SIGKILL'), 90_000);
+    const killer = setTimeout(() => c.kill('SIGKILL'), scaledMs(90_000));
     const done = new Promise<{ code: number | null; err: string; at: number }>((res) => c.on('exit', (code) => { clearTimeout(killer); res({ code, err, at: Date.now() }); }));
     return { c, done, ready: () => out.includes('ready') };
   });
 }
 
-async function until(what: string, ok: () => boolean, ms = 60_000): Promise<void> {
+async function until(what: string, ok: () => boolean, ms = scaledMs(60_000)): Promise<void> {
   const t0 = Date.now();
   while (!ok()) {
     assert.ok(Date.now() - t0 < ms, `timed out waiting until ${what}`);
@@ -324,7 +307,7 @@ async function until(what: string, ok: () => boolean, ms = 60_000): Promise<void
 
 test('killing rank 0, which hosts the rendezvous store: during training the others fail at once naming it; during the rendezvous too', async () => {
   // 3 ranks running collectives; SIGKILL rank 0
-  const kids = startRanks([0, 1, 2], await freePort(), 20_000);
+  const kids = startRanks([0, 1, 2], await freePort(), scaledMs(20_000));
   try {
     await until('the 3 ranks are through the rendezvous', () => kids.every((k) => k.ready()));
     const killedAt = Date.now();
@@ -333,7 +316,7 @@ test('killing rank 0, which hosts the rendezvous store: during training the othe
       const r = await k.done;
       assert.equal(r.code, 3, r.err);
       assert.match(r.err, /failed: .*rank 0 closed its connection/);
-      assert.ok(r.at - killedAt < 10_000, `a surviving rank took ${r.at - killedAt} ms to notice`);
+      assert.ok(r.at - killedAt < scaledMs(10_000), `a surviving rank took ${r.at - killedAt} ms to notice`);
     }
   } finally {
     for (const k of kids) k.c.kill('SIGKILL');
@@ -341,7 +324,7 @@ test('killing rank 0, which hosts the rendezvous store: during training the othe
   }
   // ranks 0 and 1 of 3 have joined the store, rank 2 never comes; SIGKILL rank 0: rank 1 fails at once, not at its 30 s timeout
   const port = await freePort();
-  const early = startRanks([0, 1], port, 30_000);
+  const early = startRanks([0, 1], port, scaledMs(30_000));
   try {
     const conns = () => acceptedConnections(port);
     if (conns() === null) await new Promise((r) => setTimeout(r, 3000));
@@ -351,7 +334,7 @@ test('killing rank 0, which hosts the rendezvous store: during training the othe
     const r = await early[1]!.done;
     assert.equal(r.code, 3, r.err);
     assert.match(r.err, /failed: rendezvous: the store at 127\.0\.0\.1:\d+ \(hosted by rank 0\) closed the connection before every rank had joined/);
-    assert.ok(r.at - killedAt < 10_000, `rank 1 took ${r.at - killedAt} ms to notice`);
+    assert.ok(r.at - killedAt < scaledMs(10_000), `rank 1 took ${r.at - killedAt} ms to notice (its rendezvous timeout is 3x that)`);
   } finally {
     for (const k of early) k.c.kill('SIGKILL');
     await Promise.all(early.map((k) => k.done));

@@ -1,0 +1,241 @@
+// ZeRO behaviour dist.test.ts does not reach (found by mutation testing, see docs/testing.md): buckets that
+// hold several parameters (and one larger than the limit), parameter groups, Adam vs AdamW, a parameter
+// without a gradient, bfloat16 parameters, which collectives each stage uses, the memory report and the
+// bytes formula, the checks on bad options, and the sharded / full optimizer state round trips in-process.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import '../src/index.js';
+import { tensor } from '../src/ops/creation.js';
+import { Adam, AdamW, type AdamBase, type ParamGroup } from '../src/optim/adamw.js';
+import type { ProcessGroup } from '../src/distributed/process-group.js';
+import { ZeroOptimizer, zeroFormulaBytes, type ZeroOptions, type ZeroStage } from '../src/distributed/zero.js';
+import type { Tensor } from '../src/tensor/tensor.js';
+import { groups } from './harness/process-groups.js';
+
+const arr = (t: Tensor) => Array.from(t.toArray());
+// several small parameters: with bucketElements 12, buckets [p0 (5), p1 (6)], [p2 (7)], [p3 (20): larger than the limit]
+const SHAPES = [[5], [2, 3], [7], [4, 5]];
+const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+const init = (i: number, dtype: 'float32' | 'bfloat16' = 'float32') => tensor(Float32Array.from({ length: size(SHAPES[i]!) }, (_, k) => Math.cos(k + 3 * i)), { shape: SHAPES[i] }).to(dtype);
+const gradFor = (rank: number, step: number, i: number) => tensor(Float32Array.from({ length: size(SHAPES[i]!) }, (_, k) => Math.fround(Math.sin(k * 0.7 + rank * 1.9 + step * 0.3 + i))), { shape: SHAPES[i] });
+
+/** Split the 4 parameters into the given groups (lists of indices) with their own lr / weight decay. */
+function grouped(params: Tensor[], split?: number[][]): ParamGroup[] | Tensor[] {
+  if (!split) return params;
+  return split.map((idx, gi) => ({ params: idx.map((i) => params[i]!), lr: 0.05 * (gi + 1), weightDecay: 0.1 / (gi + 1), name: `g${gi}` }));
+}
+
+interface RunOpts { N: number; stage: ZeroStage; steps: number; optimizer?: 'adam' | 'adamw'; split?: number[][]; nullGrad?: number; dtype?: 'float32' | 'bfloat16'; eps?: number }
+
+/** Every rank steps ZeRO on its own gradients; returns the ranks' parameters and the optimizers (groups destroyed). */
+async function zeroRun(o: RunOpts, spy?: (pg: ProcessGroup) => void) {
+  const pgs = await groups(o.N);
+  try {
+    pgs.forEach((pg) => spy?.(pg));
+    const ranks = pgs.map((pg) => {
+      const params = SHAPES.map((_, i) => init(i, o.dtype));
+      const opts: ZeroOptions = { stage: o.stage, optimizer: o.optimizer ?? 'adamw', lr: 0.05, weightDecay: 0.1, bucketElements: 12, eps: o.eps ?? 10 };
+      return { pg, params, opt: new ZeroOptimizer(pg, grouped(params, o.split), opts) };
+    });
+    for (let s = 0; s < o.steps; s++) {
+      for (const r of ranks) r.params.forEach((p, i) => p.setGrad(i === o.nullGrad ? null : gradFor(r.pg.rank, s, i)));
+      await Promise.all(ranks.map((r) => r.opt.step()));
+    }
+    return ranks;
+  } finally {
+    for (const pg of pgs) pg.destroy();
+  }
+}
+
+/** One process, averaged gradients (float64 sum, one rounding), the same optimizer. */
+function reference(o: RunOpts) {
+  const params = SHAPES.map((_, i) => init(i));
+  const Opt = (o.optimizer ?? 'adamw') === 'adamw' ? AdamW : Adam;
+  const opt: AdamBase = new Opt(grouped(params, o.split), { lr: 0.05, weightDecay: 0.1, eps: o.eps ?? 10 });
+  for (let s = 0; s < o.steps; s++) {
+    params.forEach((p, i) => {
+      if (i === o.nullGrad) return p.setGrad(tensor(new Float32Array(p.size), { shape: p.shape })); // ZeRO: a zero gradient
+      const acc = new Float64Array(p.size);
+      for (let r = 0; r < o.N; r++) gradFor(r, s, i).toArray().forEach((v, k) => (acc[k]! += v));
+      p.setGrad(tensor(Float32Array.from(acc, (v) => v / o.N), { shape: p.shape }));
+    });
+    opt.step();
+  }
+  return params.map(arr);
+}
+
+function assertParams(got: number[][], want: number[][], tol: number, what: string): void {
+  got.forEach((vals, i) => vals.forEach((v, k) => assert.ok(Math.abs(v - want[i]![k]!) <= tol, `${what}: param ${i}[${k}] ${v} vs ${want[i]![k]}`)));
+}
+
+test('ZeRO buckets hold several parameters up to bucketElements, a larger one alone, per group; slices, padding and layout follow', async () => {
+  const [r0, r1] = await zeroRun({ N: 2, stage: 2, steps: 0 });
+  assert.deepEqual(r0!.opt.buckets.map((b) => [b.group, b.params, b.shapes, b.numel, b.padded, b.shard]), [
+    [0, [0, 1], [[5], [2, 3]], 11, 12, 6], [0, [2], [[7]], 7, 8, 4], [0, [3], [[4, 5]], 20, 20, 10]]);
+  assert.deepEqual(r0!.opt.layout, { worldSize: 2, bucketElements: 12, buckets: r0!.opt.buckets.map(({ group, params, shapes, numel }) => ({ group, params, shapes, numel })) });
+  // rank 1's master slice of bucket 0: elements 6..11 of [p0 (5), p1 (6), pad]
+  const flat0 = [...arr(init(0)), ...arr(init(1)), 0];
+  assert.deepEqual(arr(r1!.opt.masters[0]!), flat0.slice(6, 12).map(Math.fround));
+  assert.deepEqual(r0!.opt.masters.map((m) => m.name), ['zero bucket 0 master slice', 'zero bucket 1 master slice', 'zero bucket 2 master slice']);
+  // groups never share a bucket
+  // group 0 = [p2], group 1 = [p0, p1, p3] (indices 1..3 in group order)
+  const [g0] = await zeroRun({ N: 2, stage: 1, steps: 0, split: [[2], [0, 1, 3]] });
+  assert.deepEqual(g0!.opt.buckets.map((b) => [b.group, b.params]), [[0, [0]], [1, [1, 2]], [1, [3]]]);
+});
+
+test('ZeRO with multi-parameter buckets, parameter groups, Adam or AdamW, and a parameter without a gradient equals one process', async () => {
+  const cases: RunOpts[] = [
+    { N: 3, stage: 1, steps: 3 }, { N: 3, stage: 2, steps: 3 }, { N: 2, stage: 0, steps: 3 },
+    { N: 2, stage: 2, steps: 2, optimizer: 'adam' }, { N: 3, stage: 1, steps: 2, split: [[0, 2], [1, 3]] },
+    { N: 2, stage: 0, steps: 2, split: [[3], [0, 1, 2]] }, { N: 2, stage: 2, steps: 2, nullGrad: 1 }, { N: 2, stage: 0, steps: 2, nullGrad: 2 },
+  ];
+  for (const o of cases) {
+    const want = reference(o);
+    for (const r of await zeroRun(o)) assertParams(r.params.map(arr), want, 1e-6, JSON.stringify(o));
+  }
+  // the check has teeth: Adam and AdamW differ here, and so do the groups' learning rates
+  assert.notDeepEqual(reference({ N: 2, stage: 0, steps: 2, optimizer: 'adam' }), reference({ N: 2, stage: 0, steps: 2 }));
+});
+
+test('ZeRO keeps bfloat16 parameters in bfloat16, with float32 master slices, following the float32 run to bf16 rounding', async () => {
+  const o: RunOpts = { N: 2, stage: 2, steps: 2, dtype: 'bfloat16' };
+  const want = reference({ ...o, dtype: 'float32' });
+  for (const r of await zeroRun(o)) {
+    assert.deepEqual(r.params.map((p) => p.dtype), ['bfloat16', 'bfloat16', 'bfloat16', 'bfloat16']);
+    assert.deepEqual(r.opt.masters.map((m) => m.dtype), ['float32', 'float32', 'float32']);
+    assertParams(r.params.map((p) => arr(p)), want, 1e-2, 'bf16');
+  }
+});
+
+test('each stage uses its collectives: 0 all-reduces gradients, 1 all-reduces and all-gathers, 2 reduce-scatters and all-gathers', async () => {
+  const expect: Record<ZeroStage, Record<string, number>> = {
+    0: { allReduce: 3, reduceScatter: 0, allGather: 0 }, 1: { allReduce: 3, reduceScatter: 0, allGather: 3 }, 2: { allReduce: 0, reduceScatter: 3, allGather: 3 },
+  };
+  for (const stage of [0, 1, 2] as const) {
+    const calls: Record<string, number> = { allReduce: 0, reduceScatter: 0, allGather: 0 };
+    await zeroRun({ N: 2, stage, steps: 1 }, (pg) => {
+      if (pg.rank !== 0) return;
+      for (const k of Object.keys(calls)) {
+        const m = k as 'allReduce' | 'reduceScatter' | 'allGather';
+        const orig = pg[m].bind(pg) as (...a: unknown[]) => Promise<void>;
+        (pg as unknown as Record<string, unknown>)[m] = (...a: unknown[]) => { calls[m]!++; return orig(...a); };
+      }
+    });
+    assert.deepEqual(calls, expect[stage], `stage ${stage}: collectives per step (3 buckets)`);
+  }
+});
+
+test('the memory report adds up its parts; the ZeRO bytes formula per stage', async () => {
+  for (const stage of [0, 1, 2] as const) {
+    const [r] = await zeroRun({ N: 2, stage, steps: 1 });
+    const m = r!.opt.memoryReport();
+    const psi = SHAPES.reduce((a, s) => a + size(s), 0); // 38
+    assert.equal(m.parameters, psi);
+    assert.equal(m.measured.parameters, 4 * psi);
+    assert.equal(m.measured.gradients, stage === 2 ? 4 * (6 + 4 + 10) : 4 * psi);
+    assert.equal(m.measured.master_weights, stage === 0 ? 0 : 4 * (6 + 4 + 10));
+    assert.equal(m.measured.optimizer_state, stage === 0 ? 8 * psi : 8 * (6 + 4 + 10));
+    const { parameters, gradients, master_weights, optimizer_state } = m.measured;
+    assert.equal(m.measured.total, parameters + gradients + master_weights + optimizer_state);
+    assert.match(m.precision, stage === 0 ? /^float32 parameters on cpu, float32 gradients\/master weights\/Adam moments \(stage 0: the float32 parameters are the master weights\)$/ : /^float32 parameters on cpu, float32 gradients\/master weights\/Adam moments$/);
+    assert.deepEqual([m.rank, m.worldSize, m.stage], [0, 2, stage]);
+  }
+  assert.deepEqual(zeroFormulaBytes(1000, 4, 0), { weights: 2000, gradients: 2000, master_weights: 4000, optimizer_state: 8000, total: 16000, expression: '2Ψ + 2Ψ + KΨ' });
+  assert.deepEqual(zeroFormulaBytes(1000, 4, 1), { weights: 2000, gradients: 2000, master_weights: 1000, optimizer_state: 2000, total: 7000, expression: '2Ψ + 2Ψ + KΨ/N' });
+  assert.deepEqual(zeroFormulaBytes(1000, 4, 2), { weights: 2000, gradients: 500, master_weights: 1000, optimizer_state: 2000, total: 5500, expression: '2Ψ + (2+K)Ψ/N' });
+  assert.equal(zeroFormulaBytes(1001, 4, 2).gradients, 501); // rounded up per rank
+});
+
+test('ZeRO refuses bad options naming them', async () => {
+  const [pg] = await groups(1);
+  try {
+    const p = [tensor([1, 2])];
+    const base: ZeroOptions = { stage: 1, optimizer: 'adamw', lr: 0.1 };
+    assert.throws(() => new ZeroOptimizer(pg!, p, { ...base, stage: 3 as ZeroStage }), /^Error: ZeRO: stage must be 0, 1 or 2, got 3/);
+    assert.throws(() => new ZeroOptimizer(pg!, [], base), /^Error: ZeRO: got an empty parameter list/);
+    assert.throws(() => new ZeroOptimizer(pg!, [{ params: [] }], base), /ZeRO: got an empty parameter list/);
+    for (const b of [0, 1.5, -4]) assert.throws(() => new ZeroOptimizer(pg!, p, { ...base, bucketElements: b }), new RegExp(`^Error: ZeRO: bucketElements must be a positive integer, got ${b}`));
+    const ok = new ZeroOptimizer(pg!, p, { ...base, bucketElements: 1 });
+    assert.equal(ok.buckets.length, 1, 'a parameter larger than the limit still gets one bucket');
+    p[0]!.setGrad(tensor([1, 1]));
+    await assert.rejects(ok.step({ maxGradNorm: 0 }), /^Error: ZeRO: maxGradNorm must be positive, got 0/);
+    const s0 = new ZeroOptimizer(pg!, p, { ...base, stage: 0 });
+    assert.throws(() => s0.shardState(), /ZeRO: stage 0 keeps the full optimizer state; save it with the standard checkpoint/);
+  } finally {
+    pg!.destroy();
+  }
+});
+
+test('sharded state round trip: 2 steps, shardState, a fresh ZeRO per rank (other hyperparameters) loads its shard and 2 more steps equal 4 uninterrupted ones', async () => {
+  for (const stage of [1, 2] as const) {
+    const o: RunOpts = { N: 2, stage, steps: 4, split: [[0, 1], [2, 3]] };
+    const want = reference(o);
+    const pgs = await groups(2);
+    try {
+      const first = pgs.map((pg) => { const params = SHAPES.map((_, i) => init(i)); return { pg, params, opt: new ZeroOptimizer(pg, grouped(params, o.split), { stage, optimizer: 'adamw', lr: 0.05, weightDecay: 0.1, bucketElements: 12, eps: 10 }) }; });
+      const stepAll = async (rs: typeof first, from: number, to: number) => {
+        for (let s = from; s < to; s++) {
+          for (const r of rs) r.params.forEach((p, i) => p.setGrad(gradFor(r.pg.rank, s, i)));
+          await Promise.all(rs.map((r) => r.opt.step()));
+        }
+      };
+      await stepAll(first, 0, 2);
+      const shards = first.map((r) => r.opt.shardState());
+      assert.deepEqual(shards[0]!.meta.steps, [2, 2, 2]);
+      const resumed = first.map((r, k) => {
+        const params = r.params.map((p) => tensor(arr(p), { shape: p.shape }));
+        const opt = new ZeroOptimizer(r.pg, grouped(params, o.split), { stage, optimizer: 'adamw', lr: 1, weightDecay: 0, bucketElements: 12, eps: 1 });
+        opt.loadShard(shards[k]!.tensors, shards[k]!.meta, `shard ${k}`);
+        assert.equal(opt.stepCount, 2);
+        return { pg: r.pg, params, opt };
+      });
+      await stepAll(resumed, 2, 4);
+      for (const r of resumed) assertParams(r.params.map(arr), want, 1e-6, `stage ${stage} after loadShard`);
+      // a shard of another layout is refused naming the tensor and the sizes
+      const other = new ZeroOptimizer(pgs[0]!, grouped(SHAPES.map((_, i) => init(i)), o.split), { stage, optimizer: 'adamw', lr: 0.05, bucketElements: 64 });
+      assert.throws(() => other.loadShard(shards[0]!.tensors, shards[0]!.meta, 'the shard'), /^Error: the shard: tensor 'zero\.\d\.master' has \[\d+\], this rank's slice of bucket \d has \d+ elements \(different layout\)/);
+      assert.throws(() => other.loadShard({}, shards[0]!.meta, 'empty'), /^Error: empty: tensor 'zero\.0\.master' is missing/);
+    } finally {
+      for (const pg of pgs) pg.destroy();
+    }
+  }
+});
+
+test('loadFullState: a one-process AdamW state loads into ZeRO 0, 1 and 2 at any world size and training continues identically', async () => {
+  const o: RunOpts = { N: 2, stage: 2, steps: 4 };
+  const want = reference(o);
+  // the first 2 steps in one process, as a standard checkpoint would hold them
+  const params1 = SHAPES.map((_, i) => init(i));
+  const opt1 = new AdamW(params1, { lr: 0.05, weightDecay: 0.1, eps: 10 });
+  for (let s = 0; s < 2; s++) {
+    params1.forEach((p, i) => {
+      const acc = new Float64Array(p.size);
+      for (let r = 0; r < 2; r++) gradFor(r, s, i).toArray().forEach((v, k) => (acc[k]! += v));
+      p.setGrad(tensor(Float32Array.from(acc, (v) => v / 2), { shape: p.shape }));
+    });
+    opt1.step();
+  }
+  const sd = opt1.stateDict();
+  for (const stage of [0, 1, 2] as const) {
+    const pgs = await groups(2);
+    try {
+      const ranks = pgs.map((pg) => {
+        const params = params1.map((p) => tensor(arr(p), { shape: p.shape }));
+        const opt = new ZeroOptimizer(pg, params, { stage, optimizer: 'adamw', lr: 0.05, weightDecay: 0.1, bucketElements: 12, eps: 10 });
+        opt.loadFullState(sd);
+        return { pg, params, opt };
+      });
+      for (let s = 2; s < 4; s++) {
+        for (const r of ranks) r.params.forEach((p, i) => p.setGrad(gradFor(r.pg.rank, s, i)));
+        await Promise.all(ranks.map((r) => r.opt.step()));
+      }
+      for (const r of ranks) assertParams(r.params.map(arr), want, 1e-6, `loadFullState at stage ${stage}`);
+      if (stage > 0) {
+        assert.throws(() => ranks[0]!.opt.loadFullState({ ...sd, state: sd.state.slice(1) }), /^Error: ZeRO.loadFullState: the state has 3 parameter\(s\), the model has 4/);
+        assert.throws(() => ranks[0]!.opt.loadFullState({ ...sd, state: sd.state.map((s, i) => (i === 1 ? { ...s, m: tensor([1]) } : s)) }), /ZeRO.loadFullState: parameter 1: saved m has shape \[1\], the parameter \[2, 3\]/);
+      }
+    } finally {
+      for (const pg of pgs) pg.destroy();
+    }
+  }
+});
