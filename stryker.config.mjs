@@ -20,7 +20,7 @@ export default {
       'dist/test/t2i.test.js', 'dist/test/data.test.js', 'dist/test/mds.test.js', 'dist/test/dist.test.js',
       'dist/test/model-info.test.js', 'dist/test/dit-parity.test.js', 'dist/test/mmdit-parity.test.js',
       'dist/test/cli.test.js', 'dist/test/torch-pt.test.js', 'dist/test/io.test.js', 'dist/test/optim-contracts.test.js',
-      'dist/test/zero-contracts.test.js',
+      'dist/test/zero-contracts.test.js', 'dist/test/data-contracts.test.js',
     ],
     nodeArgs: ['--test-reporter=tap'],
   },
