@@ -1,19 +1,22 @@
-// Reverse-mode traversal: topologically order the graph below `root`, run each node's gradient rule
-// once with the summed gradient of its output, accumulate into leaves' .grad, then free saved tensors.
+// Reverse-mode traversal: topologically order the graph below the root(s), run each node's gradient rule
+// once with the summed gradient of its output, accumulate into leaves' .grad (then run the leaf's
+// gradient-ready hooks, autograd/hooks.ts), then free saved tensors. Several roots with their gradients
+// are one pass over the union of their graphs (a segment of a network whose outputs feed the next one).
 import { emptyTensor, Tensor } from '../tensor/tensor.js';
 import { keep, scope } from '../tensor/scope.js';
 import { sameShape, shapeStr } from '../tensor/shape.js';
 import { noGrad } from './grad-mode.js';
+import { gradReady } from './hooks.js';
 
 export interface BackwardOptions {
   /** Keep saved tensors so backward can run through the same graph again. */
   retainGraph?: boolean;
 }
 
-function topoOrder(root: Tensor): Tensor[] {
+function topoOrder(roots: readonly Tensor[]): Tensor[] {
   const order: Tensor[] = [];
   const seen = new Set<Tensor>();
-  const stack: [Tensor, boolean][] = [[root, false]];
+  const stack: [Tensor, boolean][] = roots.map((r) => [r, false]);
   while (stack.length) {
     const [t, expanded] = stack.pop()!;
     if (expanded) {
@@ -45,21 +48,38 @@ function owned(g: Tensor): Tensor {
   return out;
 }
 
-export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}): void {
+/** The gradient a root starts with: ones for a scalar, else the given one (checked). */
+function rootGrad(root: Tensor, grad: Tensor | null | undefined): Tensor {
   root.assertAlive('backward');
   if (!root.requiresGrad) throw new Error(`backward: ${root.describe()} does not require grad (no input of its graph has requiresGrad set)`);
   if (!grad) {
     if (root.size !== 1) throw new Error(`backward: called on a non-scalar ${root.describe()} without a gradient; pass one of shape ${shapeStr(root.shape)} or reduce to a scalar first`);
-    grad = emptyTensor(root.backend, root.shape, root.dtype);
-    grad.backend.fill(grad.view(), 1);
-  } else {
-    grad.assertAlive('backward');
-    if (!sameShape(grad.shape, root.shape)) throw new Error(`backward: gradient ${grad.describe()} does not match ${root.describe()}`);
-    if (grad.device !== root.device) throw new Error(`backward: gradient on ${grad.device} but tensor on ${root.device}`);
-    grad = grad.alias();
+    const ones = emptyTensor(root.backend, root.shape, root.dtype);
+    ones.backend.fill(ones.view(), 1);
+    return ones;
   }
-  const order = topoOrder(root);
-  const grads = new Map<Tensor, Tensor>([[root, grad]]);
+  grad.assertAlive('backward');
+  if (!sameShape(grad.shape, root.shape)) throw new Error(`backward: gradient ${grad.describe()} does not match ${root.describe()}`);
+  if (grad.device !== root.device) throw new Error(`backward: gradient on ${grad.device} but tensor on ${root.device}`);
+  return grad.alias();
+}
+
+/**
+ * Backpropagate from `root` (a scalar, or with `grad`), or from several roots at once, each with its
+ * gradient (the same root twice sums its gradients).
+ */
+export function backward(root: Tensor | readonly Tensor[], grad?: Tensor | readonly (Tensor | null)[] | null, opts: BackwardOptions = {}): void {
+  const roots = Array.isArray(root) ? (root as readonly Tensor[]) : [root as Tensor];
+  const given = Array.isArray(grad) ? (grad as readonly (Tensor | null)[]) : [grad as Tensor | null | undefined];
+  if (roots.length === 0) throw new Error('backward: no roots given');
+  if (Array.isArray(root) && given.length !== roots.length) throw new Error(`backward: ${roots.length} roots but ${given.length} gradients`);
+  const grads = new Map<Tensor, Tensor>();
+  roots.forEach((r, i) => {
+    const g = rootGrad(r, given[i]);
+    const prev = grads.get(r);
+    grads.set(r, prev ? addInto(prev, g) : g);
+  });
+  const order = topoOrder(roots);
   const visited: NonNullable<Tensor["gradFn"]>[] = [];
   noGrad(() => {
     for (let i = order.length - 1; i >= 0; i--) {
@@ -75,6 +95,7 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
         } else {
           t.grad = keep(owned(g));
         }
+        gradReady(t);
         continue;
       }
       const node = t.gradFn;

@@ -88,6 +88,12 @@ export interface Backend {
   read(buf: BackendBuffer): TypedArray;
   /** Buffers allocated and not yet freed (pooled memory not counted): for leak tests. */
   liveBuffers(): number;
+  /** Bytes of live buffers (pooled memory not counted), where the backend tracks them (cpu, meta). */
+  liveBytes?(): number;
+  /** The most liveBytes() reached since the last resetPeakBytes() (or the start). */
+  peakBytes?(): number;
+  /** Start a new peak measurement at the current live bytes. */
+  resetPeakBytes?(): void;
 
   // primitives (outputs `out` are contiguous views of fresh buffers unless stated) -------------------
   /** dst[...] = value; dst may be any strided view. */

@@ -3,20 +3,26 @@ import type { CommandSpec, FlagKind } from './args.js';
 
 const v: FlagKind = 'value', s: FlagKind = 'switch', t: FlagKind = 'text';
 
+// every train command: data parallelism (--nproc, --zero, the launcher's address), accumulation, checkpointing
+const SCALE_OUT = {
+  nproc: v, zero: v, 'master-port': v, 'master-addr': v, 'dist-backend': v, 'grad-accum': v, 'checkpoint-activations': s,
+} as const;
+
 const DIT_TRAIN = {
   steps: v, batch: v, lr: v, seed: v, backend: v, out: v, resume: v, overwrite: s, 'allow-changes': s, data: v, 'checkpoint-every': v,
-  'sample-rows': v, 'sample-steps': v, cfg: v, nproc: v, zero: v, 'master-port': v, 'master-addr': v, 'dist-backend': v,
+  'sample-rows': v, 'sample-steps': v, cfg: v, ...SCALE_OUT,
 } as const;
 
 export const COMMANDS: readonly CommandSpec[] = [
-  { name: 'info', flags: { json: s, model: v, ranks: v } },
+  { name: 'info', flags: { json: s, model: v, ranks: v, zero: v, batch: v, tokens: v, 'checkpoint-activations': s, 'grad-accum': v } },
   { name: 'train mnist', flags: DIT_TRAIN },
   { name: 'train cifar', flags: DIT_TRAIN },
   {
     name: 'train t2i',
     flags: {
       data: v, preset: v, steps: v, batch: v, lr: v, seed: v, out: v, backend: v, resume: v, overwrite: s, 'allow-changes': s, 'latent-size': v, tokens: v,
-      warmup: v, 'ema-every': v, 'checkpoint-every': v, rank: v, 'world-size': v,
+      warmup: v, 'ema-every': v, 'checkpoint-every': v, ...SCALE_OUT,
+      rank: v, 'world-size': v, // removed: refused with a pointer to --nproc / lavender launch
     },
   },
   { name: 'consolidate', flags: { out: v }, positionals: 1, positionalsHelp: 'one CHECKPOINT' },

@@ -15,20 +15,31 @@ const USAGE = `usage: lavender <command> [options]
 
 commands:
   info [--json]                                  version and the backends of this build
-  info --model P [--ranks N] [--json]            exact parameter count, ZeRO-2 bytes per rank (no allocation)
+  info --model P [--ranks N] [--zero S] [--batch B] [--tokens T] [--grad-accum K] [--checkpoint-activations] [--json]
+                                                 plan before you rent: exact parameter count and the bytes per
+                                                 rank (weights, gradients, optimizer state, activations) and
+                                                 sent per step (a step traced on the meta device, no allocation)
   train mnist|cifar [--steps N] [--batch B] [--lr X] [--seed S] [--backend B] [--out DIR]
         [--resume CKPT [--allow-changes]] [--overwrite]
         [--data DIR] [--checkpoint-every N] [--sample-rows R] [--sample-steps S] [--cfg X]
-        [--nproc N] [--zero 0|1|2] [--master-port P] [--dist-backend cpu|nccl]
-                                                 train the DiT sanity model with rectified flow; --nproc N runs
-                                                 N data-parallel ranks (global batch split), --zero the ZeRO stage.
-                                                 The end-of-run sample grid is 4 rows (--sample-rows), none for
-                                                 runs under 100 steps unless --sample-rows is given
+        [scale-out flags]
+                                                 train the DiT sanity model with rectified flow. The end-of-run
+                                                 sample grid is 4 rows (--sample-rows), none for runs under
+                                                 100 steps unless --sample-rows is given
   train t2i --data DIR [--preset P] [--steps N] [--batch B] [--lr X] [--latent-size R] [--tokens T]
         [--warmup N] [--ema-every S] [--out DIR] [--resume CKPT [--allow-changes]] [--overwrite]
-        [--rank R --world-size W]
+        [scale-out flags]
                                                  the LavenderFlow recipe on MDS shards (MMDiT); writes the
                                                  checkpoint, ema1/ema2.safetensors and cond.safetensors
+  scale-out flags of every train command:
+        [--nproc N] [--zero 0|1|2|3] [--master-addr A] [--master-port P] [--dist-backend cpu|nccl]
+        [--grad-accum K] [--checkpoint-activations]
+                                                 --nproc N runs N data-parallel ranks here (the global --batch is
+                                                 split; under lavender launch, torchrun or srun every rank reads
+                                                 its place from the environment); --zero the ZeRO stage (3:
+                                                 parameters sharded too); --grad-accum K: a step is K
+                                                 micro-batches of --batch; --checkpoint-activations: blocks are
+                                                 recomputed in the backward (less memory, same gradients)
   run directories (--out): a new run refuses a directory that holds files; --resume CKPT continues a run
         (metrics.jsonl appended; flags left out take the checkpoint's values; --steps is the total and must
         exceed the checkpoint's step; another --batch/--lr/... is refused unless --allow-changes);

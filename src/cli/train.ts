@@ -4,13 +4,14 @@ import { loadCifar10 } from '../data/cifar.js';
 import { loadMnist } from '../data/mnist.js';
 import type { ImageDataset } from '../data/loader.js';
 import { readJson, runForward } from '../train/forward.js';
-import { trainT2I } from '../train/train-t2i.js';
+import { trainT2I, trainT2IDistributed } from '../train/train-t2i.js';
 import { sampleMMDiT } from '../train/sample-mmdit.js';
 import { writeSyntheticT2I } from '../data/t2i.js';
 import type { MMDiTConfig } from '../models/mmdit.js';
 import { sampleGrid } from '../train/sample-dit.js';
 import { modelFromCheckpoint, trainDiT, trainDiTDistributed, type TrainDiTOptions } from '../train/train-dit.js';
-import { initProcessGroup, readDistEnv } from '../distributed/process-group.js';
+import { initProcessGroup, readDistEnv, type DistEnv } from '../distributed/process-group.js';
+import type { DistTrainOptions } from '../train/loop.js';
 import type { ZeroStage } from '../distributed/zero.js';
 import { launch } from './launch.js';
 import { createServer } from 'node:net';
@@ -42,6 +43,54 @@ function resumedNumber(p: Parsed, flag: string, key: string, resumed: Checkpoint
   return !p.flags.has(flag) && typeof v === 'number' ? v : read();
 }
 
+/** How a train command runs: data parallelism, accumulation, checkpointing (the flags every train command has). */
+interface ScaleOut {
+  env: DistEnv;
+  /** --nproc: ranks to start on this machine (re-launch), or the check under a launcher. */
+  nproc?: number;
+  zero?: ZeroStage;
+  distBackend: 'cpu' | 'nccl';
+  gradAccum: number;
+  checkpointActivations: boolean;
+}
+
+function scaleOut(p: Parsed, command: string, resumed: CheckpointMeta | undefined): ScaleOut {
+  const env = readDistEnv();
+  const nproc = p.flags.has('nproc') ? intFlag(p, 'nproc', 1) : undefined;
+  let zero: ZeroStage | undefined;
+  if (p.flags.has('zero')) {
+    const z = intFlag(p, 'zero', 0, true);
+    if (z > 3) throw new Error(`--zero expects 0, 1, 2 or 3, got ${z}`);
+    zero = z as ZeroStage;
+  }
+  const distBackend = stringFlag(p, 'dist-backend', 'cpu');
+  if (distBackend !== 'cpu' && distBackend !== 'nccl') throw new Error(`--dist-backend expects cpu or nccl, got '${distBackend}'`);
+  if (nproc !== undefined && env.worldSize > 1 && nproc !== env.worldSize) {
+    throw new Error(`${command}: --nproc ${nproc} but this process was launched as one of ${env.worldSize} ranks (WORLD_SIZE); drop --nproc under a launcher`);
+  }
+  return { env, nproc, zero, distBackend, gradAccum: resumedNumber(p, 'grad-accum', 'grad_accum', resumed, () => intFlag(p, 'grad-accum', 1)), checkpointActivations: p.flags.has('checkpoint-activations') };
+}
+
+/** Whether this process re-launches itself as N ranks (--nproc N outside a launcher). */
+const relaunches = (s: ScaleOut) => s.nproc !== undefined && s.nproc > 1 && s.env.worldSize === 1;
+/** Whether this process is one rank of a data-parallel run (under a launcher, or asked for ZeRO / --nproc 1). */
+const distributed = (s: ScaleOut) => s.env.worldSize > 1 || s.zero !== undefined || s.nproc === 1;
+
+/**
+ * Join the process group (rendezvous: every rank must pass the same `config`, differences are named) and
+ * run `fn` as this rank; ranks other than 0 prefix their log lines.
+ */
+async function asRank(s: ScaleOut, config: Record<string, unknown>, fn: (dist: DistTrainOptions, log: ((l: string) => void) | undefined) => Promise<unknown>): Promise<number> {
+  const zero = s.zero ?? 0;
+  const pg = await initProcessGroup({ backend: s.distBackend, env: s.env, config: { ...config, zero, grad_accum: s.gradAccum, checkpoint_activations: s.checkpointActivations } });
+  try {
+    await fn({ pg, zero }, s.env.rank === 0 ? undefined : (l) => process.stderr.write(`[rank ${s.env.rank}] ${l}\n`));
+  } finally {
+    pg.destroy();
+  }
+  return 0;
+}
+
 export function train(p: Parsed): number | Promise<number> {
   const which = p.positionals[1];
   if (which === 't2i') return trainT2iCommand(p);
@@ -51,22 +100,12 @@ export function train(p: Parsed): number | Promise<number> {
   const steps = intFlag(p, 'steps', defaults.steps);
   const batch = resumedNumber(p, 'batch', 'batch', run.resumed, () => intFlag(p, 'batch', defaults.batch));
   const lr = resumedNumber(p, 'lr', 'lr', run.resumed, () => numberFlag(p, 'lr', defaults.lr));
+  const scale = scaleOut(p, `train ${which}`, run.resumed);
   // the whole resume check before MNIST/CIFAR are read and before --nproc starts ranks
-  if (run.resume) readResumable(run.resume, { model: ditSpec(which), steps, settings: { batch, lr }, allowChanges: run.allowChanges, command: `train ${which}` });
+  if (run.resume) readResumable(run.resume, { model: ditSpec(which), steps, settings: { batch, lr, grad_accum: scale.gradAccum }, allowChanges: run.allowChanges, command: `train ${which}` });
   // data parallelism: --nproc N re-launches this command through `lavender launch`; under a launcher
   // (WORLD_SIZE, or srun's SLURM_PROCID) every rank runs the distributed loop
-  const env = readDistEnv();
-  const nproc = p.flags.has('nproc') ? intFlag(p, 'nproc', 1) : undefined;
-  let zero: ZeroStage | undefined;
-  if (p.flags.has('zero')) {
-    const z = intFlag(p, 'zero', 0, true);
-    if (z > 2) throw new Error(`--zero expects 0, 1 or 2, got ${z}`);
-    zero = z as ZeroStage;
-  }
-  if (nproc !== undefined && nproc > 1 && env.worldSize === 1) return relaunch(p, nproc);
-  if (nproc !== undefined && env.worldSize > 1 && nproc !== env.worldSize) {
-    throw new Error(`train: --nproc ${nproc} but this process was launched as one of ${env.worldSize} ranks (WORLD_SIZE); drop --nproc under a launcher`);
-  }
+  if (relaunches(scale)) return relaunch(p, scale.nproc!);
   let dataset: ImageDataset;
   if (which === 'mnist') dataset = loadMnist('train', p.flags.has('data') ? stringFlag(p, 'data', '') : undefined);
   else {
@@ -78,6 +117,7 @@ export function train(p: Parsed): number | Promise<number> {
     model: which,
     steps,
     batch,
+    gradAccum: scale.gradAccum,
     lr,
     seed: intFlag(p, 'seed', 0, true),
     backend: stringFlag(p, 'backend', 'cpu'),
@@ -86,30 +126,21 @@ export function train(p: Parsed): number | Promise<number> {
     overwrite: run.overwrite,
     allowChanges: run.allowChanges,
     checkpointEvery: intFlag(p, 'checkpoint-every', 100),
+    checkpointActivations: scale.checkpointActivations,
     sampleRows: p.flags.has('sample-rows') ? intFlag(p, 'sample-rows', 4, true) : undefined,
     sampleSteps: intFlag(p, 'sample-steps', 50),
     cfg: numberFlag(p, 'cfg', 2),
   };
-  if (env.worldSize > 1 || zero !== undefined || nproc === 1) return trainDistributedCommand(opts, which, zero ?? 0, stringFlag(p, 'dist-backend', 'cpu'));
-  trainDiT(opts);
-  return 0;
-}
-
-async function trainDistributedCommand(opts: TrainDiTOptions, which: string, zero: ZeroStage, backend: string): Promise<number> {
-  if (backend !== 'cpu' && backend !== 'nccl') throw new Error(`--dist-backend expects cpu or nccl, got '${backend}'`);
-  const env = readDistEnv();
+  if (!distributed(scale)) {
+    trainDiT(opts);
+    return 0;
+  }
   // every rank must agree on these (checked at rendezvous; the differing fields are named)
   const config = {
-    command: `train ${which}`, steps: opts.steps, batch: opts.batch, lr: opts.lr, seed: opts.seed, zero, device: opts.backend ?? 'cpu',
+    command: `train ${which}`, steps: opts.steps, batch: opts.batch, lr: opts.lr, seed: opts.seed, device: opts.backend ?? 'cpu',
     out: resolve(opts.out), resume: opts.resume ? resolve(opts.resume) : null, checkpoint_every: opts.checkpointEvery ?? null, dataset_size: opts.dataset.n,
   };
-  const pg = await initProcessGroup({ backend, env, config });
-  try {
-    await trainDiTDistributed({ ...opts, log: env.rank === 0 ? undefined : (l) => process.stderr.write(`[rank ${env.rank}] ${l}\n`), dist: { pg, zero } });
-  } finally {
-    pg.destroy();
-  }
-  return 0;
+  return asRank(scale, config, (dist, log) => trainDiTDistributed({ ...opts, log, dist }));
 }
 
 /** A free TCP port on the loopback interface (for a single-node --nproc run without --master-port). */
@@ -139,7 +170,10 @@ async function relaunch(p: Parsed, nproc: number): Promise<number> {
   return launch({ nproc, masterAddr, masterPort, command: [process.execPath, ...process.execArgv, script, ...args] });
 }
 
-function trainT2iCommand(p: Parsed): number {
+function trainT2iCommand(p: Parsed): number | Promise<number> {
+  if (p.flags.has('rank') || p.flags.has('world-size')) {
+    throw new Error('train t2i: --rank/--world-size are gone: they split the data without averaging the gradients (W independent models). Data parallelism goes through the process group: --nproc N on this machine, or `lavender launch` / torchrun / srun (RANK, WORLD_SIZE, ... or SLURM_PROCID, ...), with --zero 0|1|2|3');
+  }
   const data = stringFlag(p, 'data', '');
   if (!data) throw new Error('train t2i: --data DIR (an MDS dataset with LavenderFlow columns) is required; `lavender make-shards --synthetic-t2i --out DIR` writes a small one');
   const run = runFlags(p, 't2i');
@@ -156,16 +190,20 @@ function trainT2iCommand(p: Parsed): number {
     warmup: resumedNumber(p, 'warmup', 'warmup', r, () => intFlag(p, 'warmup', 100, true)),
     emaEvery: resumedNumber(p, 'ema-every', 'ema_every', r, () => intFlag(p, 'ema-every', 16)),
   };
+  const scale = scaleOut(p, 'train t2i', r);
   if (run.resume) {
     readResumable(run.resume, {
       model: mmditSpec(preset), steps: o.steps, allowChanges: run.allowChanges, command: 'train t2i',
-      settings: { batch: o.batch, lr: o.lr, latent_size: o.latentSize, tokens: o.tokens, warmup: o.warmup, ema_every: o.emaEvery },
+      settings: { batch: o.batch, lr: o.lr, latent_size: o.latentSize, tokens: o.tokens, warmup: o.warmup, ema_every: o.emaEvery, grad_accum: scale.gradAccum },
     });
   }
-  trainT2I({
+  if (relaunches(scale)) return relaunch(p, scale.nproc!);
+  const opts = {
     data,
     preset,
     ...o,
+    gradAccum: scale.gradAccum,
+    checkpointActivations: scale.checkpointActivations,
     seed: intFlag(p, 'seed', 0, true),
     out: run.out,
     backend: stringFlag(p, 'backend', 'cpu'),
@@ -173,10 +211,17 @@ function trainT2iCommand(p: Parsed): number {
     overwrite: run.overwrite,
     allowChanges: run.allowChanges,
     checkpointEvery: intFlag(p, 'checkpoint-every', 500),
-    rank: intFlag(p, 'rank', 0, true),
-    worldSize: intFlag(p, 'world-size', 1),
-  });
-  return 0;
+  };
+  if (!distributed(scale)) {
+    trainT2I(opts);
+    return 0;
+  }
+  const config = {
+    command: 'train t2i', preset, steps: opts.steps, batch: opts.batch, lr: opts.lr, seed: opts.seed, device: opts.backend,
+    latent_size: opts.latentSize, tokens: opts.tokens, warmup: opts.warmup, ema_every: opts.emaEvery,
+    data: resolve(data), out: resolve(opts.out), resume: opts.resume ? resolve(opts.resume) : null, checkpoint_every: opts.checkpointEvery,
+  };
+  return asRank(scale, config, (dist, log) => trainT2IDistributed({ ...opts, log, dist }));
 }
 
 export function makeShards(p: Parsed): number {

@@ -3,11 +3,17 @@
 // Stage 0: the optimizer state is replicated, so rank 0 writes a standard lavender-train-v1 checkpoint
 // (src/optim/checkpoint.ts) that loads at any world size.
 //
-// Stages 1 and 2: every rank writes its own shard — its master slices and Adam moments —
+// Stages 1-3: every rank writes its own shard — its master slices and Adam moments, and its slices of any
+// per-parameter extras such as EMAs of the weights (`zero.<bucket>.<name>`) —
 // `<name>.zero-step<S>-rank<r>-of-<N>.safetensors` (atomically); after a barrier rank 0 writes the main file
-// `<name>.safetensors` with the weights and, in its metadata, `zero: {stage, worldSize, layout, shards}`,
-// then deletes shards no longer referenced. Shards carry the step in their name, so an interrupted save
-// leaves the previous main file with its own complete shards: never a mix of steps.
+// `<name>.safetensors` with the weights (stage 3 gathers them first) and, in its metadata,
+// `zero: {stage, worldSize, layout, shards}`, then deletes shards no longer referenced. Shards carry the step
+// in their name, so an interrupted save leaves the previous main file with its own complete shards: never a
+// mix of steps.
+//
+// Extras: per-parameter tensors kept beside the optimizer (the EMAs of `train t2i`). At stage 0 they are
+// whole per-parameter tensors, stored as `<name>.<i>` in the main file as src/optim/checkpoint.ts does; at
+// stages 1-3 they are this rank's bucket slices (ZeroOptimizer.weightTensors' layout) and go to the shards.
 //
 // A sharded checkpoint resumes only at the same world size (and bucket layout). `consolidate()` (the
 // `lavender consolidate` command) joins the shards into one standard checkpoint, which resumes at any world
@@ -64,16 +70,28 @@ function shardName(path: string, step: number, rank: number, worldSize: number):
 }
 
 /** Collective: every rank must call it at the same step. */
-export async function saveDistCheckpoint(path: string, model: Module, zero: ZeroOptimizer, meta: CheckpointMeta, pg: ProcessGroup): Promise<void> {
+/** Per-parameter state saved beside the optimizer's, by name: see the file comment. */
+export type CheckpointExtras = Record<string, readonly Tensor[]>;
+
+/** Collective: every rank must call it at the same step. */
+export async function saveDistCheckpoint(path: string, model: Module, zero: ZeroOptimizer, meta: CheckpointMeta, pg: ProcessGroup, extras: CheckpointExtras = {}): Promise<void> {
   const N = pg.worldSize;
   if (zero.stage === 0) {
-    if (pg.rank === 0) saveCheckpoint(path, model, zero.inner, { ...meta, dist: { worldSize: N, stage: 0 } });
+    const extra: Record<string, Tensor> = {};
+    for (const [name, ts] of Object.entries(extras)) ts.forEach((t, i) => (extra[`${name}.${i}`] = t));
+    if (pg.rank === 0) saveCheckpoint(path, model, zero.inner, { ...meta, dist: { worldSize: N, stage: 0 } }, extra);
     await pg.barrier();
     return;
   }
   const dir = dirname(path);
   const shards = [...Array(N).keys()].map((r) => shardName(path, meta.step, r, N));
   const { tensors, meta: optimizer } = zero.shardState();
+  for (const [name, ts] of Object.entries(extras)) {
+    if (['master', 'm', 'v'].includes(name)) throw new Error(`saveDistCheckpoint: extra state may not be called '${name}'`);
+    if (ts.length !== zero.buckets.length) throw new Error(`saveDistCheckpoint: extra '${name}' has ${ts.length} slices for ${zero.buckets.length} buckets`);
+    ts.forEach((t, bi) => (tensors[`zero.${bi}.${name}`] = t));
+  }
+  if (zero.stage === 3) await zero.gatherAll(); // the main file holds whole weights
   const sm: ShardMeta = { format: 'lavender-zero-shard-v1', rank: pg.rank, worldSize: N, stage: zero.stage, step: meta.step, optimizer };
   saveSafetensors(join(dir, shards[pg.rank]!), tensors, { lavender_zero_shard: JSON.stringify(sm) });
   await pg.barrier(); // every shard is on disk before the main file points at them
@@ -89,13 +107,18 @@ export async function saveDistCheckpoint(path: string, model: Module, zero: Zero
       }
     }
   }
+  if (zero.stage === 3) zero.releaseAll();
   await pg.barrier();
 }
 
 const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
-/** Restore model and optimizer on every rank; returns the checkpoint's metadata. Errors are the same on every rank. */
-export function loadDistCheckpoint(path: string, model: Module, zero: ZeroOptimizer, pg: ProcessGroup): CheckpointMeta {
+/**
+ * Restore model and optimizer on every rank (at stage 3 the parameters must hold data: load before the
+ * first release); returns the checkpoint's metadata and the extras named in `extraNames`, laid out as
+ * saveDistCheckpoint takes them at this stage (owned by the caller). Errors are the same on every rank.
+ */
+export function loadDistCheckpoint(path: string, model: Module, zero: ZeroOptimizer, pg: ProcessGroup, extraNames: readonly string[] = []): { meta: CheckpointMeta; extras: Record<string, Tensor[]> } {
   const meta = readCheckpointMeta(path);
   const device = model.parameters()[0]?.device;
   if (meta.zero) {
@@ -123,12 +146,25 @@ export function loadDistCheckpoint(path: string, model: Module, zero: ZeroOptimi
         throw new Error(`checkpoint shard ${shardPath}: it is rank ${sm.rank} of ${sm.worldSize} at step ${sm.step}, expected rank ${pg.rank} of ${pg.worldSize} at step ${meta.step}`);
       }
       zero.loadShard(tensors, sm.optimizer, `checkpoint shard ${shardPath}`);
+      const extras: Record<string, Tensor[]> = {};
+      for (const name of extraNames) {
+        extras[name] = zero.buckets.map((b, bi) => {
+          const t = tensors[`zero.${bi}.${name}`];
+          if (!t) throw new Error(`checkpoint shard ${shardPath}: tensor 'zero.${bi}.${name}' is missing`);
+          if (t.size !== b.shard) throw new Error(`checkpoint shard ${shardPath}: tensor 'zero.${bi}.${name}' has ${t.size} elements, this rank's slice of bucket ${bi} ${b.shard}`);
+          delete tensors[`zero.${bi}.${name}`]; // handed to the caller
+          return t;
+        });
+      }
+      return { meta, extras };
     } finally {
       for (const t of Object.values(tensors)) t.dispose();
     }
-    return meta;
   }
-  if (zero.stage === 0) return loadCheckpoint(path, model, zero.inner).meta;
+  if (zero.stage === 0) {
+    const { meta: m, extra } = loadCheckpoint(path, model, zero.inner);
+    return { meta: m, extras: takeExtras(path, extra, extraNames, zero.params.length) };
+  }
   // a full (standard or consolidated) optimizer state: every rank takes its slices
   const { tensors, metadata } = loadSafetensors(path, { device });
   try {
@@ -141,13 +177,41 @@ export function loadDistCheckpoint(path: string, model: Module, zero: ZeroOptimi
       return { step, m, v };
     });
     zero.loadFullState({ step: om.step, lrScale: om.lrScale, groups: om.groups, state });
+    const extras: Record<string, Tensor[]> = {};
+    for (const name of extraNames) {
+      const full = Array.from({ length: zero.params.length }, (_, i) => {
+        const t = tensors[`${name}.${i}`];
+        if (!t) throw new Error(`checkpoint ${path}: tensors '${name}.*' are missing ('${name}.${i}')`);
+        return t;
+      });
+      extras[name] = zero.sliceFull(full, `checkpoint ${path}: '${name}'`);
+    }
+    return { meta, extras };
   } catch (e) {
     const msg = (e as Error).message;
     throw new Error(msg.startsWith(`checkpoint ${path}`) ? msg : `checkpoint ${path}: ${msg}`);
   } finally {
     for (const t of Object.values(tensors)) t.dispose();
   }
-  return meta;
+}
+
+/** Per-parameter extras `<name>.<i>` of a standard checkpoint's extra tensors (the rest are disposed). */
+export function takeExtras(path: string, extra: Record<string, Tensor>, names: readonly string[], numParams: number): Record<string, Tensor[]> {
+  const out: Record<string, Tensor[]> = {};
+  const taken = new Set<string>();
+  try {
+    for (const name of names) {
+      out[name] = Array.from({ length: numParams }, (_, i) => {
+        const t = extra[`${name}.${i}`];
+        if (!t) throw new Error(`checkpoint ${path}: tensors '${name}.*' are missing ('${name}.${i}')`);
+        taken.add(`${name}.${i}`);
+        return t;
+      });
+    }
+  } finally {
+    for (const [k, t] of Object.entries(extra)) if (!taken.has(k)) t.dispose();
+  }
+  return out;
 }
 
 /**
@@ -171,8 +235,10 @@ export function consolidate(path: string, out: string): { step: number; worldSiz
   for (const [k, t] of Object.entries(main)) if (k.startsWith('model.')) tensors[k] = t;
   const nParams = z.layout.buckets.reduce((s, b) => s + b.params.length, 0);
   const steps = new Array<number>(nParams).fill(0);
+  // extras (EMAs): any other per-bucket name in rank 0's shard
+  const extraNames = [...new Set(Object.keys(shards[0]!.tensors).map((k) => /^zero\.\d+\.(.+)$/.exec(k)?.[1]).filter((n): n is string => !!n && !['master', 'm', 'v'].includes(n)))];
   z.layout.buckets.forEach((b, bi) => {
-    for (const key of ['m', 'v'] as const) {
+    for (const key of ['m', 'v', ...extraNames]) {
       const parts = shards.map((s) => {
         const t = s.tensors[`zero.${bi}.${key}`];
         if (!t) throw new Error(`consolidate: tensor 'zero.${bi}.${key}' is missing from rank ${s.sm.rank}'s shard`);
@@ -188,7 +254,9 @@ export function consolidate(path: string, out: string): { step: number; worldSiz
       b.params.forEach((pi, k) => {
         const shape = b.shapes[k]!;
         const n = shape.reduce((a, d) => a * d, 1);
-        tensors[`optim.${pi}.${key}`] = tensor(flat.subarray(off, off + n), { shape, dtype: 'float32', device: 'cpu' });
+        // moments are numbered in optimizer order (as standard checkpoints); extras in the run's own order
+        const name = key === 'm' || key === 'v' ? `optim.${pi}.${key}` : `${key}.${z.layout.order?.[pi] ?? pi}`;
+        tensors[name] = tensor(flat.subarray(off, off + n), { shape, dtype: 'float32', device: 'cpu' });
         off += n;
       });
     }

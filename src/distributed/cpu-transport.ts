@@ -11,9 +11,13 @@
 // aborted: this rank tells its peers why (so they fail at once with the same reason) and closes its sockets;
 // every later collective throws the same error. Nothing waits forever.
 //
-// Frames: 16-byte header [magic u32 'LAVD'][seq u32][kind u8][dtype u8][reserved u16][nbytes u32] + payload.
-// seq numbers the collectives of this group; a peer sending a different seq or operation is an error
-// ("collectives called in a different order on different ranks").
+// Frames: 16-byte header [magic u32 'LAVD'][seq u32][kind u8][op u8][phase u16][nbytes u32] + payload.
+// seq numbers the collectives of this group in the order this rank starts them; phase tells the steps of
+// one collective apart (allReduce: reduce-scatter 0, all-gather 1). Several collectives may be in flight at
+// once (ZeRO starts bucket reductions during the backward): a received frame is matched to its collective
+// by (seq, phase), so they complete independently. A peer whose frame for the same (seq, phase) names
+// another operation is an error ("collectives called in a different order on different ranks").
+// bytesSent counts the payload bytes this rank has sent (the communication volume `lavender info` predicts).
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
 const MAGIC = 0x4c415644;
@@ -28,14 +32,20 @@ interface Frame {
   kind: number;
   /** op index for data frames */
   op: number;
+  phase: number;
   payload: Buffer;
 }
+
+type Waiter = { resolve: (f: Frame) => void; reject: (e: Error) => void };
+const keyOf = (seq: number, phase: number) => `${seq}:${phase}`;
 
 class Peer {
   private chunks: Buffer[] = [];
   private buffered = 0;
-  readonly queue: Frame[] = [];
-  waiter: { resolve: (f: Frame) => void; reject: (e: Error) => void } | null = null;
+  /** Data frames received before their collective asked for them, by (seq, phase). */
+  readonly frames = new Map<string, Frame>();
+  /** Collectives waiting for this peer's frame, by (seq, phase). */
+  readonly waiters = new Map<string, Waiter>();
   error: Error | null = null;
   constructor(readonly rank: number, readonly socket: Socket, private readonly onFrame: (p: Peer, f: Frame) => void, private readonly onClose: (p: Peer) => void) {
     socket.setNoDelay(true);
@@ -58,24 +68,33 @@ class Peer {
         this.chunks = [all];
         return;
       }
-      const f: Frame = { seq: all.readUInt32LE(4), kind: all.readUInt8(8), op: all.readUInt8(9), payload: all.subarray(16, 16 + n) };
+      const f: Frame = { seq: all.readUInt32LE(4), kind: all.readUInt8(8), op: all.readUInt8(9), phase: all.readUInt16LE(10), payload: all.subarray(16, 16 + n) };
       all = all.subarray(16 + n);
       this.chunks = all.length ? [all] : [];
       this.buffered = all.length;
       this.onFrame(this, f);
     }
   }
-  send(seq: number, kind: number, op: number, payload: Uint8Array): void {
+  /** Reject every waiting collective (the peer or the group failed). */
+  failWaiters(e: Error): void {
+    const ws = [...this.waiters.values()];
+    this.waiters.clear();
+    for (const w of ws) w.reject(e);
+  }
+  send(seq: number, kind: number, op: number, payload: Uint8Array, phase = 0): boolean {
     const h = Buffer.alloc(16);
     h.writeUInt32LE(MAGIC, 0);
     h.writeUInt32LE(seq >>> 0, 4);
     h.writeUInt8(kind, 8);
     h.writeUInt8(op, 9);
+    h.writeUInt16LE(phase, 10);
     h.writeUInt32LE(payload.byteLength, 12);
     if (!this.socket.destroyed && this.socket.writable) {
       this.socket.write(h);
       this.socket.write(payload);
+      return true;
     }
+    return false;
   }
 }
 
@@ -135,8 +154,11 @@ export class CpuTransport {
   private readonly peers: (Peer | null)[];
   private seq = 0;
   private broken: Error | null = null;
-  private readonly pendingFrom = new Set<number>();
+  /** Per collective in flight (by seq): the ranks whose frames it still waits for (named on a timeout). */
+  private readonly pendingFrom = new Map<number, Set<number>>();
   readonly timeoutMs: number;
+  /** Payload bytes this rank has sent in collectives. */
+  bytesSent = 0;
 
   private constructor(readonly rank: number, readonly worldSize: number, private readonly server: Server | null, timeoutMs?: number) {
     this.peers = new Array(worldSize).fill(null);
@@ -246,38 +268,41 @@ export class CpuTransport {
       this.abort(new Error(`rank ${p.rank} aborted the group: ${f.payload.toString('utf8')}`), false);
       return;
     }
-    if (p.waiter) {
-      const w = p.waiter;
-      p.waiter = null;
+    const key = keyOf(f.seq, f.phase);
+    const w = p.waiters.get(key);
+    if (w) {
+      p.waiters.delete(key);
       w.resolve(f);
-    } else p.queue.push(f);
+    } else p.frames.set(key, f);
   }
 
   private onPeerClose(p: Peer): void {
     if (p.error) return;
     p.error = new Error(`rank ${p.rank} closed its connection (the process died or exited)`);
-    if (p.waiter) {
-      const w = p.waiter;
-      p.waiter = null;
-      w.reject(p.error);
-    }
+    p.failWaiters(p.error);
   }
 
-  private recv(r: number, seq: number, op: OpName): Promise<Buffer> {
+  private recv(r: number, seq: number, op: OpName, phase = 0): Promise<Buffer> {
     const p = this.peers[r]!;
     const check = (f: Frame): Buffer => {
-      if (f.seq !== seq || f.op !== OPS.indexOf(op)) {
+      if (f.op !== OPS.indexOf(op)) {
         throw new Error(`collectives out of order: this rank (${this.rank}) runs ${op} #${seq} but rank ${r} sent ${OPS[f.op] ?? '?'} #${f.seq}; every rank must call the same collectives in the same order`);
       }
       return f.payload;
     };
-    if (p.queue.length) return Promise.resolve(check(p.queue.shift()!));
+    const key = keyOf(seq, phase);
+    const early = p.frames.get(key);
+    if (early) {
+      p.frames.delete(key);
+      return Promise.resolve().then(() => check(early));
+    }
     if (p.error) return Promise.reject(p.error);
-    this.pendingFrom.add(r);
+    const waiting = this.pendingFrom.get(seq);
+    waiting?.add(r);
     return new Promise<Frame>((resolve, reject) => {
-      p.waiter = { resolve, reject };
+      p.waiters.set(key, { resolve, reject });
     }).then((f) => {
-      this.pendingFrom.delete(r);
+      waiting?.delete(r);
       return check(f);
     });
   }
@@ -291,11 +316,7 @@ export class CpuTransport {
       if (notify && !p.error) p.send(this.seq, KIND_ABORT, 0, Buffer.from(`rank ${this.rank}: ${err.message}`, 'utf8'));
       p.socket.end();
       setTimeout(() => p.socket.destroy(), 200).unref();
-      if (p.waiter) {
-        const w = p.waiter;
-        p.waiter = null;
-        w.reject(err);
-      }
+      p.failWaiters(err);
     }
   }
 
@@ -303,10 +324,11 @@ export class CpuTransport {
   private run<T>(op: OpName, fn: (seq: number) => Promise<T>): Promise<T> {
     if (this.broken) return Promise.reject(new Error(`lavender dist: ${op} on rank ${this.rank}: the process group was aborted earlier: ${this.broken.message}`));
     const seq = ++this.seq;
-    this.pendingFrom.clear();
+    const waiting = new Set<number>();
+    this.pendingFrom.set(seq, waiting);
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
-        const missing = [...this.pendingFrom].sort((a, b) => a - b);
+        const missing = [...waiting].sort((a, b) => a - b);
         const who = missing.length ? `rank(s) ${missing.join(', ')}` : 'the other ranks';
         const err = new Error(`lavender dist: ${op} #${seq} on rank ${this.rank} timed out after ${this.timeoutMs / 1000} s waiting for ${who} (stuck or dead; LAVENDER_DIST_TIMEOUT sets the limit)`);
         this.abort(err);
@@ -315,10 +337,12 @@ export class CpuTransport {
       fn(seq).then(
         (v) => {
           clearTimeout(timer);
+          this.pendingFrom.delete(seq);
           resolve(v);
         },
         (e: Error) => {
           clearTimeout(timer);
+          this.pendingFrom.delete(seq);
           const err = this.broken && e === this.broken ? e : new Error(`lavender dist: ${op} #${seq} on rank ${this.rank} failed: ${e.message}`);
           this.abort(err);
           reject(err);
@@ -327,10 +351,10 @@ export class CpuTransport {
     });
   }
 
-  private sendTo(r: number, seq: number, op: OpName, data: Uint8Array): void {
+  private sendTo(r: number, seq: number, op: OpName, data: Uint8Array, phase = 0): void {
     const p = this.peers[r]!;
     if (p.error) throw p.error;
-    p.send(seq, KIND_DATA, OPS.indexOf(op), data);
+    if (p.send(seq, KIND_DATA, OPS.indexOf(op), data, phase)) this.bytesSent += data.byteLength;
   }
 
   /** input has worldSize * c elements; returns this rank's chunk (c elements) reduced over ranks in rank order. */
@@ -357,11 +381,11 @@ export class CpuTransport {
     return this.run('allGather', (seq) => this.allGatherPhase(seq, 'allGather', input));
   }
 
-  private async allGatherPhase(seq: number, name: OpName, input: HostArray): Promise<HostArray> {
+  private async allGatherPhase(seq: number, name: OpName, input: HostArray, phase = 0): Promise<HostArray> {
     const N = this.worldSize, c = input.length;
-    for (let r = 0; r < N; r++) if (r !== this.rank) this.sendTo(r, seq, name, bytesOf(input));
+    for (let r = 0; r < N; r++) if (r !== this.rank) this.sendTo(r, seq, name, bytesOf(input), phase);
     const out = input instanceof Float64Array ? new Float64Array(N * c) : new Float32Array(N * c);
-    const parts = await Promise.all([...Array(N).keys()].map(async (r) => (r === this.rank ? input : arrayFrom(await this.recv(r, seq, name), input, c))));
+    const parts = await Promise.all([...Array(N).keys()].map(async (r) => (r === this.rank ? input : arrayFrom(await this.recv(r, seq, name, phase), input, c))));
     parts.forEach((part, r) => out.set(part, r * c));
     return out;
   }
@@ -377,9 +401,9 @@ export class CpuTransport {
       inp.set(x);
     }
     return this.run('allReduce', async (seq) => {
-      // two phases under one sequence number: per-peer TCP order keeps them apart
+      // two phases under one sequence number
       const mine = await this.reduceScatterPhase(seq, 'allReduce', inp, op);
-      const all = await this.allGatherPhase(seq, 'allReduce', mine);
+      const all = await this.allGatherPhase(seq, 'allReduce', mine, 1);
       return all.subarray(0, x.length) as HostArray;
     });
   }

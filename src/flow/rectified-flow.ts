@@ -39,18 +39,28 @@ export interface FlowLoss {
   t: number[];
 }
 
-/** One rectified-flow loss evaluation: x_t = (1 - t) x + t z1, target velocity z1 - x. */
-export function flowLoss<C>(model: VelocityModel<C>, x: Tensor, cond: C, opts: { timeSampling?: TimeSampling; generator: Generator }): FlowLoss {
+/** The noisy inputs of one rectified-flow step: t, the noise z1 and x_t = (1 - t) x + t z1. */
+export function flowInputs(x: Tensor, opts: { timeSampling?: TimeSampling; generator: Generator }): { t: Tensor; z1: Tensor; xt: Tensor } {
   const B = x.shape[0]!;
   const t = sampleTime(B, opts.timeSampling ?? 'logit-normal', opts.generator, x.device);
   const z1 = randn(x.shape, { generator: opts.generator, device: x.device, dtype: x.dtype });
   const texp = reshape(t, [B, ...x.shape.slice(1).map(() => 1)]);
   const xt = add(mul(sub(1, texp), x), mul(texp, z1));
-  const v = model(xt, t, cond);
+  return { t, z1, xt };
+}
+
+/** The loss of a predicted velocity v against the target z1 - x (inputs from flowInputs). */
+export function flowObjective(v: Tensor, x: Tensor, z1: Tensor, t: Tensor): FlowLoss {
   const err = square(sub(sub(z1, x), v));
   const perSampleT = mean(err, [...Array(x.ndim - 1).keys()].map((i) => i + 1));
   const loss = mean(perSampleT);
   return { loss, perSample: Array.from(perSampleT.toArray()), t: Array.from(t.toArray()) };
+}
+
+/** One rectified-flow loss evaluation: x_t = (1 - t) x + t z1, target velocity z1 - x. */
+export function flowLoss<C>(model: VelocityModel<C>, x: Tensor, cond: C, opts: { timeSampling?: TimeSampling; generator: Generator }): FlowLoss {
+  const { t, z1, xt } = flowInputs(x, opts);
+  return flowObjective(model(xt, t, cond), x, z1, t);
 }
 
 /** Mean loss per t-bin ([0, 0.1), [0.1, 0.2), ...); NaN for an empty bin. */

@@ -8,6 +8,7 @@ import { chunk } from '../ops/movement.js';
 import { unsqueeze } from '../ops/views.js';
 import { Conv2d, Embedding, GroupNorm, LayerNorm, Linear, zero_, type InitOptions } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
+import { runPlan, type Blockwise, type ForwardPlan } from '../nn/plan.js';
 import {
   applyRotary, attention, mergeHeads, modulate, patchify, rotaryTables, roundUp, splitHeads, TimestepEmbedder, unpatchify,
 } from '../nn/blocks.js';
@@ -139,7 +140,7 @@ class LabelEmbedder extends Module {
   }
 }
 
-export class DiT extends Module {
+export class DiT extends Module implements Blockwise<Tensor> {
   readonly config: Required<DiTConfig>;
   readonly init_conv_seq: ModuleList;
   readonly x_embedder: Linear;
@@ -182,6 +183,15 @@ export class DiT extends Module {
 
   /** x [B, C, H, W], t [B] in [0, 1], y [B] integer labels -> velocity [B, C, H, W]. */
   forward(x: Tensor, t: Tensor, y: Tensor): Tensor {
+    return runPlan(this.plan(x, t, y));
+  }
+
+  blockModules(): Module[] {
+    return [...this.layers.items];
+  }
+
+  /** The forward pass cut at block boundaries (nn/plan.ts); the state between blocks is [h, cond]. */
+  plan(x: Tensor, t: Tensor, y: Tensor): ForwardPlan {
     const c = this.config;
     if (x.ndim !== 4 || x.shape[1] !== c.in_channels || x.shape[2] !== c.input_size || x.shape[3] !== c.input_size) {
       throw new Error(`DiT.forward: x must be [B, ${c.in_channels}, ${c.input_size}, ${c.input_size}], got ${x.describe()}`);
@@ -189,14 +199,22 @@ export class DiT extends Module {
     const B = x.shape[0]!;
     if (t.ndim !== 1 || t.shape[0] !== B) throw new Error(`DiT.forward: t must be [${B}], got ${t.describe()}`);
     if (y.ndim !== 1 || y.shape[0] !== B || (y.dtype !== 'int32' && y.dtype !== 'int64')) throw new Error(`DiT.forward: y must be int [${B}], got ${y.describe()}`);
-    const [conv0, gn2, conv3, gn5] = this.init_conv_seq.items as [Conv2d, GroupNorm, Conv2d, GroupNorm];
-    let h = gn5.forward(silu(conv3.forward(gn2.forward(silu(conv0.forward(x))))));
-    h = this.x_embedder.forward(patchify(h, c.patch_size));
-    const cond = add(this.t_embedder.forward(t), this.y_embedder.forward(y, this.generator));
-    const rope = this.ropeFor(h.shape[1]!, x.device);
-    for (const layer of this.layers.items) h = layer.forward(h, cond, rope);
-    const out = this.final_layer.forward(h, cond);
-    const g = c.input_size / c.patch_size;
-    return unpatchify(out, g, g, c.patch_size, c.in_channels);
+    let rope: { cos: Tensor; sin: Tensor } | null = null;
+    return {
+      prologue: () => {
+        const [conv0, gn2, conv3, gn5] = this.init_conv_seq.items as [Conv2d, GroupNorm, Conv2d, GroupNorm];
+        let h = gn5.forward(silu(conv3.forward(gn2.forward(silu(conv0.forward(x))))));
+        h = this.x_embedder.forward(patchify(h, c.patch_size));
+        const cond = add(this.t_embedder.forward(t), this.y_embedder.forward(y, this.generator));
+        rope = this.ropeFor(h.shape[1]!, x.device);
+        return [h, cond];
+      },
+      blocks: this.layers.items.map((layer) => ({ module: layer, run: ([h, cond]) => [layer.forward(h!, cond!, rope!), cond!] })),
+      epilogue: ([h, cond]) => {
+        const out = this.final_layer.forward(h!, cond!);
+        const g = c.input_size / c.patch_size;
+        return unpatchify(out, g, g, c.patch_size, c.in_channels);
+      },
+    };
   }
 }

@@ -9,6 +9,7 @@ import { layerNorm } from '../ops/nn.js';
 import { expand, reshape, slice, unsqueeze } from '../ops/views.js';
 import { Linear, normalInit, zero_, type InitOptions } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
+import { runPlan, type Blockwise, type ForwardPlan, type PlanBlock } from '../nn/plan.js';
 import { attention, mergeHeads, modulate, patchify, roundUp, splitHeads, TimestepEmbedder, unpatchify } from '../nn/blocks.js';
 import { defaultGenerator } from '../tensor/random.js';
 import { bilinearResize } from './interpolate.js';
@@ -175,7 +176,7 @@ class SingleBlock extends Module {
   }
 }
 
-export class MMDiT extends Module {
+export class MMDiT extends Module implements Blockwise<Tensor> {
   readonly config: Required<MMDiTConfig>;
   readonly t_embedder: TimestepEmbedder;
   readonly cond_seq_linear: Linear;
@@ -213,6 +214,18 @@ export class MMDiT extends Module {
 
   /** x [B, in, H, W] latents, t [B], cSeq [B, Tc, cond_seq_dim] text embeddings -> velocity [B, out, H, W]. */
   forward(x: Tensor, t: Tensor, cSeq: Tensor): Tensor {
+    return runPlan(this.plan(x, t, cSeq));
+  }
+
+  blockModules(): Module[] {
+    return [...this.double_layers.items, ...this.single_layers.items];
+  }
+
+  /**
+   * The forward pass cut at block boundaries (nn/plan.ts). State between blocks: [txt, img, g] through the
+   * double-stream blocks, [cat(txt, img), g] through the single-stream ones (the first one joins them).
+   */
+  plan(x: Tensor, t: Tensor, cSeq: Tensor): ForwardPlan {
     const c = this.config, p = c.patch_size;
     if (x.ndim !== 4 || x.shape[1] !== c.in_channels || x.shape[2]! % p || x.shape[3]! % p) {
       throw new Error(`MMDiT.forward: x must be [B, ${c.in_channels}, H, W] with H, W divisible by ${p}, got ${x.describe()}`);
@@ -224,27 +237,41 @@ export class MMDiT extends Module {
     if (cSeq.ndim !== 3 || cSeq.shape[0] !== B || cSeq.shape[2] !== c.cond_seq_dim) throw new Error(`MMDiT.forward: c_seq must be [${B}, Tc, ${c.cond_seq_dim}], got ${cSeq.describe()}`);
     // 16-bit parameters (loaded with assign) compute in the activations' dtype
     const like = (t: Tensor) => (t.dtype === x.dtype ? t : cast(t, x.dtype));
-    let img = add(this.init_x_linear.forward(patchify(x, p)), like(slice(this.positional_encoding, 1, 0, T)));
-    let txt = cat([expand(like(this.register_tokens), [B, 8, c.dim]), this.cond_seq_linear.forward(cSeq)], 1);
-    const g = this.t_embedder.forward(t);
-    this.double_layers.items.forEach((layer, i) => {
-      [txt, img] = layer.forward(txt, img, g);
-      this.onBlockOutput?.(`double_layers.${i}`, img);
-    });
-    if (this.single_layers.items.length) {
-      const Tc = txt.shape[1]!;
-      let cx = cat([txt, img], 1);
-      this.single_layers.items.forEach((layer, i) => {
-        cx = layer.forward(cx, g);
+    const Tc = 8 + cSeq.shape[1]!;
+    const double = this.double_layers.items.map((layer, i): PlanBlock => ({
+      module: layer,
+      run: ([txt, img, g]) => {
+        const [t2, i2] = layer.forward(txt!, img!, g!);
+        this.onBlockOutput?.(`double_layers.${i}`, i2);
+        return [t2, i2, g!];
+      },
+    }));
+    const single = this.single_layers.items.map((layer, i): PlanBlock => ({
+      module: layer,
+      run: (state) => {
+        const [cx0, g] = i === 0 ? [cat([state[0]!, state[1]!], 1), state[2]!] : [state[0]!, state[1]!];
+        const cx = layer.forward(cx0, g);
         this.onBlockOutput?.(`single_layers.${i}`, cx);
-      });
-      img = slice(cx, 1, Tc);
-    }
-    const [fs, fsc] = this.modF.forward(g, 2) as [Tensor, Tensor];
-    let out = this.final_linear.forward(modulate(img, fs, fsc));
-    if (this.outputMultiplier !== 1) out = mul(out, this.outputMultiplier);
-    this.onBlockOutput?.('final_linear', out);
-    return unpatchify(out, H / p, W / p, p, c.out_channels);
+        return [cx, g];
+      },
+    }));
+    return {
+      prologue: () => {
+        const img = add(this.init_x_linear.forward(patchify(x, p)), like(slice(this.positional_encoding, 1, 0, T)));
+        const txt = cat([expand(like(this.register_tokens), [B, 8, c.dim]), this.cond_seq_linear.forward(cSeq)], 1);
+        return [txt, img, this.t_embedder.forward(t)];
+      },
+      blocks: [...double, ...single],
+      epilogue: (state) => {
+        const g = state[state.length - 1]!;
+        const img = single.length ? slice(state[0]!, 1, Tc) : state[1]!;
+        const [fs, fsc] = this.modF.forward(g, 2) as [Tensor, Tensor];
+        let out = this.final_linear.forward(modulate(img, fs, fsc));
+        if (this.outputMultiplier !== 1) out = mul(out, this.outputMultiplier);
+        this.onBlockOutput?.('final_linear', out);
+        return unpatchify(out, H / p, W / p, p, c.out_channels);
+      },
+    };
   }
 
   /** Resize the first h0*w0 positional slots, as an h0 x w0 grid, to h1 x w1 (bilinear, align_corners=False). */

@@ -6,22 +6,46 @@ import { isFloat, type DType } from './dtype.js';
 import { track } from './scope.js';
 import { contiguousStrides, isContiguous, numel, shapeStr } from './shape.js';
 
-/** A buffer and the number of tensors viewing it; freed on the backend when the last one is disposed. */
+/**
+ * A buffer and the number of tensors viewing it; freed on the backend when the last one is disposed.
+ * A storage can also be *evicted*: its buffer is freed while the storage (and every tensor viewing it,
+ * including the aliases autograd saved) lives on, until refill() gives it a fresh buffer of the same size.
+ * ZeRO-3 does this to parameters between the uses of their block; using an evicted tensor throws.
+ */
 export class Storage {
   private refs = 0;
   freed = false;
-  constructor(readonly backend: Backend, readonly buf: BackendBuffer) {}
+  /** Why the data is gone while the storage lives (evict()), for the error a use of it throws. */
+  evicted: string | null = null;
+  constructor(readonly backend: Backend, private buffer: BackendBuffer) {}
+  get buf(): BackendBuffer {
+    return this.buffer;
+  }
   retain(): void {
     this.refs++;
   }
   release(): void {
     if (--this.refs === 0) {
       this.freed = true;
-      this.backend.free(this.buf);
+      if (!this.evicted) this.backend.free(this.buffer);
     }
   }
   get refCount(): number {
     return this.refs;
+  }
+  /** Free the data but keep the storage; `why` completes the error of any use until refill(). Idempotent. */
+  evict(why: string): void {
+    if (this.freed) throw new Error('Storage.evict: the storage was freed');
+    if (this.evicted) return;
+    this.backend.free(this.buffer);
+    this.evicted = why;
+  }
+  /** Give an evicted storage a fresh buffer of its size (contents undefined: write them next). */
+  refill(): void {
+    if (this.freed) throw new Error('Storage.refill: the storage was freed');
+    if (!this.evicted) return;
+    this.buffer = this.backend.alloc(this.buffer.dtype, this.buffer.size);
+    this.evicted = null;
   }
 }
 
@@ -75,6 +99,7 @@ export class Tensor {
   /** Throws naming the op if this tensor's memory was released. */
   assertAlive(op: string): this {
     if (this.isDisposed) throw new Error(`${op}: use of a disposed tensor (${this.describe()}); it was freed by dispose() or by the end of its scope`);
+    if (this.storage.evicted) throw new Error(`${op}: ${this.describe()} holds no data here: ${this.storage.evicted}`);
     return this;
   }
 

@@ -1,11 +1,17 @@
 /**
  * @module lavender/train
  */
-// `lavender/train`: the training loops (DiT on one rank or data-parallel, text-to-image MMDiT), their run
-// directories and resume checks, sampling, the forward parity tool, the muP coordinate check, model sizes;
-// prompt to pixels (T5, SDXL-VAE, generate) and the release's data preparation.
-export { trainDiT, trainDiTDistributed, modelFromCheckpoint, formatMemoryReport, type TrainDiTOptions, type TrainResult, type DistTrainOptions } from './train-dit.js';
-export { trainT2I, type TrainT2IOptions } from './train-t2i.js';
+// `lavender/train`: the training loop (one loop for every recipe: plain or ZeRO, one rank or data-parallel,
+// gradient accumulation, activation checkpointing) and its two recipes (DiT sanity runs, text-to-image
+// MMDiT), run directories and resume checks, sampling, the forward parity tool, the muP coordinate check,
+// model sizes and memory plans; prompt to pixels (T5, SDXL-VAE, generate) and the release's data preparation.
+export {
+  train, trainDistributed, formatMemoryReport,
+  type TrainRecipe, type TrainParts, type TrainLoopOptions, type DistTrainOptions, type TrainResult, type StepData, type EmaSpec, type TrainableModel,
+} from './loop.js';
+export { makeTrainOptimizer, type TrainOptimizer, type OptimizerSpec, type DataParallelOptions } from './optimizer.js';
+export { trainDiT, trainDiTDistributed, ditRecipe, modelFromCheckpoint, type TrainDiTOptions } from './train-dit.js';
+export { trainT2I, trainT2IDistributed, t2iRecipe, type TrainT2IOptions } from './train-t2i.js';
 export { sampleGrid, type SampleGridOptions } from './sample-dit.js';
 export { sampleMMDiT, type SampleMMDiTOptions } from './sample-mmdit.js';
 export { runForward, loadWeights, type ForwardOptions } from './forward.js';

@@ -30,12 +30,17 @@ export class CpuPool {
   private free = new Map<string, TypedArray[]>();
   private pooledBytes = 0;
   live = 0;
+  /** Bytes of live buffers and their high-water mark (memory measurements: activations, ZeRO shards). */
+  liveBytes = 0;
+  peakBytes = 0;
   constructor(private readonly maxPooledBytes = defaultPoolBytes()) {}
 
   alloc(dtype: DType, size: number): CpuBuffer {
     const key = storageKey(dtype, size);
     const hit = this.free.get(key)?.pop();
     this.live++;
+    this.liveBytes += size * bytesPerElement(dtype);
+    if (this.liveBytes > this.peakBytes) this.peakBytes = this.liveBytes;
     if (hit) {
       this.pooledBytes -= hit.byteLength;
       return new CpuBuffer(dtype, size, hit);
@@ -48,6 +53,7 @@ export class CpuPool {
     buf.freed = true;
     this.live--;
     const bytes = buf.size * bytesPerElement(buf.dtype);
+    this.liveBytes -= bytes;
     if (bytes < POOL_MIN_BYTES || this.pooledBytes + bytes > this.maxPooledBytes) return;
     const key = storageKey(buf.dtype, buf.size);
     let list = this.free.get(key);

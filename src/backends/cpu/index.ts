@@ -90,6 +90,11 @@ export const cpuBackend: Backend = {
   },
   read: (b) => cpuBuf(b, 'read').data.slice(),
   liveBuffers: () => pool.live,
+  liveBytes: () => pool.liveBytes,
+  peakBytes: () => pool.peakBytes,
+  resetPeakBytes: () => {
+    pool.peakBytes = pool.liveBytes;
+  },
   fill: ref.fill,
   copy,
   unary,

@@ -1,14 +1,14 @@
 // The meta backend: tensors with shapes and dtypes but no memory, as PyTorch's meta device. Building a
 // model on it gives exact parameter names and counts (a 5.6B model in microseconds); reading data throws.
 import type { Backend, BackendBuffer } from '../backend.js';
-import type { DType } from '../../tensor/dtype.js';
+import { bytesPerElement, type DType } from '../../tensor/dtype.js';
 
 class MetaBuffer implements BackendBuffer {
   readonly backend = 'meta';
   constructor(readonly dtype: DType, readonly size: number) {}
 }
 
-let live = 0;
+let live = 0, liveBytes = 0, peakBytes = 0;
 const noData = (what: string) => () => {
   throw new Error(`meta: ${what}: meta tensors have shapes but no data; move the computation to a real device`);
 };
@@ -20,14 +20,23 @@ export const metaBackend: Backend = {
   dataless: true,
   alloc: (dtype, size) => {
     live++;
+    liveBytes += size * bytesPerElement(dtype);
+    peakBytes = Math.max(peakBytes, liveBytes);
     return new MetaBuffer(dtype, size);
   },
-  free: () => {
+  free: (b) => {
     live--;
+    liveBytes -= b.size * bytesPerElement(b.dtype);
   },
   write: nothing,
   read: noData('read'),
   liveBuffers: () => live,
+  // what a real device would hold: `lavender info` runs a training step here to count activation bytes
+  liveBytes: () => liveBytes,
+  peakBytes: () => peakBytes,
+  resetPeakBytes: () => {
+    peakBytes = liveBytes;
+  },
   fill: nothing,
   copy: nothing,
   unary: nothing,
