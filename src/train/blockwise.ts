@@ -18,6 +18,7 @@ import { noGrad } from '../autograd/grad-mode.js';
 import type { ForwardPlan } from '../nn/plan.js';
 import { scope, type Disposable } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { isFloat } from '../tensor/dtype.js';
 import { wait, type Co } from './coroutine.js';
 
 /** Where a block's parameters come from: unit 0 is the root, unit i + 1 block i (ZeRO-3; otherwise no-ops). */
@@ -58,9 +59,11 @@ export function* blockwiseForwardBackward(plan: ForwardPlan, head: (out: Tensor)
     }
     return ts;
   };
+  // a state computed without a graph (checkpointing) requires grad like it would have with one: every
+  // floating-point state depends on parameters
   const leaves = (ts: readonly Tensor[]): Tensor[] => ts.map((t) => {
     const l = t.alias();
-    if (t.requiresGrad) l.requiresGrad_(true);
+    if (t.requiresGrad || (o.checkpoint && isFloat(t.dtype))) l.requiresGrad_(true);
     held.push(l);
     return l;
   });

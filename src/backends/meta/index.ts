@@ -14,6 +14,18 @@ const noData = (what: string) => () => {
 };
 const nothing = () => {};
 
+const fused: Record<string, () => void> = {};
+
+/**
+ * Make the meta device take the kernel paths of a real one: ops/ uses a fused kernel where the backend has
+ * one (saving different tensors for the backward), so a memory trace on meta must have the same set.
+ * The stand-ins do nothing (and report "not handled" where a kernel may decline).
+ */
+export function mirrorFusedKernels(names: readonly string[]): void {
+  for (const k of Object.keys(fused)) delete fused[k];
+  for (const k of names) fused[k] = nothing;
+}
+
 export const metaBackend: Backend = {
   name: 'meta',
   available: true,
@@ -47,5 +59,5 @@ export const metaBackend: Backend = {
   gather: nothing,
   scatterAdd: nothing,
   random: nothing,
-  fused: {},
+  fused,
 };
