@@ -32,3 +32,12 @@ export async function onRanks<T>(N: number, fn: (pg: ProcessGroup) => Promise<T>
     for (const pg of pgs) pg.destroy();
   }
 }
+
+/**
+ * Rank 0 of a world of N whose other ranks do not exist: collectives return at once (reductions keep
+ * this rank's values, gathers leave the output as it is). For measuring what one rank holds, not values.
+ */
+export function soloRank(N: number): ProcessGroup {
+  const done = () => Promise.resolve();
+  return { rank: 0, worldSize: N, backend: 'cpu', allReduce: done, reduceScatter: done, allGather: done, broadcast: done, barrier: done, destroy: () => {} };
+}
