@@ -427,6 +427,29 @@ Napi::Value NcclGroupEnd(const Napi::CallbackInfo& info) {
   Runtime::get().ncclGroupEnd();
   return info.Env().Undefined();
 }
+// (comm): abort a communicator (its handle is gone afterwards)
+Napi::Value NcclCommAbort(const Napi::CallbackInfo& info) {
+  Runtime::get().ncclAbort((int)num(info, 0));
+  return info.Env().Undefined();
+}
+// (comm) -> null, or {code, message} for an asynchronous NCCL error
+Napi::Value NcclCommGetAsyncError(const Napi::CallbackInfo& info) {
+  std::string what;
+  int code = Runtime::get().ncclAsyncError((int)num(info, 0), &what);
+  if (code == 0) return info.Env().Null();
+  auto o = Napi::Object::New(info.Env());
+  o.Set("code", code);
+  o.Set("message", what);
+  return o;
+}
+// () -> id of an event recorded after the work enqueued so far
+Napi::Value MarkerRecord(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), Runtime::get().markerRecord()); }
+// (id) -> whether the work before it has finished (never blocks)
+Napi::Value MarkerDone(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), Runtime::get().markerDone((int)num(info, 0))); }
+Napi::Value MarkerDestroy(const Napi::CallbackInfo& info) {
+  Runtime::get().markerDestroy((int)num(info, 0));
+  return info.Env().Undefined();
+}
 
 }  // namespace
 
@@ -469,6 +492,11 @@ Napi::Object Init_(Napi::Env env, Napi::Object exports) {
   LAV_EXPORT("ncclBroadcast", NcclBroadcast);
   LAV_EXPORT("ncclGroupStart", NcclGroupStart);
   LAV_EXPORT("ncclGroupEnd", NcclGroupEnd);
+  LAV_EXPORT("ncclCommAbort", NcclCommAbort);
+  LAV_EXPORT("ncclCommGetAsyncError", NcclCommGetAsyncError);
+  LAV_EXPORT("markerRecord", MarkerRecord);
+  LAV_EXPORT("markerDone", MarkerDone);
+  LAV_EXPORT("markerDestroy", MarkerDestroy);
 #undef LAV_EXPORT
   return exports;
 }

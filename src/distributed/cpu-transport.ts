@@ -21,7 +21,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
 const MAGIC = 0x4c415644;
-const KIND_DATA = 1, KIND_ABORT = 2, KIND_HELLO = 3;
+const KIND_DATA = 1, KIND_ABORT = 2, KIND_HELLO = 3, KIND_PROGRESS = 4;
 export type HostArray = Float32Array | Float64Array;
 export type ReduceOp = 'sum' | 'avg';
 const OPS = ['allReduce', 'reduceScatter', 'allGather', 'broadcast', 'barrier'] as const;
@@ -159,9 +159,18 @@ export class CpuTransport {
   readonly timeoutMs: number;
   /** Payload bytes this rank has sent in collectives. */
   bytesSent = 0;
+  /**
+   * Watchers for a group that runs its collectives elsewhere (NCCL) and uses this mesh to learn of failures:
+   * onPeerLost when a peer's connection closes, onAbort when the group is aborted (here or by a peer).
+   */
+  onPeerLost: ((rank: number, e: Error) => void) | null = null;
+  onAbort: ((e: Error) => void) | null = null;
+  /** The last collective number each peer announced (announce()). */
+  private readonly progress: number[];
 
   private constructor(readonly rank: number, readonly worldSize: number, private readonly server: Server | null, timeoutMs?: number) {
     this.peers = new Array(worldSize).fill(null);
+    this.progress = new Array(worldSize).fill(0);
     this.timeoutMs = timeoutMs ?? timeoutDefault();
   }
 
@@ -268,6 +277,10 @@ export class CpuTransport {
       this.abort(new Error(`rank ${p.rank} aborted the group: ${f.payload.toString('utf8')}`), false);
       return;
     }
+    if (f.kind === KIND_PROGRESS) {
+      this.progress[p.rank] = Math.max(this.progress[p.rank]!, f.seq);
+      return;
+    }
     const key = keyOf(f.seq, f.phase);
     const w = p.waiters.get(key);
     if (w) {
@@ -280,6 +293,22 @@ export class CpuTransport {
     if (p.error) return;
     p.error = new Error(`rank ${p.rank} closed its connection (the process died or exited)`);
     p.failWaiters(p.error);
+    this.onPeerLost?.(p.rank, p.error);
+  }
+
+  /** Tell every peer this rank has started collective number n (elsewhere, e.g. on NCCL). */
+  announce(n: number): void {
+    for (const p of this.peers) if (p && !p.error) p.send(n, KIND_PROGRESS, 0, new Uint8Array(0));
+  }
+
+  /** The ranks whose last announced collective is below n (who a stuck collective waits for). */
+  ranksBehind(n: number): number[] {
+    return this.progress.flatMap((s, r) => (r !== this.rank && s < n ? [r] : []));
+  }
+
+  /** Abort the group with this error (peers are told why), as a failing collective does. */
+  fail(err: Error): void {
+    this.abort(err);
   }
 
   private recv(r: number, seq: number, op: OpName, phase = 0): Promise<Buffer> {
@@ -311,6 +340,7 @@ export class CpuTransport {
   private abort(err: Error, notify = true): void {
     if (this.broken) return;
     this.broken = err;
+    this.onAbort?.(err);
     for (const p of this.peers) {
       if (!p) continue;
       if (notify && !p.error) p.send(this.seq, KIND_ABORT, 0, Buffer.from(`rank ${this.rank}: ${err.message}`, 'utf8'));

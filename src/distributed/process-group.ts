@@ -98,7 +98,7 @@ export function isLoopback(addr: string): boolean {
 }
 
 /** The address other ranks reach this one at: loopback for a local job, else LAVENDER_DIST_HOST or the first external IPv4. */
-function meshHost(masterAddr: string): string {
+export function meshHost(masterAddr: string): string {
   if (process.env.LAVENDER_DIST_HOST) return process.env.LAVENDER_DIST_HOST;
   if (isLoopback(masterAddr)) return '127.0.0.1';
   for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;

@@ -22,6 +22,10 @@ typedef Result (*pfn_ncclGetVersion)(int* version);
 typedef Result (*pfn_ncclGetUniqueId)(UniqueId* uniqueId);
 typedef Result (*pfn_ncclCommInitRank)(Comm* comm, int nranks, UniqueId commId, int rank);
 typedef Result (*pfn_ncclCommDestroy)(Comm comm);
+// failure handling: abort a communicator whose peers are gone (returns even while its kernels hang), and
+// the asynchronous error of a communicator (a remote failure or an internal error found by NCCL's threads)
+typedef Result (*pfn_ncclCommAbort)(Comm comm);
+typedef Result (*pfn_ncclCommGetAsyncError)(Comm comm, Result* asyncError);
 typedef const char* (*pfn_ncclGetErrorString)(Result result);
 typedef Result (*pfn_ncclAllReduce)(const void* sendbuff, void* recvbuff, size_t count, DataType datatype, RedOp op,
                                     Comm comm, cudaStream_t stream);

@@ -80,6 +80,8 @@ LAV_CHECK_NCCL(ncclGetVersion)
 LAV_CHECK_NCCL(ncclGetUniqueId)
 LAV_CHECK_NCCL(ncclCommInitRank)
 LAV_CHECK_NCCL(ncclCommDestroy)
+LAV_CHECK_NCCL(ncclCommAbort)
+LAV_CHECK_NCCL(ncclCommGetAsyncError)
 LAV_CHECK_NCCL(ncclGetErrorString)
 LAV_CHECK_NCCL(ncclAllReduce)
 LAV_CHECK_NCCL(ncclReduceScatter)
@@ -91,7 +93,7 @@ static_assert(sizeof(ncclUniqueId) == sizeof(lav::nccl::UniqueId) && NCCL_UNIQUE
 static_assert((int)ncclSuccess == lav::nccl::Success && (int)ncclInProgress == lav::nccl::InProgress, "ncclResult_t values");
 static_assert((int)ncclInt32 == lav::nccl::Int32 && (int)ncclInt64 == lav::nccl::Int64 && (int)ncclFloat16 == lav::nccl::Float16 && (int)ncclFloat32 == lav::nccl::Float32 && (int)ncclFloat64 == lav::nccl::Float64 && (int)ncclBfloat16 == lav::nccl::Bfloat16 && (int)ncclUint8 == lav::nccl::Uint8, "ncclDataType_t values");
 static_assert((int)ncclSum == lav::nccl::Sum && (int)ncclProd == lav::nccl::Prod && (int)ncclMax == lav::nccl::Max && (int)ncclMin == lav::nccl::Min && (int)ncclAvg == lav::nccl::Avg, "ncclRedOp_t values");
-#define LAV_NCCL_REPORT "checked 11 NCCL prototypes and their enum values against " LAV_STR(LAV_NCCL_HEADER)
+#define LAV_NCCL_REPORT "checked 13 NCCL prototypes and their enum values against " LAV_STR(LAV_NCCL_HEADER)
 #else
 #define LAV_NCCL_REPORT "skipped: nccl.h not found at build time (set LAVENDER_CUDA_INCLUDE_PATH); the abi helper self-checks passed"
 #endif

@@ -99,6 +99,8 @@ struct Nccl {
   nccl::pfn_ncclGetUniqueId getUniqueId = nullptr;
   nccl::pfn_ncclCommInitRank commInitRank = nullptr;
   nccl::pfn_ncclCommDestroy commDestroy = nullptr;
+  nccl::pfn_ncclCommAbort commAbort = nullptr;
+  nccl::pfn_ncclCommGetAsyncError commGetAsyncError = nullptr;
   nccl::pfn_ncclGetErrorString errorString = nullptr;
   nccl::pfn_ncclAllReduce allReduce = nullptr;
   nccl::pfn_ncclReduceScatter reduceScatter = nullptr;
@@ -278,6 +280,8 @@ int Runtime::ncclLoad(const std::vector<std::string>& libDirs, std::string* path
     nc.getUniqueId = symbol<nccl::pfn_ncclGetUniqueId>(lib, "ncclGetUniqueId", "NCCL");
     nc.commInitRank = symbol<nccl::pfn_ncclCommInitRank>(lib, "ncclCommInitRank", "NCCL");
     nc.commDestroy = symbol<nccl::pfn_ncclCommDestroy>(lib, "ncclCommDestroy", "NCCL");
+    nc.commAbort = symbol<nccl::pfn_ncclCommAbort>(lib, "ncclCommAbort", "NCCL");
+    nc.commGetAsyncError = symbol<nccl::pfn_ncclCommGetAsyncError>(lib, "ncclCommGetAsyncError", "NCCL");
     nc.errorString = symbol<nccl::pfn_ncclGetErrorString>(lib, "ncclGetErrorString", "NCCL");
     nc.allReduce = symbol<nccl::pfn_ncclAllReduce>(lib, "ncclAllReduce", "NCCL");
     nc.reduceScatter = symbol<nccl::pfn_ncclReduceScatter>(lib, "ncclReduceScatter", "NCCL");
@@ -353,6 +357,56 @@ void Runtime::ncclGroupStart() {
 void Runtime::ncclGroupEnd() {
   ncclRequire("ncclGroupEnd");
   ncclCheck(nc.groupEnd(), "ncclGroupEnd");
+}
+
+void Runtime::ncclAbort(int comm) {
+  ncclRequire("ncclCommAbort");
+  nccl::Comm c = commOf(comm, "ncclCommAbort");
+  nc.comms.erase(comm);
+  ncclCheck(nc.commAbort(c), "ncclCommAbort");
+}
+
+int Runtime::ncclAsyncError(int comm, std::string* what) {
+  ncclRequire("ncclCommGetAsyncError");
+  nccl::Result async = nccl::Success;
+  ncclCheck(nc.commGetAsyncError(commOf(comm, "ncclCommGetAsyncError"), &async), "ncclCommGetAsyncError");
+  if (async != nccl::Success && async != nccl::InProgress) *what = nc.errorString ? nc.errorString(async) : "";
+  return async == nccl::InProgress ? 0 : (int)async;
+}
+
+namespace {
+std::unordered_map<int, cudaEvent_t> markers;
+int nextMarker = 1;
+}  // namespace
+
+int Runtime::markerRecord() {
+  requireReady("markerRecord");
+  cudaEvent_t e = nullptr;
+  check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
+  cudaError_t r = cudaEventRecord(e, stream_);
+  if (r != cudaSuccess) {
+    cudaEventDestroy(e);
+    check(r, "cudaEventRecord");
+  }
+  int id = nextMarker++;
+  markers[id] = e;
+  return id;
+}
+
+bool Runtime::markerDone(int id) {
+  auto it = markers.find(id);
+  if (it == markers.end()) throw Error("markerDone: marker " + std::to_string(id) + " does not exist");
+  cudaError_t r = cudaEventQuery(it->second);
+  if (r == cudaErrorNotReady) return false;
+  check(r, "cudaEventQuery");
+  return true;
+}
+
+void Runtime::markerDestroy(int id) {
+  auto it = markers.find(id);
+  if (it == markers.end()) return;
+  cudaEventDestroy(it->second);
+  markers.erase(it);
 }
 
 }  // namespace lav

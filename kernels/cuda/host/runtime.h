@@ -77,6 +77,17 @@ class Runtime {
   void ncclBroadcast(const void* s, void* r, size_t count, int dtype, int root, int comm);
   void ncclGroupStart();
   void ncclGroupEnd();
+  /** ncclCommAbort: frees the communicator even while a collective waits for a dead peer (the handle goes away). */
+  void ncclAbort(int comm);
+  /** ncclCommGetAsyncError: 0 (ncclSuccess) or the error code, with its text in *what. */
+  int ncclAsyncError(int comm, std::string* what);
+
+  // stream markers: wait for enqueued work (a collective) without blocking the thread
+  /** Record an event on the stream after the work enqueued so far; returns its id. */
+  int markerRecord();
+  /** cudaEventQuery: true when the work before the marker has finished, false while pending; throws on a CUDA error. */
+  bool markerDone(int id);
+  void markerDestroy(int id);
 
  private:
   void requireReady(const char* what) const;

@@ -65,6 +65,15 @@ export interface CudaAddon {
   ncclBroadcast(send: number, recv: number, count: number, dtype: number, root: number, comm: number): void;
   ncclGroupStart(): void;
   ncclGroupEnd(): void;
+  /** ncclCommAbort: the handle is gone afterwards, even if a collective was stuck on a dead peer. */
+  ncclCommAbort(comm: number): void;
+  /** ncclCommGetAsyncError: null, or the asynchronous error NCCL's threads found. */
+  ncclCommGetAsyncError(comm: number): { code: number; message: string } | null;
+  /** An event recorded on the stream after the work enqueued so far. */
+  markerRecord(): number;
+  /** Whether the work before the marker has finished (cudaEventQuery: never blocks). */
+  markerDone(marker: number): boolean;
+  markerDestroy(marker: number): void;
 }
 
 export function addonPath(): string {

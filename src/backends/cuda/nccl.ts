@@ -45,6 +45,13 @@ export function loadNccl(): { version: number; path: string } {
   return loaded;
 }
 
+/** A marker after the work enqueued on the backend's stream so far: poll it instead of blocking in synchronize(). */
+export function streamMarker(): { done(): boolean; release(): void } {
+  const a = cuda().addon;
+  const id = a.markerRecord();
+  return { done: () => a.markerDone(id), release: () => a.markerDestroy(id) };
+}
+
 export class NcclComm {
   private destroyed = false;
   private constructor(private readonly handle: number, readonly size: number, readonly rank: number) {}
@@ -92,6 +99,19 @@ export class NcclComm {
     const s = span(send, 'broadcast'), r = span(recv, 'broadcast');
     if (s.count !== r.count || s.dtype !== r.dtype) throw new Error('nccl broadcast: send and recv differ in size or dtype');
     cuda().addon.ncclBroadcast(s.ptr, r.ptr, s.count, NCCL_TYPES[s.dtype], root, this.live('broadcast'));
+  }
+
+  /** The asynchronous error NCCL's threads found on this communicator (a dead peer, a network failure), or null. */
+  asyncError(): string | null {
+    const e = cuda().addon.ncclCommGetAsyncError(this.live('asyncError'));
+    return e ? `${e.message} (ncclResult ${e.code})` : null;
+  }
+
+  /** ncclCommAbort: free the communicator even while a collective waits on a dead peer (idempotent). */
+  abort(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    cuda().addon.ncclCommAbort(this.handle);
   }
 
   /** Fuse the collectives issued inside fn into one NCCL group. */
