@@ -5,7 +5,9 @@ import { closest, intFlag, parseArgs, stringFlag, type Parsed } from './args.js'
 import { COMMANDS, findCommand } from './commands.js';
 import { benchMatmul } from './bench-matmul.js';
 import { benchStep, forward, makeShards, sample, train } from './train.js';
-import { modelInfo } from '../train/model-info.js';
+import { modelInfo, type ModelInfo } from '../train/model-info.js';
+import { planMemory, type MemoryPlan } from '../train/memory-plan.js';
+import type { ZeroStage } from '../distributed/zero.js';
 import { runCoordCheck } from './coord-check.js';
 import { consolidateCommand, launchCommand } from './launch.js';
 import { decodeLatentsCommand, encodeImagesCommand, encodeTextCommand, prepareShardsCommand } from './pipeline.js';
@@ -15,10 +17,14 @@ const USAGE = `usage: lavender <command> [options]
 
 commands:
   info [--json]                                  version and the backends of this build
-  info --model P [--ranks N] [--zero S] [--batch B] [--tokens T] [--grad-accum K] [--checkpoint-activations] [--json]
-                                                 plan before you rent: exact parameter count and the bytes per
-                                                 rank (weights, gradients, optimizer state, activations) and
-                                                 sent per step (a step traced on the meta device, no allocation)
+  info --model P [--ranks N] [--zero S] [--batch B] [--tokens T] [--latent-size R] [--grad-accum K]
+        [--checkpoint-activations] [--json]
+                                                 plan before you rent: exact parameter count, the bf16 ZeRO-2
+                                                 formula, and lavender's bytes per rank (weights, gradients,
+                                                 optimizer state, activations) and sent per step, from one
+                                                 rank's step traced on the meta device (no allocation);
+                                                 defaults: 8 ranks, ZeRO 2, batch 1 per rank, 64 text tokens,
+                                                 latent 32 (MMDiT)
   train mnist|cifar [--steps N] [--batch B] [--lr X] [--seed S] [--backend B] [--out DIR]
         [--resume CKPT [--allow-changes]] [--overwrite]
         [--data DIR] [--checkpoint-every N] [--sample-rows R] [--sample-steps S] [--cfg X]
@@ -88,16 +94,18 @@ commands:
                                                  median seconds per training step
 `;
 
-function info(p: Parsed): number {
+async function info(p: Parsed): Promise<number> {
   if (p.flags.has('model')) {
-    const r = modelInfo(stringFlag(p, 'model', ''), intFlag(p, 'ranks', 8));
-    if (p.flags.has('json')) console.log(JSON.stringify(r));
-    else {
-      const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
-      const b = r.zero2.bytes_per_rank;
-      console.log(`${r.model}: ${r.parameters.toLocaleString('en')} parameters`);
-      console.log(`ZeRO-2 over ${r.zero2.ranks} ranks, per rank: weights (bf16) ${gib(b.weights_bf16)}, gradients (bf16) ${gib(b.gradients_bf16)}, master weights (fp32) ${gib(b.master_weights_fp32)}, Adam state (fp32) ${gib(b.adam_state_fp32)}; total ${gib(b.total)}`);
-    }
+    const model = stringFlag(p, 'model', ''), ranks = intFlag(p, 'ranks', 8);
+    const r = modelInfo(model, ranks);
+    const zero = intFlag(p, 'zero', 2, true);
+    if (zero > 3) throw new Error(`--zero expects 0, 1, 2 or 3, got ${zero}`);
+    const plan = await planMemory({
+      model, ranks, zero: zero as ZeroStage, batch: intFlag(p, 'batch', ranks), tokens: intFlag(p, 'tokens', 64), latentSize: intFlag(p, 'latent-size', 32),
+      gradAccum: intFlag(p, 'grad-accum', 1), checkpointActivations: p.flags.has('checkpoint-activations'),
+    });
+    if (p.flags.has('json')) console.log(JSON.stringify({ ...r, plan }));
+    else for (const line of formatInfo(r, plan)) console.log(line);
     return 0;
   }
   const backends = L.backendEntries().map((e) => {
@@ -127,6 +135,20 @@ function bench(p: Parsed): number {
   if (p.flags.has('json')) console.log(JSON.stringify(r));
   else console.log(`matmul ${size}x${size}x${size} float32 on ${backend}: ${r.gflops.toFixed(1)} GFLOP/s (median ${r.median_ms.toFixed(2)} ms over ${runs} runs${r.kernel ? `, ${r.kernel}, ${r.threads} thread(s)` : ''})`);
   return 0;
+}
+
+/** `lavender info --model`: the count, the bf16 ZeRO-2 formula, then the traced plan of this run. */
+function formatInfo(r: ModelInfo, plan: MemoryPlan): string[] {
+  const gib = (n: number) => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`);
+  const b = r.zero2.bytes_per_rank, m = plan.bytes_per_rank, s = plan.bytes_sent_per_step;
+  const seq = plan.sequence.text ? `${plan.sequence.text} text + ${plan.sequence.image} image tokens` : `${plan.sequence.image} image tokens`;
+  return [
+    `${r.model}: ${r.parameters.toLocaleString('en')} parameters`,
+    `ZeRO-2 formula over ${r.zero2.ranks} ranks, per rank: weights (bf16) ${gib(b.weights_bf16)}, gradients (bf16) ${gib(b.gradients_bf16)}, master weights (fp32) ${gib(b.master_weights_fp32)}, Adam state (fp32) ${gib(b.adam_state_fp32)}; total ${gib(b.total)}`,
+    `lavender's step, traced on the meta device: ZeRO ${plan.zero} over ${plan.ranks} ranks, ${plan.batch_per_rank} sample(s) per rank x ${plan.micro_batches} micro-batch(es) of ${seq}${plan.checkpoint_activations ? ', activations checkpointed' : ''} (${plan.precision})`,
+    `  per rank: weights ${gib(m.weights)}, gradients ${gib(m.gradients)}, optimizer state ${gib(m.optimizer_state)}, activations ${gib(m.activations)}${plan.zero === 3 ? ' (with the gathered units)' : ''}; peak ${gib(m.peak)}`,
+    `  sent per rank per step: ${gib(s.total)} (all-reduce ${gib(s.allReduce)}, reduce-scatter ${gib(s.reduceScatter)}, all-gather ${gib(s.allGather)})`,
+  ];
 }
 
 const TOP_LEVEL = ['info', 'train', 'launch', 'consolidate', 'make-shards', 'prepare-shards', 'sample', 'forward', 'generate', 'encode-text', 'decode-latents', 'encode-images', 'coord-check', 'bench', 'help'];
@@ -161,7 +183,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 0;
     }
     switch (spec.name.split(' ')[0]) {
-      case 'info': return info(p);
+      case 'info': return await info(p);
       case 'bench': return bench(p);
       case 'train': return await train(p);
       case 'consolidate': return consolidateCommand(p);

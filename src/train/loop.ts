@@ -126,6 +126,8 @@ export interface TrainLoopOptions {
   progress?: boolean;
   log?: (line: string) => void;
   dist?: DistTrainOptions;
+  /** Called on every rank after each step, with what it logged (e.g. to watch a run from code). */
+  onStep?: (r: { step: number; loss: number; gradNorm: number | null }) => void;
 }
 
 export interface TrainResult {
@@ -294,6 +296,7 @@ function* loop<C>(recipe: TrainRecipe<C>, o: TrainLoopOptions): Co<TrainResult> 
         t_bins: binLosses(g.t, g.perSample).map((v) => (Number.isNaN(v) ? null : v)), seconds,
       });
       progress?.update(step, `loss ${g.loss.toFixed(4)}${gradNorm !== null ? ` |g| ${gradNorm.toFixed(2)}` : ''}`);
+      o.onStep?.({ step, loss: g.loss, gradNorm });
       if (o.checkpointEvery && step % o.checkpointEvery === 0 && step < o.steps) yield* save();
     }
     yield* save();

@@ -13,7 +13,7 @@ import { assertModelKind, readModelSpec } from '../optim/checkpoint-meta.js';
 import { ditSpec } from './model-spec.js';
 import { estimateSamplingSeconds, planSampling, type SamplingPlan } from './sampling-plan.js';
 import { sampleGrid } from './sample-dit.js';
-import { train, trainDistributed, type DistTrainOptions, type TrainRecipe, type TrainResult } from './loop.js';
+import { train, trainDistributed, type DistTrainOptions, type TrainLoopOptions, type TrainRecipe, type TrainResult } from './loop.js';
 
 export { formatMemoryReport, type DistTrainOptions, type TrainResult } from './loop.js';
 
@@ -46,6 +46,8 @@ export interface TrainDiTOptions {
   cfg?: number;
   progress?: boolean;
   log?: (line: string) => void;
+  /** Called on every rank after each step (TrainLoopOptions.onStep). */
+  onStep?: TrainLoopOptions['onStep'];
 }
 
 function checkImages(d: ImageDataset, config: DiTConfig): void {

@@ -16,7 +16,7 @@ import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { zeros } from '../ops/creation.js';
 import { mmditSpec } from './model-spec.js';
-import { train, trainDistributed, type DistTrainOptions, type TrainRecipe, type TrainResult } from './loop.js';
+import { train, trainDistributed, type DistTrainOptions, type TrainLoopOptions, type TrainRecipe, type TrainResult } from './loop.js';
 
 export interface TrainT2IOptions {
   data: string;
@@ -49,6 +49,8 @@ export interface TrainT2IOptions {
   timeSampling?: TimeSampling;
   progress?: boolean;
   log?: (line: string) => void;
+  /** Called on every rank after each step (TrainLoopOptions.onStep). */
+  onStep?: TrainLoopOptions['onStep'];
 }
 
 /** Conditions for `lavender sample --model mmdit --cond`: the text embeddings of up to 4 first samples. */
