@@ -6,6 +6,8 @@
 //   webgpu-info    the WebGPU adapter (Dawn over the Vulkan driver), its limits, shader-f16, the kernel profile
 //   webgpu-matmul  float32 and float16 (shader-f16) TFLOP/s through the webgpu backend with the planner's kernel,
 //                  sizes on the command line; then every tile at the largest size (to choose the planner's tiles)
+//   nccl    a 1-rank NCCL process group on this GPU: all-reduce, reduce-scatter, all-gather, broadcast and
+//           barrier round trips (values checked), polled through stream markers with the async-error query
 //   check   no GPU: validates the configs, FLOP counts and that every step is wired (used by --dry-run)
 // Prints one JSON object per line.
 import { join } from 'node:path';
@@ -14,6 +16,8 @@ import * as L from '../../src/index.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
 import { runForward } from '../../src/train/forward.js';
 import type { CudaBackend } from '../../src/backends/cuda/index.js';
+import { initProcessGroup } from '../../src/distributed/process-group.js';
+import { createServer } from 'node:net';
 import type { WebGpuBackend } from '../../src/backends/webgpu/index.js';
 import { TILES } from '../../src/backends/webgpu/matmul.js';
 
@@ -150,12 +154,59 @@ function webgpuMatmul(sizes: number[]): void {
   be.setMatmulConfig('auto');
 }
 
+const freePort = () => new Promise<number>((res) => {
+  const srv = createServer();
+  srv.listen({ host: '127.0.0.1', port: 0 }, () => {
+    const a = srv.address();
+    srv.close(() => res(typeof a === 'object' && a ? a.port : 29500));
+  });
+});
+
+/** One rank over NCCL: every collective is a round trip through the library; the results are known. */
+async function ncclRoundTrip(): Promise<void> {
+  const port = await freePort();
+  const t0 = performance.now();
+  const pg = await initProcessGroup({ backend: 'nccl', env: { rank: 0, localRank: 0, worldSize: 1, localWorldSize: 1, masterAddr: '127.0.0.1', masterPort: port, source: 'none' }, config: { bench: 'nccl' }, timeoutMs: 60_000 });
+  const initSeconds = (performance.now() - t0) / 1000;
+  const results: Record<string, boolean> = {};
+  try {
+    const n = 1 << 20;
+    const x = L.randn([n], { device: 'cuda', generator: new L.Generator(1) });
+    const want = x.to('cpu').toArray();
+    const same = (t: L.Tensor) => { const a = t.to('cpu').toArray(); return a.length === want.length && a.every((v, i) => v === want[i]); };
+    const t1 = performance.now();
+    await pg.allReduce(x, 'sum');
+    results.allReduce_sum = same(x);
+    await pg.allReduce(x, 'avg');
+    results.allReduce_avg = same(x);
+    const rs = L.zeros([n], { device: 'cuda' });
+    await pg.reduceScatter(rs, x, 'sum');
+    results.reduceScatter = same(rs);
+    const ag = L.zeros([n], { device: 'cuda' });
+    await pg.allGather(ag, x);
+    results.allGather = same(ag);
+    await pg.broadcast(x, 0);
+    results.broadcast = same(x);
+    await pg.barrier();
+    results.barrier = true;
+    const host = L.tensor([1.5, 2.5]); // a host tensor travels through a cuda copy
+    await pg.allReduce(host, 'sum');
+    results.host_tensor = Array.from(host.toArray()).join(',') === '1.5,2.5';
+    const ok = Object.values(results).every(Boolean);
+    console.log(JSON.stringify({ bench: 'nccl-round-trip', ranks: 1, elements: n, init_seconds: initSeconds, collectives_seconds: (performance.now() - t1) / 1000, results, ok }));
+    if (!ok) process.exitCode = 1;
+  } finally {
+    pg.destroy();
+  }
+}
+
 switch (what) {
   case 'matmul': matmulBench(rest.length ? rest.map(Number) : [1024, 2048, 4096, 8192]); break;
   case 'mmdit': mmditBench(); break;
   case 'parity': parity(rest[0] ?? 'cuda'); break;
   case 'webgpu-info': webgpuInfo(); break;
   case 'webgpu-matmul': webgpuMatmul(rest.length ? rest.map(Number) : [1024, 2048, 4096]); break;
+  case 'nccl': await ncclRoundTrip(); break;
   case 'check': check(); break;
-  default: throw new Error(`bench/gpu/bench: unknown '${what}' (matmul, mmdit, parity, webgpu-info, webgpu-matmul, check)`);
+  default: throw new Error(`bench/gpu/bench: unknown '${what}' (matmul, mmdit, parity, webgpu-info, webgpu-matmul, nccl, check)`);
 }

@@ -16,7 +16,8 @@
 #   4 DiT parity on cuda, 5 matmul f32/bf16 vs torch.mm, 6 one MMDiT block training step (MFU),
 #   7 webgpu adapter info, 8 the webgpu kernel tests on the GPU (every matmul tile, f16, fused attention),
 #   9 DiT parity on webgpu, 10 webgpu matmul f32/f16 1024-4096 and a tile sweep, 11 the DiT-MNIST training
-#   step at batch 64 on webgpu, on cuda and in PyTorch (cuda).
+#   step at batch 64 on webgpu, on cuda and in PyTorch (cuda), 12 a 1-rank NCCL process-group round trip,
+#   13 a ZeRO-2 train t2i run over NCCL on the cuda backend.
 #   --only REGEX runs the steps whose name matches (e.g. --only webgpu; the probe always runs).
 #   Results: $OUT/gpu-results.jsonl (or build/gpu-results/ when $OUT is unset) and a log beside it.
 # --dry-run: pack, unpack into a scratch copy, check that every step is wired, stop before the GPU (the
@@ -173,6 +174,8 @@ STEPS=(
   "webgpu-parity|node dist/bench/gpu/bench.js parity webgpu"
   "webgpu-matmul|node dist/bench/gpu/bench.js webgpu-matmul 1024 2048 4096"
   "dit-step|for b in webgpu cuda; do node bin/lavender.js bench train-step --model dit-mnist --batch 64 --backend \$b --steps 10 --warmup 3 --json; done; python3 bench/torch_train_step.py mnist 64 8 10 cuda"
+  "nccl-round-trip|node dist/bench/gpu/bench.js nccl"
+  "zero2-t2i-nccl|rm -rf build/gpu-t2i && node bin/lavender.js make-shards --synthetic-t2i --out build/gpu-t2i/shards --samples 16 --latent-size 8 --cond-dim 32 --tokens 8 && node bin/lavender.js train t2i --data build/gpu-t2i/shards --preset mmdit-tiny --latent-size 8 --tokens 8 --steps 2 --batch 4 --backend cuda --dist-backend nccl --nproc 1 --zero 2 --out build/gpu-t2i/run && node -e \"const l=require('fs').readFileSync('build/gpu-t2i/run/metrics.jsonl','utf8').trim().split('\\\\n').map(JSON.parse);if(l.length!==2||!l.every(r=>Number.isFinite(r.loss)))process.exit(1);console.log(JSON.stringify({bench:'zero2-t2i-nccl',steps:l.length,losses:l.map(r=>r.loss),ok:true}))\""
 )
 
 run_steps() {
