@@ -32,6 +32,7 @@ const SMALL: Record<string, Record<string, string>> = {
   'sample --model mmdit --checkpoint runs/t2i/ema1.safetensors --cond runs/t2i/cond.safetensors --out latents.safetensors': { steps: '2' },
   'coord-check': { widths: '16,32', steps: '2' },
   'train mnist --nproc 2 --zero 2 --out runs/mnist-zero2': { steps: '2', batch: '4' },
+  'train t2i --data shards --preset mmdit-tiny --latent-size 8 --tokens 8 --nproc 2 --zero 3 --grad-accum 2 --checkpoint-activations --out runs/t2i-zero3': { steps: '2', batch: '2' },
   'launch --nproc 2 node bin/lavender.js train mnist --zero 1 --out runs/mnist-launch': { steps: '2', batch: '4' },
   'bench matmul --size 1024 --backend cpu --json': { size: '128', runs: '2' },
   'bench train-step --model dit-mnist --batch 64 --json': { batch: '2', steps: '1', warmup: '0' },
