@@ -107,3 +107,19 @@ test('overlap: ZeRO starts bucket reductions from the hooks while the backward r
     assert.deepEqual(results[`zero${zero}-true`], results[`zero${zero}-false`], `zero ${zero}: overlapped reduction gives bit-identical parameters`);
   }
 });
+
+test('a collective started before a long synchronous stretch (the rest of a backward) is not timed out by it: the deadline counts from when the rank can wait', async () => {
+  const pgs = await groups(2, 300);
+  try {
+    const ts = pgs.map((_, r) => tensor([r + 1, 2 * r + 1]));
+    const running = pgs.map((pg, r) => pg.allReduce(ts[r]!, 'sum'));
+    const until = Date.now() + 900; // three timeouts' worth of computation on this thread
+    while (Date.now() < until) { /* busy, like a backward */ }
+    await Promise.all(running);
+    for (const t of ts) assert.deepEqual(arr(t), [3, 4]);
+    // a rank that really stays away is still named after the timeout
+    await assert.rejects(pgs[0]!.barrier(), /barrier #2 on rank 0 timed out after 0\.3 s waiting for rank\(s\) 1/);
+  } finally {
+    for (const pg of pgs) pg.destroy();
+  }
+});

@@ -6,7 +6,8 @@
 // others. So every rank ends with the same bits, independent of message timing, and allReduce is
 // reduceScatter followed by allGather (2x the data per rank instead of N x).
 //
-// Failure: every collective has a deadline (LAVENDER_DIST_TIMEOUT seconds, default 60). A timeout names
+// Failure: every collective has a deadline (LAVENDER_DIST_TIMEOUT seconds, default 60, counted from when
+// this rank is free to wait: see run()). A timeout names
 // the ranks that did not deliver; a closed connection names the rank that died. Either way the group is
 // aborted: this rank tells its peers why (so they fail at once with the same reason) and closes its sockets;
 // every later collective throws the same error. Nothing waits forever.
@@ -357,20 +358,33 @@ export class CpuTransport {
     const waiting = new Set<number>();
     this.pendingFrom.set(seq, waiting);
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const missing = [...waiting].sort((a, b) => a - b);
-        const who = missing.length ? `rank(s) ${missing.join(', ')}` : 'the other ranks';
-        const err = new Error(`lavender dist: ${op} #${seq} on rank ${this.rank} timed out after ${this.timeoutMs / 1000} s waiting for ${who} (stuck or dead; LAVENDER_DIST_TIMEOUT sets the limit)`);
-        this.abort(err);
-        reject(err);
-      }, this.timeoutMs);
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      // The deadline counts from when this rank is free to wait: a collective started from a gradient hook
+      // runs on while the rest of the backward keeps the thread busy, and the peers' data waits in the
+      // socket meanwhile. setImmediate runs once the event loop turns again.
+      setImmediate(() => {
+        if (settled) return;
+        timer = setTimeout(() => {
+          const missing = [...waiting].sort((a, b) => a - b);
+          const who = missing.length ? `rank(s) ${missing.join(', ')}` : 'the other ranks';
+          const err = new Error(`lavender dist: ${op} #${seq} on rank ${this.rank} timed out after ${this.timeoutMs / 1000} s waiting for ${who} (stuck or dead; LAVENDER_DIST_TIMEOUT sets the limit)`);
+          settled = true;
+          this.abort(err);
+          reject(err);
+        }, this.timeoutMs);
+      });
       fn(seq).then(
         (v) => {
+          if (settled) return;
+          settled = true;
           clearTimeout(timer);
           this.pendingFrom.delete(seq);
           resolve(v);
         },
         (e: Error) => {
+          if (settled) return;
+          settled = true;
           clearTimeout(timer);
           this.pendingFrom.delete(seq);
           const err = this.broken && e === this.broken ? e : new Error(`lavender dist: ${op} #${seq} on rank ${this.rank} failed: ${e.message}`);

@@ -163,6 +163,9 @@ export class NcclProcessGroup implements ProcessGroup {
         }
         return;
       }
+      // the deadline counts from when this rank is free to wait (a collective started from a gradient hook
+      // returns here only once the rest of the backward has been enqueued)
+      await null;
       const deadline = Date.now() + this.timeoutMs;
       for (let wait = 0.25; ; wait = Math.min(2 * wait, 10)) {
         if (this.news) throw named(`failed: ${this.news.message}`);
