@@ -365,14 +365,17 @@ export class CpuTransport {
       // socket meanwhile. setImmediate runs once the event loop turns again.
       setImmediate(() => {
         if (settled) return;
-        timer = setTimeout(() => {
+        // on expiry, read what the sockets hold first (one poll phase): a process that was itself stopped
+        // finds its peers' news (an abort, a closed connection) there rather than blaming them for the wait
+        timer = setTimeout(() => setImmediate(() => {
+          if (settled) return;
           const missing = [...waiting].sort((a, b) => a - b);
           const who = missing.length ? `rank(s) ${missing.join(', ')}` : 'the other ranks';
           const err = new Error(`lavender dist: ${op} #${seq} on rank ${this.rank} timed out after ${this.timeoutMs / 1000} s waiting for ${who} (stuck or dead; LAVENDER_DIST_TIMEOUT sets the limit)`);
           settled = true;
           this.abort(err);
           reject(err);
-        }, this.timeoutMs);
+        }), this.timeoutMs);
       });
       fn(seq).then(
         (v) => {
