@@ -1,7 +1,7 @@
 // ZeRO behaviour dist.test.ts does not reach (found by mutation testing, see docs/testing.md): buckets that
 // hold several parameters (and one larger than the limit), parameter groups, Adam vs AdamW, a parameter
 // without a gradient, bfloat16 parameters, which collectives each stage uses, the memory report and the
-// bytes formula, the checks on bad options, and the sharded / full optimizer state round trips in-process.
+// bytes formula (stage 3 included), the checks on bad options, and the sharded / full optimizer state round trips in-process.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import '../src/index.js';
@@ -88,6 +88,7 @@ test('ZeRO with multi-parameter buckets, parameter groups, Adam or AdamW, and a 
     { N: 3, stage: 1, steps: 3 }, { N: 3, stage: 2, steps: 3 }, { N: 2, stage: 0, steps: 3 },
     { N: 2, stage: 2, steps: 2, optimizer: 'adam' }, { N: 3, stage: 1, steps: 2, split: [[0, 2], [1, 3]] },
     { N: 2, stage: 0, steps: 2, split: [[3], [0, 1, 2]] }, { N: 2, stage: 2, steps: 2, nullGrad: 1 }, { N: 2, stage: 0, steps: 2, nullGrad: 2 },
+    { N: 3, stage: 3, steps: 3 }, { N: 2, stage: 3, steps: 2, split: [[0, 2], [1, 3]] }, { N: 2, stage: 3, steps: 2, nullGrad: 3 },
   ];
   for (const o of cases) {
     const want = reference(o);
@@ -107,11 +108,12 @@ test('ZeRO keeps bfloat16 parameters in bfloat16, with float32 master slices, fo
   }
 });
 
-test('each stage uses its collectives: 0 all-reduces gradients, 1 all-reduces and all-gathers, 2 reduce-scatters and all-gathers', async () => {
+test('each stage uses its collectives: 0 all-reduces gradients, 1 all-reduces and all-gathers, 2 and 3 reduce-scatter and all-gather', async () => {
+  // stage 3 without units: the root unit holds every parameter and is gathered again after the update
   const expect: Record<ZeroStage, Record<string, number>> = {
-    0: { allReduce: 3, reduceScatter: 0, allGather: 0 }, 1: { allReduce: 3, reduceScatter: 0, allGather: 3 }, 2: { allReduce: 0, reduceScatter: 3, allGather: 3 },
+    0: { allReduce: 3, reduceScatter: 0, allGather: 0 }, 1: { allReduce: 3, reduceScatter: 0, allGather: 3 }, 2: { allReduce: 0, reduceScatter: 3, allGather: 3 }, 3: { allReduce: 0, reduceScatter: 3, allGather: 3 },
   };
-  for (const stage of [0, 1, 2] as const) {
+  for (const stage of [0, 1, 2, 3] as const) {
     const calls: Record<string, number> = { allReduce: 0, reduceScatter: 0, allGather: 0 };
     await zeroRun({ N: 2, stage, steps: 1 }, (pg) => {
       if (pg.rank !== 0) return;
@@ -126,24 +128,31 @@ test('each stage uses its collectives: 0 all-reduces gradients, 1 all-reduces an
 });
 
 test('the memory report adds up its parts; the ZeRO bytes formula per stage', async () => {
-  for (const stage of [0, 1, 2] as const) {
+  for (const stage of [0, 1, 2, 3] as const) {
     const [r] = await zeroRun({ N: 2, stage, steps: 1 });
     const m = r!.opt.memoryReport();
     const psi = SHAPES.reduce((a, s) => a + size(s), 0); // 38
     assert.equal(m.parameters, psi);
-    assert.equal(m.measured.parameters, 4 * psi);
-    assert.equal(m.measured.gradients, stage === 2 ? 4 * (6 + 4 + 10) : 4 * psi);
-    assert.equal(m.measured.master_weights, stage === 0 ? 0 : 4 * (6 + 4 + 10));
+    // stage 3: the float32 slices are the parameters' only persistent copy (counted once, as parameters)
+    assert.equal(m.measured.parameters, stage === 3 ? 4 * (6 + 4 + 10) : 4 * psi);
+    assert.equal(m.measured.gradients, stage >= 2 ? 4 * (6 + 4 + 10) : 4 * psi);
+    assert.equal(m.measured.master_weights, stage === 0 || stage === 3 ? 0 : 4 * (6 + 4 + 10));
     assert.equal(m.measured.optimizer_state, stage === 0 ? 8 * psi : 8 * (6 + 4 + 10));
     const { parameters, gradients, master_weights, optimizer_state } = m.measured;
     assert.equal(m.measured.total, parameters + gradients + master_weights + optimizer_state);
-    assert.match(m.precision, stage === 0 ? /^float32 parameters on cpu, float32 gradients\/master weights\/Adam moments \(stage 0: the float32 parameters are the master weights\)$/ : /^float32 parameters on cpu, float32 gradients\/master weights\/Adam moments$/);
+    assert.match(m.precision, [
+      /^float32 parameters on cpu, float32 gradients\/master weights\/Adam moments \(stage 0: the float32 parameters are the master weights\)$/,
+      /^float32 parameters on cpu, float32 gradients\/master weights\/Adam moments$/, /^float32 parameters on cpu, float32 gradients\/master weights\/Adam moments$/,
+      /^float32 parameters on cpu, float32 gradients\/master weights\/Adam moments \(stage 3: the float32 parameter slices are the master weights; a unit is gathered only while it runs\)$/,
+    ][stage]!);
     assert.deepEqual([m.rank, m.worldSize, m.stage], [0, 2, stage]);
   }
   assert.deepEqual(zeroFormulaBytes(1000, 4, 0), { weights: 2000, gradients: 2000, master_weights: 4000, optimizer_state: 8000, total: 16000, expression: '2Ψ + 2Ψ + KΨ' });
   assert.deepEqual(zeroFormulaBytes(1000, 4, 1), { weights: 2000, gradients: 2000, master_weights: 1000, optimizer_state: 2000, total: 7000, expression: '2Ψ + 2Ψ + KΨ/N' });
   assert.deepEqual(zeroFormulaBytes(1000, 4, 2), { weights: 2000, gradients: 500, master_weights: 1000, optimizer_state: 2000, total: 5500, expression: '2Ψ + (2+K)Ψ/N' });
+  assert.deepEqual(zeroFormulaBytes(1000, 4, 3), { weights: 500, gradients: 500, master_weights: 1000, optimizer_state: 2000, total: 4000, expression: '(2+2+K)Ψ/N' });
   assert.equal(zeroFormulaBytes(1001, 4, 2).gradients, 501); // rounded up per rank
+  assert.equal(zeroFormulaBytes(1001, 4, 3).weights, 501);
 });
 
 test('ZeRO refuses bad options naming them', async () => {
@@ -151,7 +160,11 @@ test('ZeRO refuses bad options naming them', async () => {
   try {
     const p = [tensor([1, 2])];
     const base: ZeroOptions = { stage: 1, optimizer: 'adamw', lr: 0.1 };
-    assert.throws(() => new ZeroOptimizer(pg!, p, { ...base, stage: 3 as ZeroStage }), /^Error: ZeRO: stage must be 0, 1 or 2, got 3/);
+    assert.throws(() => new ZeroOptimizer(pg!, p, { ...base, stage: 4 as ZeroStage }), /^Error: ZeRO: stage must be 0, 1, 2 or 3, got 4/);
+    assert.throws(() => new ZeroOptimizer(pg!, [tensor([1, 2]).to('bfloat16')], { ...base, stage: 3 }), /^Error: ZeRO-3: parameters must be float32 \(their fp32 slices are the only copy\), got .*bfloat16/);
+    const q = [tensor([1, 2]), tensor([3])];
+    assert.throws(() => new ZeroOptimizer(pg!, q, { ...base, stage: 3, units: [[q[0]!], [q[0]!, q[1]!]] }), /^Error: ZeRO-3: parameter .* is listed in two units/);
+    assert.throws(() => new ZeroOptimizer(pg!, q, { ...base, paramOrder: [q[1]!] }), /^Error: ZeRO: paramOrder must list the optimizer's 2 parameters \(got 1\)/);
     assert.throws(() => new ZeroOptimizer(pg!, [], base), /^Error: ZeRO: got an empty parameter list/);
     assert.throws(() => new ZeroOptimizer(pg!, [{ params: [] }], base), /ZeRO: got an empty parameter list/);
     for (const b of [0, 1.5, -4]) assert.throws(() => new ZeroOptimizer(pg!, p, { ...base, bucketElements: b }), new RegExp(`^Error: ZeRO: bucketElements must be a positive integer, got ${b}`));
@@ -167,7 +180,7 @@ test('ZeRO refuses bad options naming them', async () => {
 });
 
 test('sharded state round trip: 2 steps, shardState, a fresh ZeRO per rank (other hyperparameters) loads its shard and 2 more steps equal 4 uninterrupted ones', async () => {
-  for (const stage of [1, 2] as const) {
+  for (const stage of [1, 2, 3] as const) {
     const o: RunOpts = { N: 2, stage, steps: 4, split: [[0, 1], [2, 3]] };
     const want = reference(o);
     const pgs = await groups(2);
@@ -201,7 +214,7 @@ test('sharded state round trip: 2 steps, shardState, a fresh ZeRO per rank (othe
   }
 });
 
-test('loadFullState: a one-process AdamW state loads into ZeRO 0, 1 and 2 at any world size and training continues identically', async () => {
+test('loadFullState: a one-process AdamW state loads into ZeRO 0, 1, 2 and 3 at any world size and training continues identically', async () => {
   const o: RunOpts = { N: 2, stage: 2, steps: 4 };
   const want = reference(o);
   // the first 2 steps in one process, as a standard checkpoint would hold them
@@ -216,7 +229,7 @@ test('loadFullState: a one-process AdamW state loads into ZeRO 0, 1 and 2 at any
     opt1.step();
   }
   const sd = opt1.stateDict();
-  for (const stage of [0, 1, 2] as const) {
+  for (const stage of [0, 1, 2, 3] as const) {
     const pgs = await groups(2);
     try {
       const ranks = pgs.map((pg) => {

@@ -1,26 +1,14 @@
 // Ranks of a process group inside this process (concurrent async tasks, each with its own sockets over
 // loopback): data-parallel runs without the cost of starting processes.
-import { createServer } from 'node:net';
-import { initProcessGroup, type DistEnv, type ProcessGroup } from '../../src/distributed/process-group.js';
+import type { ProcessGroup } from '../../src/distributed/process-group.js';
 import { scaledMs } from './load.js';
+import { groups as joined } from './process-groups.js';
 
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen({ host: '127.0.0.1', port: 0 }, () => {
-      const a = s.address();
-      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
+export { envOf, freePort } from './process-groups.js';
 
-export const envOf = (rank: number, worldSize: number, port: number): DistEnv => ({ rank, localRank: rank, worldSize, localWorldSize: worldSize, masterAddr: '127.0.0.1', masterPort: port, source: 'torchrun' });
-
-/** N connected process groups (one per rank). */
-export async function groups(N: number, timeoutMs = scaledMs(30_000), config: Record<string, unknown> = { test: 1 }): Promise<ProcessGroup[]> {
-  const port = await freePort();
-  return Promise.all([...Array(N).keys()].map((r) => initProcessGroup({ env: envOf(r, N, port), config, timeoutMs })));
+/** N connected process groups (one per rank); a longer default timeout than process-groups.ts for training runs. */
+export function groups(N: number, timeoutMs = scaledMs(30_000), config: Record<string, unknown> = { test: 1 }): Promise<ProcessGroup[]> {
+  return joined(N, timeoutMs, config);
 }
 
 /** Run fn on N in-process ranks; the groups are destroyed afterwards. */
