@@ -2,7 +2,7 @@
 // on the same seed and global batch; the memory report; sharded checkpoints (clear error at another world size,
 // consolidation, resume); a killed or stuck rank; disagreeing ranks. Every child process has a deadline.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
@@ -12,6 +12,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import '../src/index.js';
 import { loadSafetensors } from '../src/io/safetensors.js';
+import { spawnChild } from './harness/children.js';
 import { scaledMs, scaledSeconds } from './harness/load.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -31,15 +32,12 @@ interface Result { code: number | null; signal: NodeJS.Signals | null; stdout: s
 function start(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; done: Promise<Result> } {
   const t0 = Date.now();
   // the collective/rendezvous timeout of --nproc runs scales with the load too (60 s on an idle machine)
-  const child = spawn(process.execPath, ['bin/lavender.js', ...args], { cwd: root, env: { ...process.env, LAVENDER_DIST_TIMEOUT: scaledSeconds(60), ...env } });
+  // killed at its deadline, when this test process exits, and by its orphan guard if this process dies
+  const child = spawnChild(process.execPath, ['bin/lavender.js', ...args], { cwd: root, env: { ...process.env, LAVENDER_DIST_TIMEOUT: scaledSeconds(60), ...env }, deadlineMs: scaledMs(240_000) });
   let stdout = '', stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));
   child.stderr!.on('data', (d) => (stderr += d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), scaledMs(240_000));
-  const done = new Promise<Result>((res) => child.on('exit', (code, signal) => {
-    clearTimeout(timer);
-    res({ code, signal, stdout, stderr, ms: Date.now() - t0 });
-  }));
+  const done = new Promise<Result>((res) => child.on('exit', (code, signal) => res({ code, signal, stdout, stderr, ms: Date.now() - t0 })));
   return { child, done };
 }
 const run = (args: string[], env?: NodeJS.ProcessEnv) => start(args, env).done;

@@ -2,7 +2,7 @@
 // single-process optimizer, the launcher. Ranks run in this process (as concurrent async tasks, each with its
 // own sockets) except for the launcher tests, which start real processes.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { test } from 'node:test';
@@ -20,6 +20,7 @@ import { Generator } from '../src/tensor/random.js';
 import { randn } from '../src/ops/creation.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { checkPortFree } from '../src/cli/launch.js';
+import { childEnv, spawnChild } from './harness/children.js';
 import { scaledMs } from './harness/load.js';
 import { CpuTransport, listenMesh } from '../src/distributed/cpu-transport.js';
 
@@ -287,12 +288,12 @@ function startRanks(ranks: number[], port: number, timeoutMs: number) {
     } catch (e) { console.error('failed: ' + e.message); process.exit(3); }`;
   return ranks.map((rank) => {
     const env = { ...process.env, RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: '3', LOCAL_WORLD_SIZE: '3', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) };
-    const c = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: root, env });
+    // they all-reduce forever unless a peer fails: killed at the deadline, when this test process exits, or by their orphan guard if it dies
+    const c = spawnChild(process.execPath, ['--input-type=module', '-e', script], { cwd: root, env, deadlineMs: scaledMs(90_000) });
     let out = '', err = '';
-    c.stdout.on('data', (d) => (out += d));
-    c.stderr.on('data', (d) => (err += d));
-    const killer = setTimeout(() => c.kill('SIGKILL'), scaledMs(90_000));
-    const done = new Promise<{ code: number | null; err: string; at: number }>((res) => c.on('exit', (code) => { clearTimeout(killer); res({ code, err, at: Date.now() }); }));
+    c.stdout!.on('data', (d) => (out += d));
+    c.stderr!.on('data', (d) => (err += d));
+    const done = new Promise<{ code: number | null; err: string; at: number }>((res) => c.on('exit', (code) => res({ code, err, at: Date.now() })));
     return { c, done, ready: () => out.includes('ready') };
   });
 }
@@ -382,16 +383,16 @@ test('readDistEnv: torchrun variables, SLURM variables under srun, and clear err
 test('lavender launch: children get torchrun\'s environment; one failing rank stops the others and fails the launch', async () => {
   const port = await freePort();
   const ok = spawnSync('node', ['bin/lavender.js', 'launch', '--nproc', '2', '--master-port', String(port), 'node', '-e',
-    'const e = process.env; console.log(JSON.stringify([e.RANK, e.LOCAL_RANK, e.WORLD_SIZE, e.LOCAL_WORLD_SIZE, e.MASTER_ADDR, e.MASTER_PORT]))'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    'const e = process.env; console.log(JSON.stringify([e.RANK, e.LOCAL_RANK, e.WORLD_SIZE, e.LOCAL_WORLD_SIZE, e.MASTER_ADDR, e.MASTER_PORT]))'], { cwd: root, env: childEnv(), encoding: 'utf8', timeout: 60_000 });
   assert.equal(ok.status, 0, ok.stderr);
   const lines = ok.stdout.trim().split('\n').map((l) => JSON.parse(l)).sort();
   assert.deepEqual(lines, [['0', '0', '2', '2', '127.0.0.1', String(port)], ['1', '1', '2', '2', '127.0.0.1', String(port)]]);
   const t0 = Date.now();
   const bad = await new Promise<{ code: number | null; stderr: string }>((res) => {
-    const c = spawn('node', ['bin/lavender.js', 'launch', '--nproc', '2', '--master-port', String(port), 'node', '-e',
-      'if (process.env.RANK === "1") setTimeout(() => process.exit(3), 300); else setTimeout(() => {}, 60000)'], { cwd: root });
+    const c = spawnChild('node', ['bin/lavender.js', 'launch', '--nproc', '2', '--master-port', String(port), 'node', '-e',
+      'if (process.env.RANK === "1") setTimeout(() => process.exit(3), 300); else setTimeout(() => {}, 60000)'], { cwd: root, deadlineMs: scaledMs(90_000) });
     let stderr = '';
-    c.stderr.on('data', (d) => (stderr += d));
+    c.stderr!.on('data', (d) => (stderr += d));
     c.on('exit', (code) => res({ code, stderr }));
   });
   assert.equal(bad.code, 3);
@@ -400,9 +401,9 @@ test('lavender launch: children get torchrun\'s environment; one failing rank st
   const busy: Server = createServer();
   const p2 = await new Promise<number>((res) => busy.listen({ host: '127.0.0.1', port: 0 }, () => res((busy.address() as { port: number }).port)));
   const inUse = await new Promise<{ code: number | null; stderr: string }>((res) => {
-    const c = spawn('node', ['bin/lavender.js', 'launch', '--nproc', '2', '--master-port', String(p2), 'node', '-e', '0'], { cwd: root });
+    const c = spawnChild('node', ['bin/lavender.js', 'launch', '--nproc', '2', '--master-port', String(p2), 'node', '-e', '0'], { cwd: root, deadlineMs: scaledMs(90_000) });
     let stderr = '';
-    c.stderr.on('data', (d) => (stderr += d));
+    c.stderr!.on('data', (d) => (stderr += d));
     c.on('exit', (code) => res({ code, stderr }));
   });
   busy.close();

@@ -4,7 +4,7 @@
 // resumes at another world size; the removed --rank/--world-size flags are refused with the way to go.
 // Every child process has a deadline; the rank timeouts scale with the machine's load.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { networkInterfaces, tmpdir } from 'node:os';
@@ -16,6 +16,7 @@ import { writeSyntheticT2I } from '../src/data/t2i.js';
 import { consolidate, readCheckpointMeta } from '../src/distributed/checkpoint.js';
 import { loadSafetensors } from '../src/io/safetensors.js';
 import { trainT2I } from '../src/train/train-t2i.js';
+import { childEnv, spawnChild } from './harness/children.js';
 import { freePort } from './harness/ranks.js';
 import { scaledMs, scaledSeconds } from './harness/load.js';
 
@@ -33,15 +34,12 @@ after(() => {
 interface Result { code: number | null; signal: NodeJS.Signals | null; stderr: string; ms: number }
 function start(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; done: Promise<Result> } {
   const t0 = Date.now();
-  const child = spawn(process.execPath, ['bin/lavender.js', ...args], { cwd: root, env: { ...process.env, LAVENDER_DIST_TIMEOUT: scaledSeconds(60), ...env } });
+  // killed at its deadline, when this test process exits, and by its orphan guard if this process dies
+  const child = spawnChild(process.execPath, ['bin/lavender.js', ...args], { cwd: root, env: { ...process.env, LAVENDER_DIST_TIMEOUT: scaledSeconds(60), ...env }, deadlineMs: scaledMs(240_000) });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   child.stdout!.on('data', () => {});
-  const timer = setTimeout(() => child.kill('SIGKILL'), scaledMs(240_000));
-  const done = new Promise<Result>((res) => child.on('exit', (code, signal) => {
-    clearTimeout(timer);
-    res({ code, signal, stderr, ms: Date.now() - t0 });
-  }));
+  const done = new Promise<Result>((res) => child.on('exit', (code, signal) => res({ code, signal, stderr, ms: Date.now() - t0 })));
   return { child, done };
 }
 
@@ -159,13 +157,13 @@ test('a rank stopped mid-step (SIGSTOP): every rank exits non-zero naming it, th
   const S = last!.step;
   const ref = library(S + 2);
   const resumed = tmp();
-  const r = spawnSync(process.execPath, ['bin/lavender.js', ...cli(resumed, ['--steps', String(S + 2), '--resume', merged])], { cwd: root, encoding: 'utf8', timeout: scaledMs(120_000) });
+  const r = spawnSync(process.execPath, ['bin/lavender.js', ...cli(resumed, ['--steps', String(S + 2), '--resume', merged])], { cwd: root, env: childEnv(), encoding: 'utf8', timeout: scaledMs(120_000) });
   assert.equal(r.status, 0, r.stderr);
   closeLosses(losses(resumed), ref.losses.slice(S), `resumed at step ${S} on 1 rank`);
 });
 
 test('train t2i --rank/--world-size are refused (they trained W independent models), pointing at --nproc and the launchers', () => {
-  const r = spawnSync(process.execPath, ['bin/lavender.js', ...cli(tmp(), ['--rank', '0', '--world-size', '2'])], { cwd: root, encoding: 'utf8', timeout: scaledMs(60_000) });
+  const r = spawnSync(process.execPath, ['bin/lavender.js', ...cli(tmp(), ['--rank', '0', '--world-size', '2'])], { cwd: root, env: childEnv(), encoding: 'utf8', timeout: scaledMs(60_000) });
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /--rank\/--world-size are gone: they split the data without averaging the gradients \(W independent models\)\. Data parallelism goes through the process group: --nproc N/);
 });
