@@ -14,6 +14,8 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import '../src/index.js';
 import { loadSafetensors } from '../src/io/safetensors.js';
+import { trainT2I } from '../src/train/train-t2i.js';
+import { childEnv } from './harness/children.js';
 import { scaledMs, scaledSeconds } from './harness/load.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -70,7 +72,7 @@ const lavender = (args: string[]) => {
   const t0 = Date.now();
   const r = spawnSync(process.execPath, [join(root, 'bin', 'lavender.js'), ...args], {
     cwd: clone, encoding: 'utf8', timeout: scaledMs(300_000),
-    env: { ...process.env, MASTER_PORT: port, LAVENDER_DIST_TIMEOUT: scaledSeconds(60) },
+    env: childEnv({ ...process.env, MASTER_PORT: port, LAVENDER_DIST_TIMEOUT: scaledSeconds(60) }), // --nproc ranks die with their launcher
   });
   return { ...r, ms: Date.now() - t0 };
 };
@@ -102,6 +104,18 @@ test('every command in the README runs as written (smaller sizes where the defau
   assert.deepEqual(steps, [1, 2, 3], 'the resumed run appended to metrics.jsonl');
   assert.deepEqual([...loadSafetensors(join(clone, 'latents.safetensors')).tensors.latents!.shape], [4, 4, 8, 8]);
   assert.equal(JSON.parse(outputs['bench matmul --size 1024 --backend cpu --json']!).op, 'matmul');
+  // `train t2i --nproc 2 --zero 3 --grad-accum 2 --checkpoint-activations --batch 2` is one rank's `--batch 4`
+  // (the CLI's defaults: lr 1e-2, warm-up 100, EMA every 16, seed 0)
+  const one = trainT2I({ progress: false, log: () => {}, data: join(clone, 'shards'), preset: 'mmdit-tiny', latentSize: 8, tokens: 8, batch: 4, steps: 2, lr: 1e-2, seed: 0, out: join(clone, 'runs/t2i-one-rank') });
+  const zero3 = readFileSync(join(clone, 'runs/t2i-zero3/metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).loss as number);
+  assert.equal(zero3.length, 2);
+  zero3.forEach((v, i) => assert.ok(Math.abs(v - one.losses[i]!) <= 1e-4 * one.losses[i]!, `t2i --nproc 2 --zero 3 step ${i + 1}: loss ${v} vs ${one.losses[i]} on one rank`));
+  const a = loadSafetensors(join(clone, 'runs/t2i-zero3/checkpoint.safetensors')).tensors, b = loadSafetensors(one.checkpoint).tensors;
+  for (const [k, t] of Object.entries(b)) {
+    if (!k.startsWith('model.')) continue;
+    const u = a[k]!.toArray(), v = t.toArray();
+    u.forEach((x, i) => assert.ok(Math.abs(x - v[i]!) <= 1e-5, `t2i --nproc 2 --zero 3: ${k}[${i}] ${x} vs ${v[i]} on one rank`));
+  }
 });
 
 /** A refused command: exit 1, one line on stderr naming the command, nothing on stdout. */
