@@ -21,6 +21,10 @@ export default {
       'dist/test/model-info.test.js', 'dist/test/dit-parity.test.js', 'dist/test/mmdit-parity.test.js',
       'dist/test/cli.test.js', 'dist/test/torch-pt.test.js', 'dist/test/io.test.js', 'dist/test/optim-contracts.test.js',
       'dist/test/zero-contracts.test.js', 'dist/test/data-contracts.test.js',
+      // the one training loop, ZeRO-3, overlap, NCCL failures, the memory plan (ranks in-process; t2i-launch,
+      // real processes, is left out like dist-train)
+      'dist/test/train-loop.test.js', 'dist/test/zero3.test.js', 'dist/test/grad-hooks.test.js', 'dist/test/nccl-failures.test.js',
+      'dist/test/memory-plan.test.js',
     ],
     nodeArgs: ['--test-reporter=tap'],
   },
