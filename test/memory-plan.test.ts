@@ -56,7 +56,7 @@ test('bytes sent per step: the prediction equals what each rank of a real 2-rank
       const at: number[] = [];
       await trainT2IDistributed({
         progress: false, log: () => {}, data, preset: 'mmdit-tiny', latentSize: 8, tokens: 8, warmup: 2, emaEvery: 1, steps: 3, batch: 4, lr: 1e-3, seed: 0, out: tmp(),
-        dist: { pg, zero }, onStep: () => at.push(transport.bytesSent),
+        dist: { pg, zero }, onStep: () => void at.push(transport.bytesSent),
       });
       return at[2]! - at[1]!; // the third step alone
     });

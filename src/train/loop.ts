@@ -89,7 +89,7 @@ export interface TrainRecipe<C> {
   resumeCommand?: string;
   spec: ModelSpec;
   /** Settings a resume must share with its checkpoint (metadata field -> value); stored in checkpoints. */
-  settings: Record<string, number | undefined>;
+  settings: Record<string, number | string | undefined>;
   /** Checks of the inputs that need no model (run first). */
   check?(): void;
   /** The model and data; `rng` is the training generator (time, noise, and anything the model draws). */
@@ -126,8 +126,14 @@ export interface TrainLoopOptions {
   progress?: boolean;
   log?: (line: string) => void;
   dist?: DistTrainOptions;
-  /** Called on every rank after each step, with what it logged (e.g. to watch a run from code). */
-  onStep?: (r: { step: number; loss: number; gradNorm: number | null }) => void;
+  /**
+   * Called on every rank after each step, with what it logged (e.g. to watch a run from code). 'stop' ends
+   * the run after this step (a diverged sweep run); the loss is the same on every rank, so a rule on it
+   * stops them all at the same step.
+   */
+  onStep?: (r: { step: number; loss: number; gradNorm: number | null }) => void | 'stop';
+  /** false: no checkpoint or EMA files at the end (throwaway runs, e.g. a learning-rate sweep's; default true). */
+  save?: boolean;
 }
 
 export interface TrainResult {
@@ -296,17 +302,21 @@ function* loop<C>(recipe: TrainRecipe<C>, o: TrainLoopOptions): Co<TrainResult> 
         t_bins: binLosses(g.t, g.perSample).map((v) => (Number.isNaN(v) ? null : v)), seconds,
       });
       progress?.update(step, `loss ${g.loss.toFixed(4)}${gradNorm !== null ? ` |g| ${gradNorm.toFixed(2)}` : ''}`);
-      o.onStep?.({ step, loss: g.loss, gradNorm });
+      if (o.onStep?.({ step, loss: g.loss, gradNorm }) === 'stop') {
+        progress?.stopped();
+        log(`stopped after step ${step} of ${o.steps} (onStep)`);
+        break;
+      }
       if (o.checkpointEvery && step % o.checkpointEvery === 0 && step < o.steps) yield* save();
     }
-    yield* save();
+    if (o.save !== false) yield* save();
     const sorted = [...times].sort((a, c) => a - c);
     const secondsPerStep = sorted.length ? sorted[Math.floor(sorted.length / 2)]! : 0;
     if (parts.finished) {
       yield* wait(opt.gatherAll());
       if (lead) parts.finished({ secondsPerStep, steps: step, log });
     }
-    log(`done: ${step} steps, last loss ${losses.at(-1)?.toFixed(4) ?? 'n/a'}, median ${secondsPerStep.toFixed(2)} s/step; checkpoint ${checkpoint}${parts.doneNote ?? ''}`);
+    log(`done: ${step} steps, last loss ${losses.at(-1)?.toFixed(4) ?? 'n/a'}, median ${secondsPerStep.toFixed(2)} s/step; ${o.save !== false ? `checkpoint ${checkpoint}${parts.doneNote ?? ''}` : 'not saved'}`);
     return { losses, checkpoint, secondsPerStep, gradNorms };
   } finally {
     opt.dispose();

@@ -2,6 +2,7 @@
 export class Progress {
   private readonly start = performance.now();
   private lastPct = -1;
+  private last = 0;
   /** `after` adds to the eta what comes after the last step, from the seconds per step (e.g. sampling). */
   constructor(
     private readonly total: number,
@@ -20,6 +21,12 @@ export class Progress {
     if (this.stream.isTTY) this.stream.write(`\r${line}\x1b[K${step === this.total ? '\n' : ''}`);
     else if (Math.floor(pct / 10) !== Math.floor(this.lastPct / 10) || step === this.total) this.stream.write(`${line}\n`);
     this.lastPct = pct;
+    this.last = step;
+  }
+
+  /** A run that ended before its last step: finish the redrawn line so the next message starts on its own. */
+  stopped(): void {
+    if (this.stream.isTTY && this.last !== this.total) this.stream.write('\n');
   }
 }
 

@@ -4,18 +4,21 @@
 // steps and saved beside the weights. Resumable exactly (weights, optimizer, EMAs, RNG, loader position).
 // The run directory also gets cond.safetensors: the text conditions of the dataset's first samples, ready
 // for `lavender sample --model mmdit --cond`.
+// Shards in the imagenet.int8 layout (uint8 latents + class label) train class-conditionally: the label
+// becomes two one-hot condition tokens, as in the release's ImageNet model. `parametrization` swaps the
+// release's learning-rate rule for muP or SP (the lr sweep, mup-sweep.ts).
 import { join } from 'node:path';
 import { MMDiT, type MMDiTConfig } from '../models/mmdit.js';
 import { MdsLoader, openMds } from '../data/mds/index.js';
-import { t2iBatch } from '../data/t2i.js';
+import { detectT2ILayout, t2iBatch } from '../data/t2i.js';
 import type { TimeSampling } from '../flow/rectified-flow.js';
-import { lavenderflowGroups } from '../optim/mup.js';
 import { saveSafetensors } from '../io/safetensors.js';
 import { Generator } from '../tensor/random.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { zeros } from '../ops/creation.js';
 import { mmditSpec } from './model-spec.js';
+import { parametrizationGroups, parametrizationModelOptions, type TrainParametrization } from './parametrization.js';
 import { train, trainDistributed, type DistTrainOptions, type TrainLoopOptions, type TrainRecipe, type TrainResult } from './loop.js';
 
 export interface TrainT2IOptions {
@@ -47,9 +50,15 @@ export interface TrainT2IOptions {
   /** Recompute each block in the backward instead of keeping its activations. */
   checkpointActivations?: boolean;
   timeSampling?: TimeSampling;
+  /** Learning-rate rule: 'release' (default), 'mup' (against mupBaseWidth) or 'sp'. See parametrization.ts. */
+  parametrization?: TrainParametrization;
+  /** The width muP's learning rate refers to (default the model's width). */
+  mupBaseWidth?: number;
+  /** false: write no checkpoint or EMA files at the end (throwaway runs such as a sweep's; default true). */
+  save?: boolean;
   progress?: boolean;
   log?: (line: string) => void;
-  /** Called on every rank after each step (TrainLoopOptions.onStep). */
+  /** Called on every rank after each step; 'stop' ends the run there (TrainLoopOptions.onStep). */
   onStep?: TrainLoopOptions['onStep'];
 }
 
@@ -60,23 +69,27 @@ export const COND_SAMPLES = 4;
 export function t2iRecipe(o: TrainT2IOptions): TrainRecipe<Tensor> {
   const spec = mmditSpec(o.preset);
   const latentSize = o.latentSize ?? 32, tokens = o.tokens ?? 64, warmup = o.warmup ?? 100, every = o.emaEvery ?? 16;
+  const param = o.parametrization ?? 'release';
+  // the lr rule is recorded, so a resume under another one is refused
+  const rule = { parametrization: param, ...(param === 'mup' ? { mup_base_width: o.mupBaseWidth ?? (spec.config.dim as number) } : {}) };
   return {
     command: 'train t2i',
     resumeCommand: 'train t2i',
     spec,
     // what a resumed run must share with its checkpoint (names as in the checkpoint's metadata)
-    settings: { batch: o.batch, lr: o.lr, latent_size: latentSize, tokens, warmup, ema_every: every },
+    settings: { batch: o.batch, lr: o.lr, latent_size: latentSize, tokens, warmup, ema_every: every, ...rule },
     build: () => {
-      const model = new MMDiT(spec.config as unknown as MMDiTConfig, { generator: new Generator(o.seed), device: o.backend });
+      const config = spec.config as unknown as MMDiTConfig;
+      const model = new MMDiT(config, { generator: new Generator(o.seed), device: o.backend, ...parametrizationModelOptions(param, config, { baseWidth: o.mupBaseWidth }) });
       const c = model.config;
       const dataset = openMds(o.data);
       const K = o.gradAccum ?? 1;
       // the step's K*B samples in the single-process order; each rank takes its rows (loop.ts)
       const loader = new MdsLoader(dataset, { batchSize: K * o.batch, seed: o.seed });
-      const batchOpts = { latentSize, condDim: c.cond_seq_dim, tokens, device: o.backend };
+      const batchOpts = { latentSize, condDim: c.cond_seq_dim, tokens, device: o.backend, layout: detectT2ILayout(Object.keys(dataset.columns), o.data) };
       return {
         model,
-        optimizer: { kind: 'adamw', groups: lavenderflowGroups(model.namedParameters(), { lr: o.lr, width: c.dim, weightDecay: o.weightDecay ?? 0.1 }), lr: o.lr, betas: [0.9, 0.95] },
+        optimizer: { kind: 'adamw', groups: parametrizationGroups(param, model, { lr: o.lr, weightDecay: o.weightDecay ?? 0.1, baseWidth: o.mupBaseWidth }), lr: o.lr, betas: [0.9, 0.95] },
         clip: o.clip ?? 1.0,
         warmup,
         emas: [{ gamma: 16, every, at: 1 }, { gamma: 9, every, at: 1 }],
