@@ -1,7 +1,10 @@
 // Text-to-image batches from MDS shards in the LavenderFlow layout: SDXL-VAE latents as float16 (`np16`)
 // and T5 embeddings quantised to uint8 (`uint8`, dequantised as x/255*0.5 - 0.25), right-padded with zeros
 // to 256 tokens and cut to the first `tokens` (64 in the release). Latents are scaled by 0.13025.
+// The same batches from the imagenet.int8 layout (imagenet-int8.ts): uint8 latents and a class label, which
+// becomes two one-hot condition tokens.
 import { MdsWriter, float16BitsToFloat32, float32ToFloat16Bits } from './mds/index.js';
+import { IMAGENET_INT8_COLUMNS, int8LatentValue, parseLabel, writeClassTokens } from './imagenet-int8.js';
 import { tensor } from '../ops/creation.js';
 import { Generator, fillRandom } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -15,16 +18,34 @@ export interface T2IColumns {
 
 export const RELEASE_COLUMNS: T2IColumns = { vae: 'vae_256x256_latents', t5: 't5_xl_embeddings' };
 
+/** 'lavenderflow': latents + T5 embeddings; 'imagenet.int8': uint8 latents + a class label. */
+export type T2ILayout = 'lavenderflow' | 'imagenet.int8';
+
 export interface T2IBatchOptions {
   latentSize: number;
   condDim: number;
+  /** Text tokens kept (lavenderflow; imagenet.int8 always has 2 class tokens). */
   tokens: number;
+  /** Default 'lavenderflow'. */
+  layout?: T2ILayout;
   columns?: T2IColumns;
   device?: string;
 }
 
-/** Decode a list of MDS samples into x [B, 4, r, r] (scaled latents) and c_seq [B, tokens, condDim]. */
+/** The layout of a dataset from its column names; an error names the columns each layout needs. */
+export function detectT2ILayout(columns: readonly string[], source = 'shards'): T2ILayout {
+  const has = (...c: string[]) => c.every((n) => columns.includes(n));
+  if (has(RELEASE_COLUMNS.vae, RELEASE_COLUMNS.t5)) return 'lavenderflow';
+  if (has(IMAGENET_INT8_COLUMNS.latents, IMAGENET_INT8_COLUMNS.label)) return 'imagenet.int8';
+  throw new Error(`${source}: columns [${columns.join(', ')}] are neither the LavenderFlow layout (${RELEASE_COLUMNS.vae}, ${RELEASE_COLUMNS.t5}) nor imagenet.int8's (${IMAGENET_INT8_COLUMNS.latents}, ${IMAGENET_INT8_COLUMNS.label})`);
+}
+
+/**
+ * Decode a list of MDS samples into x [B, 4, r, r] (scaled latents) and c_seq [B, tokens, condDim]
+ * (imagenet.int8: [B, 2, condDim], the class tokens).
+ */
 export function t2iBatch(samples: Record<string, unknown>[], o: T2IBatchOptions, source = 'shards'): { x: Tensor; cSeq: Tensor } {
+  if (o.layout === 'imagenet.int8') return classBatch(samples, o, source);
   const cols = o.columns ?? RELEASE_COLUMNS;
   const B = samples.length, r = o.latentSize, D = o.condDim, T = o.tokens;
   const x = new Float32Array(B * 4 * r * r);
@@ -41,6 +62,21 @@ export function t2iBatch(samples: Record<string, unknown>[], o: T2IBatchOptions,
     for (let i = 0; i < n; i++) c[b * T * D + i] = (Math.fround(emb[i]! / 255) * 0.5) - 0.25;
   });
   return { x: tensor(x, { shape: [B, 4, r, r], device: o.device }), cSeq: tensor(c, { shape: [B, T, D], device: o.device }) };
+}
+
+function classBatch(samples: Record<string, unknown>[], o: T2IBatchOptions, source: string): { x: Tensor; cSeq: Tensor } {
+  const B = samples.length, r = o.latentSize, D = o.condDim, col = IMAGENET_INT8_COLUMNS.latents;
+  if (D % 2) throw new Error(`${source}: class conditions need an even condition width (tokens y and y + D/2), got cond_seq_dim ${D}`);
+  const x = new Float32Array(B * 4 * r * r);
+  const c = new Float32Array(B * 2 * D);
+  samples.forEach((s, b) => {
+    const lat = s[col];
+    if (!(lat instanceof Uint8Array)) throw new Error(`${source}: column '${col}' must be uint8 (quantised latents), got ${describe(lat)}`);
+    if (lat.length !== 4 * r * r) throw new Error(`${source}: column '${col}' holds ${lat.length} values, expected 4x${r}x${r} = ${4 * r * r}`);
+    for (let i = 0; i < lat.length; i++) x[b * lat.length + i] = int8LatentValue(lat[i]!) * LATENT_SCALE;
+    writeClassTokens(c, b * 2 * D, parseLabel(s[IMAGENET_INT8_COLUMNS.label], D, source), D);
+  });
+  return { x: tensor(x, { shape: [B, 4, r, r], device: o.device }), cSeq: tensor(c, { shape: [B, 2, D], device: o.device }) };
 }
 
 function describe(v: unknown): string {
