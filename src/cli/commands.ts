@@ -30,7 +30,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: 'prepare-shards',
     flags: { images: v, captions: v, t5: v, vae: v, out: v, size: v, tokens: v, batch: v, latents: v, seed: v, backend: v },
   },
-  { name: 'make-shards', flags: { 'synthetic-t2i': s, out: v, samples: v, 'latent-size': v, 'cond-dim': v, tokens: v, seed: v } },
+  { name: 'make-shards', flags: { 'synthetic-t2i': s, 'synthetic-imagenet': s, out: v, samples: v, 'latent-size': v, 'cond-dim': v, tokens: v, classes: v, seed: v } },
   {
     name: 'sample',
     flags: {
@@ -41,6 +41,13 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   { name: 'forward', flags: { model: v, config: v, weights: v, inputs: v, out: v, grad: s, backend: v } },
   { name: 'coord-check', flags: { widths: v, steps: v, lr: v, param: v, out: v, seed: v } },
+  {
+    name: 'mup-sweep',
+    flags: {
+      data: v, synthetic: s, widths: v, lrs: v, param: v, steps: v, seeds: v, nproc: v, out: v, batch: v, layers: v, 'head-dim': v,
+      'base-width': v, 'latent-size': v, 'cond-dim': v, tokens: v, warmup: v, samples: v, classes: v,
+    },
+  },
   { name: 'encode-text', flags: { t5: v, prompt: t, 'max-length': v, 'pad-id': v, out: v, backend: v } },
   {
     name: 'generate',

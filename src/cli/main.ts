@@ -9,6 +9,7 @@ import { modelInfo, type ModelInfo } from '../train/model-info.js';
 import { planMemory, type MemoryPlan } from '../train/memory-plan.js';
 import type { ZeroStage } from '../distributed/zero.js';
 import { runCoordCheck } from './coord-check.js';
+import { mupSweepCommand } from './mup-sweep.js';
 import { consolidateCommand, launchCommand } from './launch.js';
 import { decodeLatentsCommand, encodeImagesCommand, encodeTextCommand, prepareShardsCommand } from './pipeline.js';
 import { generateCommand } from './generate.js';
@@ -55,6 +56,9 @@ commands:
   consolidate CKPT [--out FILE]                  join a ZeRO checkpoint's per-rank shards into one file
   make-shards --synthetic-t2i --out DIR [--samples N] [--latent-size R] [--cond-dim D] [--tokens T]
                                                  a small learnable LavenderFlow-style MDS dataset
+  make-shards --synthetic-imagenet --out DIR [--samples N] [--latent-size R] [--classes K]
+                                                 a small class-conditional dataset in the imagenet.int8 layout
+                                                 (uint8 latents + label), which train t2i also reads
   prepare-shards --images DIR --captions FILE --t5 DIR --vae DIR --out DIR [--size 256] [--tokens 256]
         [--batch B] [--latents sample|mean] [--seed S] [--backend B]
                                                  the release's data preparation: PNG/JPEG center-cropped and
@@ -88,6 +92,12 @@ commands:
                                                  sample, times scaling_factor)
   coord-check [--widths 32,64,128,256] [--steps N] [--lr X] [--param mup|sp|both] [--out DIR]
                                                  muP coordinate check of the MMDiT: JSON and a PNG plot
+  mup-sweep --data DIR|--synthetic [--widths 64,128,256,512] [--lrs 2^-14..2^-6] [--param mup|sp|release|both]
+        [--steps 200] [--seeds K] [--nproc N] [--out DIR] [--batch 16] [--layers 2] [--head-dim 32]
+        [--base-width W] [--latent-size R] [--cond-dim D] [--warmup N] [--samples N --classes K (synthetic)]
+                                                 muTransfer lr sweep of the MMDiT over widths: sweep.jsonl,
+                                                 sweep.png, summary.md; resumable (finished runs are kept, the
+                                                 same command continues); --nproc N runs N processes
   bench matmul [--size N] [--backend B] [--runs R] [--json]
                                                  float32 N x N matmul throughput (GFLOP/s)
   bench train-step [--model dit-mnist] [--batch B] [--backend B] [--steps N] [--json]
@@ -151,7 +161,7 @@ function formatInfo(r: ModelInfo, plan: MemoryPlan): string[] {
   ];
 }
 
-const TOP_LEVEL = ['info', 'train', 'launch', 'consolidate', 'make-shards', 'prepare-shards', 'sample', 'forward', 'generate', 'encode-text', 'decode-latents', 'encode-images', 'coord-check', 'bench', 'help'];
+const TOP_LEVEL = ['info', 'train', 'launch', 'consolidate', 'make-shards', 'prepare-shards', 'sample', 'forward', 'generate', 'encode-text', 'decode-latents', 'encode-images', 'coord-check', 'mup-sweep', 'bench', 'help'];
 
 /** The error for argv that names no command: an unknown word, or a known word with a wrong sub-command. */
 function noSuchCommand(argv: readonly string[]): string {
@@ -190,6 +200,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       case 'sample': return sample(p);
       case 'forward': return forward(p);
       case 'coord-check': return runCoordCheck(p);
+      case 'mup-sweep': return await mupSweepCommand(p);
       case 'make-shards': return makeShards(p);
       case 'prepare-shards': return prepareShardsCommand(p);
       case 'generate': return generateCommand(p);

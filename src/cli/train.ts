@@ -7,6 +7,7 @@ import { readJson, runForward } from '../train/forward.js';
 import { trainT2I, trainT2IDistributed } from '../train/train-t2i.js';
 import { sampleMMDiT } from '../train/sample-mmdit.js';
 import { writeSyntheticT2I } from '../data/t2i.js';
+import { writeSyntheticImagenetInt8 } from '../data/imagenet-int8.js';
 import type { MMDiTConfig } from '../models/mmdit.js';
 import { sampleGrid } from '../train/sample-dit.js';
 import { modelFromCheckpoint, trainDiT, trainDiTDistributed, type TrainDiTOptions } from '../train/train-dit.js';
@@ -225,10 +226,20 @@ function trainT2iCommand(p: Parsed): number | Promise<number> {
 }
 
 export function makeShards(p: Parsed): number {
-  if (!p.flags.has('synthetic-t2i')) throw new Error('make-shards: only --synthetic-t2i is available (write your own shards with MdsWriter from the library)');
+  const imagenet = p.flags.has('synthetic-imagenet');
+  if (imagenet === p.flags.has('synthetic-t2i')) throw new Error('make-shards: pass one of --synthetic-t2i (LavenderFlow layout) and --synthetic-imagenet (imagenet.int8 layout); write your own shards with MdsWriter from the library');
   const out = stringFlag(p, 'out', '');
   if (!out) throw new Error('make-shards: --out DIR is required');
+  const only = imagenet ? ['cond-dim', 'tokens'] : ['classes'];
+  const misplaced = only.filter((f) => p.flags.has(f));
+  if (misplaced.length) throw new Error(`make-shards: ${misplaced.map((f) => `--${f}`).join(', ')} does not apply to ${imagenet ? '--synthetic-imagenet' : '--synthetic-t2i'}`);
   prepareOutputDir(out);
+  if (imagenet) {
+    const classes = intFlag(p, 'classes', 16);
+    writeSyntheticImagenetInt8(out, { samples: intFlag(p, 'samples', 256), latentSize: intFlag(p, 'latent-size', 8), classes, seed: intFlag(p, 'seed', 0, true) });
+    process.stderr.write(`wrote synthetic imagenet.int8-style shards (${classes} classes) to ${out}; train t2i needs a model with cond_seq_dim >= ${2 * classes}\n`);
+    return 0;
+  }
   writeSyntheticT2I(out, { samples: intFlag(p, 'samples', 256), latentSize: intFlag(p, 'latent-size', 8), condDim: intFlag(p, 'cond-dim', 256), tokens: intFlag(p, 'tokens', 8), seed: intFlag(p, 'seed', 0, true) });
   process.stderr.write(`wrote synthetic LavenderFlow-style shards to ${out}\n`);
   return 0;

@@ -1,18 +1,25 @@
-// Line plots rendered straight to RGB pixels (for PNG output): a grid of panels, log-scaled axes,
-// one coloured line per series, titles and tick labels in the built-in bitmap font. A log axis has no
-// place for 0, so panels with zeros get a separate "0" baseline below the log range: every series in the
-// legend is drawn somewhere.
+// Line plots rendered straight to RGB pixels (for PNG output): a grid of panels, log-scaled axes (the x axis
+// may be linear), one coloured line per series, optional marked points, titles and tick labels in the
+// built-in bitmap font. A log axis has no place for 0, so panels with zeros get a separate "0" baseline
+// below the log range: every series in the legend is drawn somewhere. Values that are not finite (NaN, a
+// diverged run) are left out, with the line broken there.
 import { drawText, GLYPH_H, GLYPH_W, setPixel } from './font.js';
 
 export interface Series {
   label: string;
   values: number[];
+  /** Indices of points to mark with a filled square (e.g. the best learning rate). */
+  marks?: number[];
 }
 
 export interface Panel {
   title: string;
   xs: number[];
   series: Series[];
+  /** 'log' (default) or 'linear' (e.g. xs already log2 of something). */
+  xScale?: 'log' | 'linear';
+  /** The x axis' name (default 'WIDTH'). */
+  xTitle?: string;
 }
 
 const COLORS: [number, number, number][] = [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189], [140, 86, 75], [227, 119, 194], [127, 127, 127]];
@@ -42,8 +49,9 @@ export function plotPanels(rows: Panel[][], opts: { panelWidth?: number; panelHe
     if (!ys.length) ys.push(1);
     const [ymin, ymax] = [Math.log10(Math.min(...ys)), Math.log10(Math.max(...ys))];
     const yspan = Math.max(ymax - ymin, 0.3), ylo = (ymin + ymax) / 2 - yspan / 2 - 0.05, yhi = ylo + yspan + 0.1;
-    const [xlo, xhi] = [Math.log10(Math.min(...panel.xs)), Math.log10(Math.max(...panel.xs))];
-    const X = (x: number) => left + ((Math.log10(x) - xlo) / Math.max(xhi - xlo, 1e-9)) * (right - left);
+    const fx = panel.xScale === 'linear' ? (x: number) => x : Math.log10;
+    const [xlo, xhi] = [fx(Math.min(...panel.xs)), fx(Math.max(...panel.xs))];
+    const X = (x: number) => left + ((fx(x) - xlo) / Math.max(xhi - xlo, 1e-9)) * (right - left);
     const Y = (y: number) => (y === 0 && zeroRow !== null ? zeroRow : lower - ((Math.log10(y) - ylo) / (yhi - ylo)) * (lower - upper));
     const drawable = (v: number) => v > 0 ? Number.isFinite(v) : v === 0 && zeroRow !== null;
     line(img, left, axis, right, axis, [0, 0, 0]);
@@ -59,12 +67,18 @@ export function plotPanels(rows: Panel[][], opts: { panelWidth?: number; panelHe
       drawText(img, label, X(x) - (label.length * GLYPH_W) / 2, axis + 6, [0, 0, 0]);
     }
     for (const y of [10 ** ylo, 10 ** ((ylo + yhi) / 2), 10 ** yhi]) drawText(img, fmt(y), ox + 4, Y(y) - GLYPH_H / 2, [80, 80, 80]);
-    drawText(img, 'WIDTH', (left + right) / 2 - 15, axis + 18, [0, 0, 0]);
+    const xTitle = panel.xTitle ?? 'WIDTH';
+    drawText(img, xTitle, (left + right) / 2 - (xTitle.length * GLYPH_W) / 2, axis + 18, [0, 0, 0]);
     panel.series.forEach((s, k) => {
       const c = COLORS[k % COLORS.length]!;
       for (let i = 1; i < panel.xs.length; i++) {
         const a = s.values[i - 1]!, b = s.values[i]!;
         if (drawable(a) && drawable(b)) for (const d of [-1, 0, 1]) line(img, X(panel.xs[i - 1]!), Y(a) + d, X(panel.xs[i]!), Y(b) + d, c);
+      }
+      for (const i of s.marks ?? []) {
+        const v = s.values[i];
+        if (v === undefined || !drawable(v)) continue;
+        for (let dy = -4; dy <= 4; dy++) for (let dx = -4; dx <= 4; dx++) setPixel(img, X(panel.xs[i]!) + dx, Y(v) + dy, Math.max(Math.abs(dx), Math.abs(dy)) === 4 ? [0, 0, 0] : c);
       }
       drawText(img, s.label, left + 4 + (k % 4) * 58, axis + 30 + Math.floor(k / 4) * 9, c);
     });
