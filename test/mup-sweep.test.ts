@@ -15,7 +15,8 @@ import { parseLrs, parseParams, sweepPanels } from '../src/cli/mup-sweep.js';
 import { IMAGENET_INT8_COLUMNS, int8LatentByte, writeImagenetInt8, writeSyntheticImagenetInt8 } from '../src/data/imagenet-int8.js';
 import { openMds } from '../src/data/mds/index.js';
 import { detectT2ILayout, LATENT_SCALE, t2iBatch } from '../src/data/t2i.js';
-import { analyzeSweep, type SweepRow } from '../src/train/mup-sweep.js';
+import { analyzeSweep, planSweep, runSweepHere, type SweepRow } from '../src/train/mup-sweep.js';
+import { readResult, runSweepPoint, type SweepSettings } from '../src/train/sweep-run.js';
 import { parametrizationGroups, parametrizationModelOptions } from '../src/train/parametrization.js';
 import { trainT2I } from '../src/train/train-t2i.js';
 import type { ParamGroup } from '../src/optim/adamw.js';
@@ -121,6 +122,21 @@ test('analyzeSweep: best rate per width among non-diverged rates, the shift in g
   assert.equal(analyzeSweep(rows.map((r) => (r.parametrization === 'sp' && r.width === 512 ? { ...r, diverged: false, final_loss: r.log2_lr === -9 ? 0.1 : 0.5 } : r))).transfers, false);
 });
 
+test('a run that blows up stops early and is recorded as diverged', () => {
+  const data = tmp();
+  writeSyntheticImagenetInt8(data, { samples: 16, latentSize: 4, classes: 2 });
+  const settings: SweepSettings = { data, steps: 40, batch: 4, layers: 1, doubleLayers: 1, headDim: 16, latentSize: 4, condDim: 4, tokens: 64, warmup: 1, weightDecay: 0, baseWidth: 16 };
+  const runs = tmp();
+  const r = runSweepPoint(settings, { parametrization: 'sp', width: 32, lr: 4, seed: 0 }, runs);
+  assert.equal(r.diverged, true);
+  assert.ok(r.steps_run < 40, `stopped after ${r.steps_run} steps`);
+  assert.deepEqual(readResult(runs, r), r);
+  const ok = runSweepPoint(settings, { parametrization: 'sp', width: 32, lr: 2 ** -7, seed: 0 }, runs);
+  assert.equal(ok.diverged, false);
+  assert.equal(ok.steps_run, 40);
+  assert.ok(ok.final_loss! < ok.first_loss);
+});
+
 // ---------------------------------------------------------------------------------------------------------------
 // The command end to end
 
@@ -163,6 +179,8 @@ test('lavender mup-sweep (CI size): sweep.jsonl, sweep.png, summary.md; muP = SP
   assert.deepEqual([...png.subarray(1, 4)].map((c) => String.fromCharCode(c)).join(''), 'PNG');
   assert.equal(png.readUInt32BE(16), 2 * 420); // two panels side by side
   assert.match(readFileSync(join(out, 'summary.md'), 'utf8'), /\| lr \| width 16 \| width 32 \|\n\|---\|---:\|---:\|\n\| 2\^-9 \|/);
+  // throwaway runs: the loss curve is kept, no checkpoint or EMA files
+  assert.deepEqual(readdirSync(join(out, 'runs', 'mup-w32-lr2^-8-s0')).sort(), ['cond.safetensors', 'metrics.jsonl']);
   const before = results(out);
   assert.equal(before.size, 12);
   const again = await runMain([...SWEEP, '--steps', '4', '--out', out]);
@@ -177,6 +195,21 @@ test('lavender mup-sweep (CI size): sweep.jsonl, sweep.png, summary.md; muP = SP
   const other = await runMain([...SWEEP, '--steps', '5', '--out', out]);
   assert.equal(other.code, 1);
   assert.match(other.stderr, /holds a sweep with other settings \(steps 4 there vs 5 now\)/);
+});
+
+test('mup-sweep checks given shards before touching --out; settings may change until a run has finished', async () => {
+  const data = tmp(), out = join(tmp(), 'sweep');
+  writeSyntheticImagenetInt8(data, { samples: 8, latentSize: 4, classes: 2 });
+  const r = await runMain(['mup-sweep', '--data', data, '--latent-size', '8', '--batch', '4', '--out', out]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^lavender mup-sweep: .*: column 'vae_output' holds 64 values, expected 4x8x8 = 256\n$/);
+  assert.equal(existsSync(out), false);
+  const grid = { widths: [32], lrs: [1e-3], params: ['sp' as const], seeds: 1 };
+  const settings: SweepSettings = { data, steps: 4, batch: 4, layers: 1, doubleLayers: 1, headDim: 16, latentSize: 4, condDim: 4, tokens: 64, warmup: 1, weightDecay: 0, baseWidth: 32 };
+  planSweep(out, settings, grid);
+  const plan = planSweep(out, { ...settings, steps: 3 }, grid); // nothing finished yet: the new settings replace the old
+  runSweepHere(plan);
+  assert.throws(() => planSweep(out, settings, grid), /holds a sweep with other settings \(steps 3 there vs 4 now\)/);
 });
 
 /** Start the command in a child process; resolves when it exits. */

@@ -33,6 +33,7 @@ const SMALL: Record<string, Record<string, string>> = {
   'train t2i --data shards --preset mmdit-tiny --latent-size 8 --tokens 8': { steps: '2', batch: '2' },
   'sample --model mmdit --checkpoint runs/t2i/ema1.safetensors --cond runs/t2i/cond.safetensors --out latents.safetensors': { steps: '2' },
   'coord-check': { widths: '16,32', steps: '2' },
+  'mup-sweep --synthetic --widths 64,128 --lrs 2^-12..2^-8 --steps 60 --out runs/mup-sweep': { widths: '32,64', lrs: '2^-9..2^-8', steps: '2', batch: '2', samples: '16', layers: '1' },
   'train mnist --nproc 2 --zero 2 --out runs/mnist-zero2': { steps: '2', batch: '4' },
   'train t2i --data shards --preset mmdit-tiny --latent-size 8 --tokens 8 --nproc 2 --zero 3 --grad-accum 2 --checkpoint-activations --out runs/t2i-zero3': { steps: '2', batch: '2' },
   'launch --nproc 2 node bin/lavender.js train mnist --zero 1 --out runs/mnist-launch': { steps: '2', batch: '4' },
@@ -97,7 +98,7 @@ test('every command in the README runs as written (smaller sizes where the defau
   assert.equal(JSON.parse(outputs['info --json']!).version, JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version);
   for (const f of ['runs/mnist/checkpoint.safetensors', 'runs/mnist/metrics.jsonl', 'grid.png', 'forward.safetensors', 'shards/index.json',
     'runs/t2i/checkpoint.safetensors', 'runs/t2i/ema1.safetensors', 'runs/t2i/ema2.safetensors', 'runs/t2i/cond.safetensors', 'latents.safetensors',
-    'runs/coord-check/coord-check.png', 'runs/mnist-zero2/checkpoint.safetensors', 'runs/mnist-launch/checkpoint.safetensors']) {
+    'runs/coord-check/coord-check.png', 'runs/mup-sweep/sweep.jsonl', 'runs/mup-sweep/sweep.png', 'runs/mup-sweep/summary.md', 'runs/mnist-zero2/checkpoint.safetensors', 'runs/mnist-launch/checkpoint.safetensors']) {
     assert.ok(existsSync(join(clone, f)), `${f} was written`);
   }
   const steps = readFileSync(join(clone, 'runs/quick/metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);

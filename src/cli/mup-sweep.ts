@@ -5,7 +5,8 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeSyntheticImagenetInt8 } from '../data/imagenet-int8.js';
-import { detectT2ILayout } from '../data/t2i.js';
+import { detectT2ILayout, t2iBatch, type T2ILayout } from '../data/t2i.js';
+import { scope } from '../tensor/scope.js';
 import { openMds } from '../data/mds/index.js';
 import { encodePng } from '../io/png.js';
 import { writeFileAtomic } from '../io/byte-source.js';
@@ -58,6 +59,9 @@ export function sweepPanels(rows: readonly SweepRow[], a: SweepAnalysis): Panel[
   const means = meanByRate(rows);
   const params = [...new Set(rows.map((r) => r.parametrization))];
   const xs = [...new Set(rows.map((r) => r.log2_lr))].sort((x, y) => x - y);
+  // one y range for every panel, so muP and SP compare at a glance
+  const shown = [...means.values()].filter((m) => !m.diverged && m.loss !== null && m.loss > 0).map((m) => m.loss!);
+  const yRange: [number, number] | undefined = shown.length ? [Math.min(...shown), Math.max(...shown)] : undefined;
   return params.map((p) => {
     const widths = [...new Set(rows.filter((r) => r.parametrization === p).map((r) => r.width))].sort((x, y) => x - y);
     return {
@@ -65,6 +69,7 @@ export function sweepPanels(rows: readonly SweepRow[], a: SweepAnalysis): Panel[
       xs,
       xScale: 'linear',
       xTitle: 'LOG2(LR)',
+      yRange,
       series: widths.map((w) => {
         const values = xs.map((x) => {
           const m = means.get(`${p}|${w}|${2 ** x}`);
@@ -154,13 +159,22 @@ class SweepProgress {
   }
 }
 
+/** The layout of the shards in `dir`, after decoding their first sample as the runs will. */
+function checkData(dir: string, s: SweepSettings): T2ILayout {
+  const ds = openMds(dir);
+  const layout = detectT2ILayout(Object.keys(ds.columns), dir);
+  if (ds.length < s.batch) throw new Error(`mup-sweep: ${dir} holds ${ds.length} samples, fewer than --batch ${s.batch}`);
+  scope(() => void t2iBatch([ds.get(0)], { latentSize: s.latentSize, condDim: s.condDim, tokens: s.tokens, layout }, dir));
+  return layout;
+}
+
 /** A rough cost of one step at a width, relative to a tiny model (for the eta only). */
 const stepCost = (width: number) => 1 + (width / 180) ** 2;
 
 export async function mupSweepCommand(p: Parsed): Promise<number> {
   const synthetic = p.flags.has('synthetic');
   if (synthetic === p.flags.has('data')) throw new Error('mup-sweep: pass exactly one of --data DIR (MDS shards: LavenderFlow or imagenet.int8 layout) and --synthetic');
-  const out = resolve(stringFlag(p, 'out', join('runs', 'mup-sweep')));
+  const out = stringFlag(p, 'out', join('runs', 'mup-sweep'));
   const widths = parseWidths(stringFlag(p, 'widths', '64,128,256,512'));
   const lrs = parseLrs(stringFlag(p, 'lrs', '2^-14..2^-6'));
   const params = parseParams(stringFlag(p, 'param', 'both'));
@@ -168,7 +182,7 @@ export async function mupSweepCommand(p: Parsed): Promise<number> {
   const layers = intFlag(p, 'layers', 2);
   const classes = intFlag(p, 'classes', 16);
   for (const f of ['samples', 'classes']) if (!synthetic && p.flags.has(f)) throw new Error(`mup-sweep: --${f} applies to --synthetic data only`);
-  const data = synthetic ? join(out, 'data') : resolve(stringFlag(p, 'data', ''));
+  const data = resolve(synthetic ? join(out, 'data') : stringFlag(p, 'data', ''));
   const latentSize = intFlag(p, 'latent-size', synthetic ? 8 : 32);
   if (latentSize % 2) throw new Error(`mup-sweep: --latent-size must be even (2x2 patches), got ${latentSize}`);
   const settings: SweepSettings = {
@@ -178,12 +192,14 @@ export async function mupSweepCommand(p: Parsed): Promise<number> {
   };
   for (const w of widths) if (w % settings.headDim) throw new Error(`mup-sweep: width ${w} is not a multiple of --head-dim ${settings.headDim}`);
   const made = synthetic ? { samples: intFlag(p, 'samples', 1024), classes, latent_size: latentSize, seed: 0 } : null;
-  const plan = planSweep(out, settings, { widths, lrs, params, seeds: intFlag(p, 'seeds', 1) }, { synthetic: made });
+  const grid = { widths, lrs, params, seeds: intFlag(p, 'seeds', 1) };
+  // given shards are checked before the sweep directory is touched: their layout, and one batch decoded with these settings
+  const layout = synthetic ? 'imagenet.int8' : checkData(data, settings);
+  const plan = planSweep(out, settings, grid, { synthetic: made });
   if (made && !existsSync(join(data, 'index.json'))) {
     writeSyntheticImagenetInt8(data, { samples: made.samples, latentSize, classes, seed: made.seed });
     process.stderr.write(`wrote ${made.samples} synthetic class-conditional samples (${classes} classes, imagenet.int8 layout) to ${data}\n`);
   }
-  const layout = detectT2ILayout(Object.keys(openMds(data).columns), data);
   const nproc = intFlag(p, 'nproc', 1);
   process.stderr.write(`mup-sweep: ${plan.points.length} runs (${params.join(', ')} x widths ${widths.join(',')} x ${lrs.length} rates x ${plan.points.length / (params.length * widths.length * lrs.length)} seed(s)), ${steps} steps each on ${layout} shards; ${plan.finished.size} already finished, ${plan.todo.length} to run${plan.todo.length && nproc > 1 ? ` on ${Math.min(nproc, plan.todo.length)} processes` : ''}\n`);
   const total = plan.todo.reduce((a, q) => a + steps * stepCost(q.width), 0);

@@ -62,18 +62,27 @@ export function runSweepPool(plan: SweepPlan, nproc: number, onEvent?: (e: Sweep
           next(s);
         }
       });
-      child.once('error', (e) => failures.push(`worker ${i} could not start: ${e.message}`));
-      child.once('exit', (code, signal) => {
-        if (!s.released || code !== 0) {
-          const what = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-          failures.push(`worker ${i} (pid ${child.pid}) ${what}${s.point ? ` during run ${pointKey(s.point)}` : ''}`);
-        }
+      let ended = false;
+      const end = () => {
+        if (ended) return;
+        ended = true;
         if (--alive === 0) {
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);
           if (failures.length) reject(new Error(`mup-sweep: ${failures.join('; ')}. Finished runs are recorded in ${plan.runsDir}; run the same command again to continue`));
           else resolve();
         }
+      };
+      child.once('error', (e) => {
+        failures.push(`worker ${i} failed: ${e.message}`);
+        if (child.pid === undefined) end(); // never started: no 'exit' follows
+      });
+      child.once('exit', (code, signal) => {
+        if (!s.released || code !== 0) {
+          const what = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+          failures.push(`worker ${i} (pid ${child.pid}) ${what}${s.point ? ` during run ${pointKey(s.point)}` : ''}`);
+        }
+        end();
       });
       next(s);
     }

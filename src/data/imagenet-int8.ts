@@ -9,7 +9,7 @@
 // one_hot(y) and one_hot(y + D/2) in the condition width D (2048 in the release), so cond_seq_linear acts as
 // two class embeddings.
 import { MdsWriter } from './mds/index.js';
-import { LATENT_SCALE } from './t2i.js';
+import { LATENT_SCALE } from './latent-scale.js';
 import { Generator, fillRandom } from '../tensor/random.js';
 
 export const IMAGENET_INT8_COLUMNS = { latents: 'vae_output', label: 'label', text: 'label_as_text' } as const;

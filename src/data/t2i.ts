@@ -4,12 +4,13 @@
 // The same batches from the imagenet.int8 layout (imagenet-int8.ts): uint8 latents and a class label, which
 // becomes two one-hot condition tokens.
 import { MdsWriter, float16BitsToFloat32, float32ToFloat16Bits } from './mds/index.js';
+import { LATENT_SCALE } from './latent-scale.js';
 import { IMAGENET_INT8_COLUMNS, int8LatentValue, parseLabel, writeClassTokens } from './imagenet-int8.js';
 import { tensor } from '../ops/creation.js';
 import { Generator, fillRandom } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 
-export const LATENT_SCALE = 0.13025;
+export { LATENT_SCALE };
 
 export interface T2IColumns {
   vae: string;

@@ -20,6 +20,8 @@ export interface Panel {
   xScale?: 'log' | 'linear';
   /** The x axis' name (default 'WIDTH'). */
   xTitle?: string;
+  /** The y range to show (positive; e.g. shared by panels to compare); default the values' range. */
+  yRange?: [number, number];
 }
 
 const COLORS: [number, number, number][] = [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189], [140, 86, 75], [227, 119, 194], [127, 127, 127]];
@@ -47,7 +49,7 @@ export function plotPanels(rows: Panel[][], opts: { panelWidth?: number; panelHe
     const zeroRow = all.some((v) => v === 0) ? lower - 5 : null; // the "0" baseline, below a gap
     if (zeroRow !== null) lower -= 20;
     if (!ys.length) ys.push(1);
-    const [ymin, ymax] = [Math.log10(Math.min(...ys)), Math.log10(Math.max(...ys))];
+    const [ymin, ymax] = panel.yRange ? panel.yRange.map(Math.log10) as [number, number] : [Math.log10(Math.min(...ys)), Math.log10(Math.max(...ys))];
     const yspan = Math.max(ymax - ymin, 0.3), ylo = (ymin + ymax) / 2 - yspan / 2 - 0.05, yhi = ylo + yspan + 0.1;
     const fx = panel.xScale === 'linear' ? (x: number) => x : Math.log10;
     const [xlo, xhi] = [fx(Math.min(...panel.xs)), fx(Math.max(...panel.xs))];

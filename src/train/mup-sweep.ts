@@ -2,14 +2,14 @@
 // muP and under the standard parametrisation (SP), to see whether the best rate stays put as the width grows.
 //
 // The sweep directory (--out):
-//   sweep.json      the settings every run shares; a re-run with other settings is refused (the grid itself
-//                   may change: points already finished are reused, new ones are trained)
+//   sweep.json      the settings every run shares; once a run has finished, a re-run with other settings is
+//                   refused (the grid itself may change: points already finished are reused, new ones trained)
 //   runs/<key>.json a finished run's result, written atomically at its end: present = finished, never redone
 //   runs/<key>/     the run's training directory (metrics.jsonl: its loss curve); an unfinished one is redone
 //   sweep.jsonl     one row per finished point of the grid, in grid order, rewritten (atomically) after each run
 // Runs are independent; this file plans them and runs them one after another; cli/sweep-pool.ts spreads them
 // over processes.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/byte-source.js';
 import { prepareOutputDir } from '../io/output-path.js';
@@ -79,11 +79,14 @@ export function planSweep(out: string, settings: SweepSettings, grid: SweepGrid,
     const was = { ...(prev.settings as object), ...Object.fromEntries(Object.keys(extra).map((k) => [k, prev[k]])) } as Record<string, unknown>;
     const now = { ...settings, ...extra } as Record<string, unknown>;
     const diff = [...new Set([...Object.keys(was), ...Object.keys(now)])].filter((k) => !sameJson(was[k], now[k]));
-    if (diff.length) {
+    // settings are locked by finished runs only: before the first one they may still change (a typo'd flag)
+    const anyFinished = existsSync(runsDir) && readdirSync(runsDir).some((f) => f.endsWith('.json'));
+    if (diff.length && !anyFinished) writeMeta(metaPath, meta);
+    else if (diff.length) {
       throw new Error(`mup-sweep: ${out} holds a sweep with other settings (${diff.map((k) => `${k} ${JSON.stringify(was[k])} there vs ${JSON.stringify(now[k])} now`).join(', ')}); its finished runs are not comparable: use the same settings to continue it, or choose another --out`);
     }
   } else {
-    writeFileAtomic(metaPath, [new TextEncoder().encode(`${JSON.stringify(meta, null, 1)}\n`)]);
+    writeMeta(metaPath, meta);
   }
   mkdirSync(runsDir, { recursive: true });
   const points = gridPoints(grid);
@@ -94,6 +97,10 @@ export function planSweep(out: string, settings: SweepSettings, grid: SweepGrid,
   }
   const todo = points.filter((p) => !finished.has(pointKey(p))).sort((a, b) => b.width - a.width);
   return { out, runsDir, settings, points, finished, todo };
+}
+
+function writeMeta(path: string, meta: object): void {
+  writeFileAtomic(path, [new TextEncoder().encode(`${JSON.stringify(meta, null, 1)}\n`)]);
 }
 
 function checkGrid(g: SweepGrid): void {
