@@ -44,3 +44,22 @@ test('plotPanels draws a series whose values are 0 (log axis) on a 0 baseline in
   }
   assert.ok(inPlot > 100, `the zero series has ${inPlot} pixels above the axis`);
 });
+
+test('plotPanels with yZoom shows exactly yRange and leaves out the values outside it', () => {
+  const colourPixels = (img: { width: number; pixels: Uint8Array }, [r, g, b]: number[], rows: number) => {
+    let n = 0;
+    for (let y = 0; y < rows; y++) for (let x = 0; x < img.width; x++) {
+      const i = (y * img.width + x) * 3;
+      if (img.pixels[i] === r && img.pixels[i + 1] === g && img.pixels[i + 2] === b) n++;
+    }
+    return n;
+  };
+  const panel = { title: 'Z', xs: [-3, -2, -1], xScale: 'linear' as const, yRange: [1, 1.1] as [number, number], series: [{ label: 'IN', values: [1.02, 1.05, 1.08] }, { label: 'OUT', values: [1.5, 2, 3] }] };
+  const axisRow = 240 + 4 - 44;
+  const [blue, orange] = [[31, 119, 180], [255, 127, 14]];
+  const zoomed = plotPanels([[{ ...panel, yZoom: true }]]);
+  assert.ok(colourPixels(zoomed, blue, axisRow) > 100, 'the series inside the range is drawn');
+  assert.equal(colourPixels(zoomed, orange, axisRow), 0, 'the series above the range is left out');
+  // without the zoom the same values are drawn (the range grows to at least a factor of 2)
+  assert.ok(colourPixels(plotPanels([[panel]]), orange, axisRow) > 100);
+});

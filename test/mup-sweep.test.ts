@@ -118,6 +118,11 @@ test('analyzeSweep: best rate per width among non-diverged rates, the shift in g
   assert.deepEqual(mupPanel!.xs, [-10, -9, -8]);
   assert.deepEqual(spPanel!.series[1]!.values.map((v) => (Number.isNaN(v) ? null : v)), [0.3, null, null]);
   assert.deepEqual(spPanel!.series.map((s) => s.marks), [[1], [0]]);
+  // the basin row: the same curves, the y axis from the lowest loss to zoom x that
+  const zoomed = sweepPanels(rows, a, 1.5);
+  assert.deepEqual(zoomed.map((p) => [p.yRange, p.yZoom]), [[[0.3, 0.3 * 1.5], true], [[0.3, 0.3 * 1.5], true]]);
+  assert.deepEqual(zoomed[1]!.series[1]!.values.map((v) => (Number.isNaN(v) ? null : v)), [0.3, null, null]);
+  assert.deepEqual(mupPanel!.yZoom, false);
   // SP's optimum staying where muP's is, without divergence, is not a transfer result
   assert.equal(analyzeSweep(rows.map((r) => (r.parametrization === 'sp' && r.width === 512 ? { ...r, diverged: false, final_loss: r.log2_lr === -9 ? 0.1 : 0.5 } : r))).transfers, false);
 });
@@ -178,6 +183,7 @@ test('lavender mup-sweep (CI size): sweep.jsonl, sweep.png, summary.md; muP = SP
   const png = readFileSync(join(out, 'sweep.png'));
   assert.deepEqual([...png.subarray(1, 4)].map((c) => String.fromCharCode(c)).join(''), 'PNG');
   assert.equal(png.readUInt32BE(16), 2 * 420); // two panels side by side
+  assert.equal(png.readUInt32BE(20), 24 + 2 * 300); // the title, the whole curves, the floor of the basins
   assert.match(readFileSync(join(out, 'summary.md'), 'utf8'), /\| lr \| width 16 \| width 32 \|\n\|---\|---:\|---:\|\n\| 2\^-9 \|/);
   // throwaway runs: the loss curve is kept, no checkpoint or EMA files
   assert.deepEqual(readdirSync(join(out, 'runs', 'mup-w32-lr2^-8-s0')).sort(), ['cond.safetensors', 'metrics.jsonl']);

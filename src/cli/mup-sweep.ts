@@ -54,22 +54,30 @@ function parseWidths(text: string): number[] {
 
 const NAMES: Record<TrainParametrization, string> = { mup: 'MUP', sp: 'SP', release: 'RELEASE RULE' };
 
-/** The muTransfer plot: one panel per parametrisation (side by side), one curve per width. */
-export function sweepPanels(rows: readonly SweepRow[], a: SweepAnalysis): Panel[] {
+/** The basin row of sweep.png shows the losses within this factor of the lowest one. */
+export const BASIN_ZOOM = 1.06;
+
+/**
+ * The muTransfer plot: one panel per parametrisation (side by side), one curve per width. `zoom`: the same
+ * panels showing only losses up to zoom x the lowest (the floor of the basins, where the best rates are).
+ */
+export function sweepPanels(rows: readonly SweepRow[], a: SweepAnalysis, zoom?: number): Panel[] {
   const means = meanByRate(rows);
   const params = [...new Set(rows.map((r) => r.parametrization))];
   const xs = [...new Set(rows.map((r) => r.log2_lr))].sort((x, y) => x - y);
   // one y range for every panel, so muP and SP compare at a glance
   const shown = [...means.values()].filter((m) => !m.diverged && m.loss !== null && m.loss > 0).map((m) => m.loss!);
-  const yRange: [number, number] | undefined = shown.length ? [Math.min(...shown), Math.max(...shown)] : undefined;
+  const lowest = Math.min(...shown);
+  const yRange: [number, number] | undefined = !shown.length ? undefined : zoom ? [lowest, lowest * zoom] : [lowest, Math.max(...shown)];
   return params.map((p) => {
     const widths = [...new Set(rows.filter((r) => r.parametrization === p).map((r) => r.width))].sort((x, y) => x - y);
     return {
-      title: `${NAMES[p]}: FINAL LOSS`,
+      title: zoom ? `${NAMES[p]}: THE FLOOR, LOSS UP TO ${zoom} X LOWEST` : `${NAMES[p]}: FINAL LOSS`,
       xs,
       xScale: 'linear',
       xTitle: 'LOG2(LR)',
       yRange,
+      yZoom: !!zoom,
       series: widths.map((w) => {
         const values = xs.map((x) => {
           const m = means.get(`${p}|${w}|${2 ** x}`);
@@ -213,7 +221,7 @@ export async function mupSweepCommand(p: Parsed): Promise<number> {
   }
   const rows = writeSweepTable(plan);
   const analysis = analyzeSweep(rows);
-  const img = plotPanels([sweepPanels(rows, analysis)], { title: 'MUTRANSFER: FINAL TRAIN LOSS VS LOG2(LR), ONE CURVE PER WIDTH', panelWidth: 420, panelHeight: 300 });
+  const img = plotPanels([sweepPanels(rows, analysis), sweepPanels(rows, analysis, BASIN_ZOOM)], { title: 'MUTRANSFER: FINAL TRAIN LOSS VS LOG2(LR), ONE CURVE PER WIDTH', panelWidth: 420, panelHeight: 300 });
   writeFileAtomic(join(out, 'sweep.png'), [encodePng(img.width, img.height, img.pixels, 3)]);
   const settingsLine = `MMDiT ${layers} block(s) (${settings.doubleLayers} double-stream), head width ${settings.headDim}, ${steps} steps, batch ${settings.batch}, warm-up ${settings.warmup}, ${latentSize}x${latentSize} latents, muP base width ${settings.baseWidth}; data ${synthetic ? `synthetic (${made!.samples} samples, ${classes} classes)` : data}.`;
   const summary = sweepSummary(rows, analysis, settingsLine);

@@ -2,7 +2,8 @@
 // may be linear), one coloured line per series, optional marked points, titles and tick labels in the
 // built-in bitmap font. A log axis has no place for 0, so panels with zeros get a separate "0" baseline
 // below the log range: every series in the legend is drawn somewhere. Values that are not finite (NaN, a
-// diverged run) are left out, with the line broken there.
+// diverged run) are left out, with the line broken there; so are values outside a panel's yRange when it
+// zooms (yZoom).
 import { drawText, GLYPH_H, GLYPH_W, setPixel } from './font.js';
 
 export interface Series {
@@ -22,6 +23,11 @@ export interface Panel {
   xTitle?: string;
   /** The y range to show (positive; e.g. shared by panels to compare); default the values' range. */
   yRange?: [number, number];
+  /**
+   * Show exactly yRange, however narrow (otherwise at least a factor of 2 is shown), with 3-digit tick
+   * labels; values outside it are left out (e.g. a loss basin's floor).
+   */
+  yZoom?: boolean;
 }
 
 const COLORS: [number, number, number][] = [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189], [140, 86, 75], [227, 119, 194], [127, 127, 127]];
@@ -50,12 +56,15 @@ export function plotPanels(rows: Panel[][], opts: { panelWidth?: number; panelHe
     if (zeroRow !== null) lower -= 20;
     if (!ys.length) ys.push(1);
     const [ymin, ymax] = panel.yRange ? panel.yRange.map(Math.log10) as [number, number] : [Math.log10(Math.min(...ys)), Math.log10(Math.max(...ys))];
-    const yspan = Math.max(ymax - ymin, 0.3), ylo = (ymin + ymax) / 2 - yspan / 2 - 0.05, yhi = ylo + yspan + 0.1;
+    const zoom = !!(panel.yZoom && panel.yRange);
+    const yspan = zoom ? Math.max(ymax - ymin, 1e-4) : Math.max(ymax - ymin, 0.3), pad = zoom ? yspan * 0.05 : 0.05;
+    const ylo = (ymin + ymax) / 2 - yspan / 2 - pad, yhi = ylo + yspan + 2 * pad;
     const fx = panel.xScale === 'linear' ? (x: number) => x : Math.log10;
     const [xlo, xhi] = [fx(Math.min(...panel.xs)), fx(Math.max(...panel.xs))];
     const X = (x: number) => left + ((fx(x) - xlo) / Math.max(xhi - xlo, 1e-9)) * (right - left);
     const Y = (y: number) => (y === 0 && zeroRow !== null ? zeroRow : lower - ((Math.log10(y) - ylo) / (yhi - ylo)) * (lower - upper));
-    const drawable = (v: number) => v > 0 ? Number.isFinite(v) : v === 0 && zeroRow !== null;
+    const inside = (v: number) => !zoom || (v >= panel.yRange![0] && v <= panel.yRange![1]);
+    const drawable = (v: number) => v > 0 ? Number.isFinite(v) && inside(v) : v === 0 && zeroRow !== null && inside(v);
     line(img, left, axis, right, axis, [0, 0, 0]);
     line(img, left, axis, left, upper, [0, 0, 0]);
     if (zeroRow !== null) {
@@ -68,7 +77,7 @@ export function plotPanels(rows: Panel[][], opts: { panelWidth?: number; panelHe
       const label = String(x);
       drawText(img, label, X(x) - (label.length * GLYPH_W) / 2, axis + 6, [0, 0, 0]);
     }
-    for (const y of [10 ** ylo, 10 ** ((ylo + yhi) / 2), 10 ** yhi]) drawText(img, fmt(y), ox + 4, Y(y) - GLYPH_H / 2, [80, 80, 80]);
+    for (const y of [10 ** ylo, 10 ** ((ylo + yhi) / 2), 10 ** yhi]) drawText(img, zoom ? String(Number(y.toPrecision(3))) : fmt(y), ox + 4, Y(y) - GLYPH_H / 2, [80, 80, 80]);
     const xTitle = panel.xTitle ?? 'WIDTH';
     drawText(img, xTitle, (left + right) / 2 - (xTitle.length * GLYPH_W) / 2, axis + 18, [0, 0, 0]);
     panel.series.forEach((s, k) => {
