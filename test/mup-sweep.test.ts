@@ -67,6 +67,18 @@ test('train t2i reads imagenet.int8 shards class-conditionally (the same loader)
   assert.deepEqual([...L.loadSafetensors(join(out, 'cond.safetensors')).tensors.c_seq!.shape], [4, 2, 8]);
 });
 
+test('train t2i records its lr rule: a resume under another parametrisation is refused, naming it', () => {
+  const data = tmp();
+  writeSyntheticImagenetInt8(data, { samples: 8, latentSize: 4, classes: 2 });
+  const run = { data, preset: { dim: 32, n_layers: 1, n_double_layers: 1, n_heads: 2, global_conddim: 32, cond_seq_dim: 4, max_seq: 4 }, batch: 4, lr: 1e-3, seed: 0, latentSize: 4, warmup: 1, emaEvery: 1, progress: false, log: () => {} };
+  const out = tmp();
+  const first = trainT2I({ ...run, steps: 1, out, overwrite: true, parametrization: 'mup', mupBaseWidth: 16 });
+  assert.throws(() => trainT2I({ ...run, steps: 2, out: tmp(), resume: first.checkpoint, parametrization: 'sp' }), /was trained with --parametrization mup, this run asks for --parametrization sp/);
+  assert.throws(() => trainT2I({ ...run, steps: 2, out: tmp(), resume: first.checkpoint }), /--parametrization mup, this run asks for --parametrization release/);
+  assert.throws(() => trainT2I({ ...run, steps: 2, out: tmp(), resume: first.checkpoint, parametrization: 'mup', mupBaseWidth: 32 }), /--mup-base-width 16, this run asks for --mup-base-width 32/);
+  assert.equal(trainT2I({ ...run, steps: 2, out: tmp(), resume: first.checkpoint, parametrization: 'mup', mupBaseWidth: 16 }).losses.length, 1);
+});
+
 test('parametrisations: muP scales hidden-weight rates by base/fan-in and the readout by base/width; SP is one rate', () => {
   const cfg = { dim: 128, n_layers: 2, n_double_layers: 1, n_heads: 4, global_conddim: 128, cond_seq_dim: 8, max_seq: 4 };
   const opts = parametrizationModelOptions('mup', cfg, { baseWidth: 32 });
