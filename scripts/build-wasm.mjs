@@ -2,10 +2,10 @@
 // Compiles the AssemblyScript kernels in kernels/wasm/ into dist/kernels/*.wasm with the AssemblyScript
 // compiler from node_modules (works offline). Run by `npm run build:wasm`.
 //
-// sgemm.ts is built in four variants: {relaxed-simd FMA, plain SIMD} x {shared memory (worker threads),
+// cpu.ts (the cpu backend's kernels: gemm, elementwise, rows, optimizers, attention) is built in four
+// variants: {relaxed-simd FMA, plain SIMD} x {shared memory (the heap of every cpu tensor, worker threads),
 // non-shared memory (single-thread fallback, e.g. a browser page without cross-origin isolation)}.
-// src/backends/cpu/fast/sgemm.ts picks the best one that validates at run time. rowops.ts (row kernels,
-// see src/backends/cpu/fast/rowops.ts) is built once, plain SIMD.
+// src/backends/cpu/fast/kernels.ts picks the best one that validates at run time.
 import { mkdir, writeFile, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -28,12 +28,10 @@ const shared = ['--sharedMemory', '--maximumMemory', '65536'];
 
 /** [source file, output name, extra asc flags] */
 const targets = [
-  ['sgemm.ts', 'sgemm-relaxed.wasm', ['--enable', 'simd,relaxed-simd,threads', ...shared]],
-  ['sgemm.ts', 'sgemm-simd.wasm', ['--enable', 'simd,threads', ...shared]],
-  ['sgemm.ts', 'sgemm-relaxed-st.wasm', ['--enable', 'simd,relaxed-simd']],
-  ['sgemm.ts', 'sgemm-simd-st.wasm', ['--enable', 'simd']],
-  // row kernels (softmax, layer norm, exp/sigmoid/silu): plain SIMD, one instance per thread
-  ['rowops.ts', 'rowops-simd.wasm', ['--enable', 'simd']],
+  ['cpu.ts', 'cpu-relaxed.wasm', ['--enable', 'simd,relaxed-simd,threads', ...shared]],
+  ['cpu.ts', 'cpu-simd.wasm', ['--enable', 'simd,threads', ...shared]],
+  ['cpu.ts', 'cpu-relaxed-st.wasm', ['--enable', 'simd,relaxed-simd']],
+  ['cpu.ts', 'cpu-simd-st.wasm', ['--enable', 'simd']],
 ];
 
 await mkdir(outDir, { recursive: true });

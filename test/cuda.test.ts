@@ -161,7 +161,7 @@ test('GPU: bf16 matmul, fused attention and AdamW agree with float32/cpu math', 
 
     const p = L.randn([1000], { generator: g }), gr = L.randn([1000], { generator: g });
     const pc = p.to('cuda'), gc = gr.to('cuda'), m = L.zeros([1000], { device: 'cuda' }), vv = L.zeros([1000], { device: 'cuda' });
-    be.fused.adamw!(pc.view(), gc.view(), m.view(), vv.view(), { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 1 }, null);
+    assert.equal(be.fused.adamw!([{ p: pc.view(), g: gc.view(), m: m.view(), v: vv.view(), step: 1 }], { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, decoupled: true }), true);
     const pn = pc.to('cpu').toArray(), p0 = p.toArray(), g0 = gr.toArray();
     for (let i = 0; i < 1000; i++) {
       const mm = 0.1 * g0[i]!, v2 = 0.05 * g0[i]! * g0[i]!;

@@ -43,30 +43,69 @@ export interface FusedKernels {
   /** Normalise the last `cols` elements of each row; writes mean and rstd per row (for the backward). */
   layerNorm(x: View, weight: View | null, bias: View | null, eps: number, out: View, mean: View, rstd: View): void;
   /**
-   * Optional (cuda): fused attention forward, out = softmax(scale * q k^T (+ causal mask)) v, over views
+   * Optional: layer norm backward over contiguous [rows, cols] x, g, dx with the forward's per-row mean and
+   * rstd: dx = rstd * ((gy - mean(gy)) - xhat * mean(gy * xhat)) with xhat = (x - mean) * rstd, gy = g * weight
+   * (g when weight is null); dweight = column sums of g * xhat, dbias = column sums of g (each when given).
+   */
+  layerNormBackward?(x: View, mean: View, rstd: View, weight: View | null, g: View, dx: View, dweight: View | null, dbias: View | null): void;
+  /**
+   * Optional: fused attention forward, out = softmax(scale * q k^T (+ causal mask)) v, over views
    * q [B, H, Tq, D], k and v [B, H, Tk, D], out [B, H, Tq, D], each with unit stride on D (any other
    * strides). Writes the per-row log-sum-exp into lse ([B, H, Tq] float32, contiguous) when given.
    * Returns false, having done nothing, when the case is outside the kernel (caller decomposes).
    */
   attention?(q: View, k: View, v: View, out: View, scale: number, lse: View | null, causal: boolean): boolean;
   /**
-   * Optional (cuda): one in-place AdamW step (torch.optim.AdamW semantics, see src/optim/adamw.ts) over
-   * contiguous views of equal size: p (master weights), g (gradient, any float dtype), m, v (moments);
-   * pLow, when given, receives a copy of the updated p in its own dtype (bf16 weights from f32 masters).
+   * Optional: the backward of `attention` from its output and log-sum-exp (the probabilities are
+   * recomputed): dq, dk, dv are fresh contiguous tensors shaped like q, k, v. Returns false, having done
+   * nothing, when the case is outside the kernel (ops/ then recomputes the probabilities by primitives).
    */
-  adamw?(p: View, g: View, m: View, v: View, step: AdamWStep, pLow: View | null): void;
+  attentionBackward?(q: View, k: View, v: View, out: View, lse: View, dout: View, dq: View, dk: View, dv: View, scale: number, causal: boolean): boolean;
+  /**
+   * Optional: one Adam / AdamW step (torch.optim semantics, see src/optim/adamw.ts) over a whole parameter
+   * group: each entry's p (master weights), g (gradient), m, v (moments) are contiguous views of equal size,
+   * `step` its 1-based step count; pLow, when given, receives a copy of the updated p in its own dtype.
+   * Returns false, having done nothing, when it cannot (ops/ decomposes into primitives).
+   */
+  adamw?(params: readonly AdamWParam[], hp: AdamWHyper): boolean;
+  /** Optional: one SGD step (momentum buffer per entry or null, weight decay) over a parameter group; false as adamw. */
+  sgd?(params: readonly SgdParam[], hp: SgdHyper): boolean;
 }
 
-/** Hyperparameters of one fused AdamW step; `step` is the 1-based step count used for bias correction. */
-export interface AdamWStep {
+export interface AdamWParam {
+  p: View;
+  g: View;
+  m: View;
+  v: View;
+  /** 1-based step count of this parameter (bias correction). */
+  step: number;
+  pLow?: View | null;
+}
+
+/** Hyperparameters of one fused Adam / AdamW step. */
+export interface AdamWHyper {
   lr: number;
   beta1: number;
   beta2: number;
   eps: number;
   weightDecay: number;
-  step: number;
+  /** true: AdamW (p *= 1 - lr * wd first); false: Adam (g += wd * p). */
+  decoupled: boolean;
   /** Multiplies the gradient first (loss-scale removal, clipping); default 1. */
   gradScale?: number;
+}
+
+export interface SgdParam {
+  p: View;
+  g: View;
+  /** Momentum buffer (updated in place), or null without momentum. */
+  buf: View | null;
+}
+
+export interface SgdHyper {
+  lr: number;
+  momentum: number;
+  weightDecay: number;
 }
 
 export interface Backend {
@@ -104,6 +143,11 @@ export interface Backend {
   /** a and b are already broadcast to out's shape (stride 0 on broadcast dims). */
   binary(op: BinaryOp, a: View, b: View, out: View): void;
   where(cond: View, a: View, b: View, out: View): void;
+  /**
+   * Optional: out = a op s (s op a when scalarFirst) with the number s as a kernel argument, rounded first
+   * to a's dtype (as a 0-d tensor of that dtype would hold it). Absent: ops/ materialises s as a 0-d tensor.
+   */
+  binaryScalar?(op: BinaryOp, a: View, s: number, out: View, scalarFirst: boolean): void;
   /** Reduce x over `axes`; out has x's shape with those axes set to 1. */
   reduce(op: ReduceOp, x: View, axes: readonly number[], out: View): void;
   /** Batched matmul: a [B, M, K], b [B, K, N] (any strides, stride 0 for broadcast), out [B, M, N]. */

@@ -1,12 +1,29 @@
-// Cpu buffers are typed arrays, recycled through a size-keyed caching pool: re-faulting large fresh
-// allocations every step costs more than the math (the brief measured 5-6x for PyTorch on this machine).
+// Cpu buffers are typed arrays. Where the process has a shared heap (heap.ts) they are views of it, so
+// the wasm kernels work on them in place; otherwise (no shared memory, or the heap is full) ordinary
+// arrays recycled through a size-keyed caching pool: re-faulting large fresh allocations every step
+// costs more than the math.
 import type { BackendBuffer } from '../backend.js';
 import { arrayFor, bytesPerElement, type DType, type TypedArray } from '../../tensor/dtype.js';
+import { heap } from './heap.js';
 
 export class CpuBuffer implements BackendBuffer {
   readonly backend = 'cpu';
   freed = false;
-  constructor(readonly dtype: DType, readonly size: number, readonly data: TypedArray) {}
+  /** Byte address in the heap, or -1 for an ordinary array. */
+  readonly addr: number;
+  constructor(readonly dtype: DType, readonly size: number, readonly data: TypedArray, addr = -1) {
+    this.addr = addr;
+  }
+}
+
+function heapArray(dtype: DType, buffer: ArrayBufferLike, addr: number, n: number): TypedArray {
+  switch (dtype) {
+    case 'float32': return new Float32Array(buffer, addr, n);
+    case 'float64': case 'int64': return new Float64Array(buffer, addr, n);
+    case 'int32': return new Int32Array(buffer, addr, n);
+    case 'bfloat16': case 'float16': return new Uint16Array(buffer, addr, n);
+    case 'bool': return new Uint8Array(buffer, addr, n);
+  }
 }
 
 const POOL_MIN_BYTES = 4096;
@@ -36,6 +53,15 @@ export class CpuPool {
   constructor(private readonly maxPooledBytes = defaultPoolBytes()) {}
 
   alloc(dtype: DType, size: number): CpuBuffer {
+    if (heap?.shared && size > 0) {
+      const addr = heap.alloc(size * bytesPerElement(dtype));
+      if (addr >= 0) {
+        this.live++;
+        this.liveBytes += size * bytesPerElement(dtype);
+        if (this.liveBytes > this.peakBytes) this.peakBytes = this.liveBytes;
+        return new CpuBuffer(dtype, size, heapArray(dtype, heap.buffer(), addr, size), addr);
+      }
+    }
     const key = storageKey(dtype, size);
     const hit = this.free.get(key)?.pop();
     this.live++;
@@ -54,6 +80,10 @@ export class CpuPool {
     this.live--;
     const bytes = buf.size * bytesPerElement(buf.dtype);
     this.liveBytes -= bytes;
+    if (buf.addr >= 0) {
+      heap!.free(buf.addr, bytes);
+      return;
+    }
     if (bytes < POOL_MIN_BYTES || this.pooledBytes + bytes > this.maxPooledBytes) return;
     const key = storageKey(buf.dtype, buf.size);
     let list = this.free.get(key);

@@ -1,14 +1,12 @@
-// The cpu backend: reference kernels plus fast paths (wasm SIMD sgemm over worker threads).
-import type { Backend, BackendBuffer, View } from '../backend.js';
+// The cpu backend: TypeScript reference kernels plus fast paths — wasm SIMD kernels on tensors that live
+// in the shared heap (./heap.ts), run on this thread and worker threads (./fast/).
+import type { Backend, BackendBuffer, BinaryOp, UnaryOp, View } from '../backend.js';
 import { registerBackendInstance } from '../registry.js';
 import { CpuBuffer, CpuPool } from './buffer.js';
 import { cpuFused } from './fused.js';
 import * as ref from './kernels.js';
 import { sgemm, sgemmBatched } from './fast/sgemm.js';
-import { fastUnary, fastUnaryOp } from './fast/rowops.js';
-import { isDense } from './strided.js';
-import { binaryF32, binaryF32Op, copyF32, sumF32 } from './fast/elementwise.js';
-import { numel } from '../../tensor/shape.js';
+import { binaryF32, binaryScalarF32, copyF32, sumF32, unaryF32 } from './fast/elementwise.js';
 
 const pool = new CpuPool();
 
@@ -22,7 +20,7 @@ function cpuBuf(b: BackendBuffer, op: string): CpuBuffer {
 /** float32 batched matmul through the fast sgemm when it is available; the reference otherwise. */
 function matmul(a: View, b: View, out: View): void {
   const A = cpuBuf(a.buf, 'matmul'), B = cpuBuf(b.buf, 'matmul'), O = cpuBuf(out.buf, 'matmul');
-  if (A.dtype === 'float32' && B.dtype === 'float32' && O.dtype === 'float32' && !process.env.LAVENDER_CPU_REFERENCE) {
+  if (A.dtype === 'float32' && B.dtype === 'float32' && O.dtype === 'float32') {
     const [batch, M, K] = a.shape as [number, number, number];
     const N = b.shape[2]!;
     // A batch against one shared B (a Linear layer's weight: stride 0) whose A rows are evenly spaced
@@ -33,7 +31,7 @@ function matmul(a: View, b: View, out: View): void {
         B.data as Float32Array, b.offset, b.strides[1]!, b.strides[2]!,
         O.data as Float32Array, out.offset, N)) return;
     }
-    // Otherwise one batched call: a worker-pool job per group of items, a shared (stride 0) operand packed once.
+    // Otherwise one batched call: a task per item, a shared (stride 0) operand packed once.
     if (sgemmBatched(batch, M, N, K,
       A.data as Float32Array, a.offset, a.strides[0]!, a.strides[1]!, a.strides[2]!,
       B.data as Float32Array, b.offset, b.strides[0]!, b.strides[1]!, b.strides[2]!,
@@ -42,39 +40,31 @@ function matmul(a: View, b: View, out: View): void {
   ref.matmulReference(a, b, out);
 }
 
-const isF32 = (v: View): boolean => (v.buf as CpuBuffer).data instanceof Float32Array && (v.buf as CpuBuffer).dtype === 'float32';
-
-/** Unary ops: exp/sigmoid/silu of dense float32 through the wasm row kernels; the reference otherwise. */
-function unary(op: Parameters<Backend['unary']>[0], x: View, out: View): void {
-  if (fastUnaryOp(op) && isF32(x) && isF32(out) && isDense(x) && isDense(out)) {
-    const X = cpuBuf(x.buf, op), O = cpuBuf(out.buf, op);
-    if (fastUnary(op, X.data as Float32Array, x.offset, O.data as Float32Array, out.offset, numel(x.shape))) return;
-  }
-  ref.unary(op, x, out);
+function unary(op: UnaryOp, x: View, out: View): void {
+  cpuBuf(x.buf, op); cpuBuf(out.buf, op);
+  if (!unaryF32(op, x, out)) ref.unary(op, x, out);
 }
 
-/** float32 add/sub/mul/div: monomorphic tiled loops (bit-identical to the reference). */
-function binary(op: Parameters<Backend['binary']>[0], a: View, b: View, out: View): void {
-  if (binaryF32Op(op) && isF32(a) && isF32(b) && isF32(out)) {
-    const A = cpuBuf(a.buf, op), B = cpuBuf(b.buf, op), O = cpuBuf(out.buf, op);
-    if (binaryF32(op, A.data as Float32Array, a, B.data as Float32Array, b, O.data as Float32Array, out)) return;
-  }
-  ref.binary(op, a, b, out);
+function binary(op: BinaryOp, a: View, b: View, out: View): void {
+  cpuBuf(a.buf, op); cpuBuf(b.buf, op); cpuBuf(out.buf, op);
+  if (!binaryF32(op, a, b, out)) ref.binary(op, a, b, out);
+}
+
+function binaryScalar(op: BinaryOp, a: View, s: number, out: View, scalarFirst: boolean): void {
+  const A = cpuBuf(a.buf, op);
+  cpuBuf(out.buf, op);
+  const v = A.dtype === 'float32' ? Math.fround(s) : s;
+  if (!binaryScalarF32(op, a, v, out, scalarFirst)) ref.binaryScalar(op, a, v, out, scalarFirst);
 }
 
 function copy(src: View, dst: View, accumulate: boolean): void {
-  if (isF32(src) && isF32(dst)) {
-    const S = cpuBuf(src.buf, 'copy'), D = cpuBuf(dst.buf, 'copy');
-    return copyF32(S.data as Float32Array, src, D.data as Float32Array, dst, accumulate);
-  }
-  ref.copy(src, dst, accumulate);
+  cpuBuf(src.buf, 'copy'); cpuBuf(dst.buf, 'copy');
+  if (!copyF32(src, dst, accumulate)) ref.copy(src, dst, accumulate);
 }
 
 function reduce(op: Parameters<Backend['reduce']>[0], x: View, axes: readonly number[], out: View): void {
-  if (op === 'sum' && isF32(x) && isF32(out) && isDense(out)) {
-    const X = cpuBuf(x.buf, op), O = cpuBuf(out.buf, op);
-    return sumF32(X.data as Float32Array, x, axes, O.data as Float32Array, out);
-  }
+  cpuBuf(x.buf, op); cpuBuf(out.buf, op);
+  if (op === 'sum' && ref.isDense(out) && sumF32(x, axes, out)) return;
   ref.reduce(op, x, axes, out);
 }
 
@@ -99,6 +89,7 @@ export const cpuBackend: Backend = {
   copy,
   unary,
   binary,
+  binaryScalar,
   where: ref.where,
   reduce,
   matmul,
@@ -116,6 +107,7 @@ export const cpuReferenceBackend: Backend = {
   copy: ref.copy,
   unary: ref.unary,
   binary: ref.binary,
+  binaryScalar: undefined,
   where: ref.where,
   reduce: ref.reduce,
   matmul: ref.matmulReference,

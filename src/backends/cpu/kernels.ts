@@ -145,6 +145,22 @@ export function binary(op: BinaryOp, a: View, b: View, out: View): void {
   forEachRow(out.shape, strides, [a.offset, b.offset, out.offset], (p, n) => binaryRow(op, A, p[0]!, as, B, p[1]!, bs, O, p[2]!, n));
 }
 
+/** out = a op s (s op a when scalarFirst); s is already in a's dtype (float32 values rounded by the caller). */
+export function binaryScalar(op: BinaryOp, a: View, s: number, out: View, scalarFirst: boolean): void {
+  const A = computeData(op, a), O = computeData(op, out);
+  const store = storeFn(buf(out).dtype);
+  const f = BINARY[op];
+  const ao = viewOffsets(a), o0 = out.offset;
+  if (store && buf(out).dtype !== 'bool') {
+    for (let i = 0; i < ao.length; i++) O[o0 + i] = store(scalarFirst ? f(s, A[ao[i]!]!) : f(A[ao[i]!]!, s));
+    return;
+  }
+  if (scalarFirst) for (let i = 0; i < ao.length; i++) O[o0 + i] = f(s, A[ao[i]!]!);
+  else for (let i = 0; i < ao.length; i++) O[o0 + i] = f(A[ao[i]!]!, s);
+}
+
+export { isDense };
+
 export function where(cond: View, a: View, b: View, out: View): void {
   const C = computeData('where', cond), A = computeData('where', a), B = computeData('where', b), O = computeData('where', out);
   const co = viewOffsets(cond), ao = viewOffsets(a), bo = viewOffsets(b);

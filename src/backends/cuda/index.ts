@@ -7,7 +7,7 @@
 // int32, int64 (stored as real 64-bit integers; `read` returns them as float64, like the cpu backend),
 // bool (one byte). Elementwise math runs in float32 for float32/bf16/f16 and in double when an operand
 // is float64/int32/int64, so integer results match the cpu reference.
-import type { AdamWStep, Backend, BackendBuffer, BinaryOp, FusedKernels, ReduceOp, UnaryOp, View } from '../backend.js';
+import type { AdamWHyper, AdamWParam, Backend, BackendBuffer, BinaryOp, FusedKernels, ReduceOp, UnaryOp, View } from '../backend.js';
 import type { BackendEntry } from '../registry.js';
 import type { DType, TypedArray } from '../../tensor/dtype.js';
 import type { Distribution } from '../../tensor/random.js';
@@ -267,12 +267,17 @@ export function createCudaBackend(): CudaBackend {
       addon.attention(p.done(), scale, causal ? 1 : 0);
       return true;
     },
-    adamw(p, g, m, v, s: AdamWStep, pLow) {
-      const n = numel(p.shape);
-      const pk = new Pack().num(n, pLow ? 1 : 0);
-      for (const t of [p, g, m, v]) pk.arg(buf(t, 'adamw'), t.offset);
-      pk.arg(pLow ? buf(pLow, 'adamw') : p.buf, pLow?.offset ?? 0);
-      addon.adamw(pk.done(), s.lr, s.beta1, s.beta2, s.eps, s.weightDecay, 1 - s.beta1 ** s.step, Math.sqrt(1 - s.beta2 ** s.step), s.gradScale ?? 1);
+    adamw(params: readonly AdamWParam[], s: AdamWHyper) {
+      // the kernel implements decoupled decay only; Adam's L2 penalty is decomposed by ops/
+      if (!s.decoupled && s.weightDecay !== 0) return false;
+      for (const { p, g, m, v, step, pLow } of params) {
+        const n = numel(p.shape);
+        const pk = new Pack().num(n, pLow ? 1 : 0);
+        for (const t of [p, g, m, v]) pk.arg(buf(t, 'adamw'), t.offset);
+        pk.arg(pLow ? buf(pLow, 'adamw') : p.buf, pLow?.offset ?? 0);
+        addon.adamw(pk.done(), s.lr, s.beta1, s.beta2, s.eps, s.weightDecay, 1 - s.beta1 ** step, Math.sqrt(1 - s.beta2 ** step), s.gradScale ?? 1);
+      }
+      return true;
     },
   };
 

@@ -1,36 +1,26 @@
-// Float32 GEMM kernels for the lavender `cpu` backend (AssemblyScript -> WebAssembly SIMD).
+// Float32 GEMM for the cpu backend: GotoBLAS/BLIS-style packing plus a register-blocked micro-kernel.
 //
-// Built by scripts/build-wasm.mjs in several variants from this one source:
-//   * relaxed: `--enable simd,relaxed-simd` -> f32x4.relaxed_madd (an FMA on x86 with FMA3), 6x8 micro-kernel
-//   * simd:    `--enable simd`              -> f32x4.mul + f32x4.add, 5x8 micro-kernel (the 6x8 one spills:
-//              V8 gives wasm only xmm0-xmm15 and mul+add needs a temporary)
-// each with a shared (threads) or a plain imported memory. The module has no data segments and uses no
-// heap: the host (src/backends/cpu/fast/sgemm.ts) owns the whole memory layout and passes byte addresses.
-//
-// GotoBLAS/BLIS scheme: A is packed into MR-row slivers ([K][MR] per sliver), B into NR-column slivers
-// ([K][NR] per sliver), both zero-padded to whole slivers, so the micro-kernel never sees an edge. C is a
-// padded Mp x Np buffer (Mp = M rounded up to MR, Np = N rounded up to NR) that the host copies out.
+// Built in two flavours from one source (scripts/build-wasm.mjs):
+//   * relaxed: `--enable relaxed-simd` -> f32x4.relaxed_madd (an FMA on x86 with FMA3), 6x8 micro-kernel
+//   * simd:    plain SIMD, f32x4.mul + f32x4.add, 5x8 micro-kernel (the 6x8 one spills: V8 gives wasm
+//              only xmm0-xmm15 and mul+add needs a temporary)
+// A is packed into MR-row slivers ([K][MR] per sliver), B into NR-column slivers ([K][NR] per sliver),
+// both zero-padded to whole slivers. C is written in place (any row stride): full MR x NR blocks
+// directly, blocks on the bottom/right edge through a small per-thread scratch.
+import { EDGE, EDGE_SLOT, madd, pi, pu } from './common';
 
 // Micro-kernel shape. NR is fixed at 8 (two v128 of B per k step).
 // @ts-ignore: decorator
 @inline const FMA: bool = ASC_FEATURE_RELAXED_SIMD;
 // @ts-ignore: decorator
-@inline const MR: i32 = FMA ? 6 : 5;
+@inline export const MR: i32 = FMA ? 6 : 5;
 // @ts-ignore: decorator
-@inline const NR: i32 = 8;
+@inline export const NR: i32 = 8;
 
 export function mr(): i32 { return MR; }
 export function nr(): i32 { return NR; }
 export function relaxed(): i32 { return FMA ? 1 : 0; }
 
-// @ts-ignore: decorator
-@inline function madd(a: v128, b: v128, c: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    return f32x4.relaxed_madd(a, b, c);
-  } else {
-    return f32x4.add(c, f32x4.mul(a, b));
-  }
-}
 
 /** C[0:MR, 0:NR] (row stride ldcB bytes) = (acc ? C : 0) + Apanel[kc][MR]^T * Bpanel[kc][NR]. */
 function kernel(a: usize, b: usize, kc: i32, c: usize, ldcB: usize, acc: bool): void {
@@ -298,28 +288,101 @@ export function packB(src: usize, rs: i32, cs: i32, cols: i32, K: i32, dst: usiz
 }
 
 /**
- * Computes the C tile rows [i0, i0+mc) x cols [j0, j0+nc) (i0, mc multiples of MR; j0, nc multiples of
- * NR) from packed A (`ap`, all rows) and packed B (`bp`, all columns), overwriting C. `c` is the byte
- * address of C[0][0], `ldc` its row stride in elements. K is blocked by `kcBlock` (L1 residency of the B
- * sliver); inside a K block the B sliver is reused across the tile's A slivers.
+ * C rows [i0, i0+mc) x cols [j0, j0+nc) (i0, mc multiples of MR; j0, nc multiples of NR) from packed A
+ * (`ap`, all rows) and packed B (`bp`, all columns). `c` is the byte address of C[0][0], `ldc` its row
+ * stride in elements, M x N its real size (the packed panels are padded). With beta = 1 the product is
+ * added to C, else C is overwritten. K is blocked by `kcBlock` (L1 residency of the B sliver).
  */
-export function tile(ap: usize, bp: usize, K: i32, i0: i32, mc: i32, j0: i32, nc: i32, c: usize, ldc: i32, kcBlock: i32): void {
+export function tile(ap: usize, bp: usize, K: i32, i0: i32, mc: i32, j0: i32, nc: i32, c: usize, ldc: i32, kcBlock: i32,
+  M: i32, N: i32, beta: i32, slot: i32): void {
   const ldcB = <usize>ldc << 2;
   const aSl = <usize>K * <usize>(MR << 2);
   const bSl = <usize>K * <usize>(NR << 2);
-  const iEnd = i0 + mc, jEnd = j0 + nc;
+  const iEnd = min(i0 + mc, M), jEnd = min(j0 + nc, N);
+  const edge = EDGE + <usize>slot * EDGE_SLOT;
   for (let pc = 0; pc < K; pc += kcBlock) {
     const kc = min(kcBlock, K - pc);
-    const acc = pc > 0;
+    const acc = beta != 0 || pc > 0;
     for (let j = j0; j < jEnd; j += NR) {
       const bs = bp + <usize>(j / NR) * bSl + <usize>(pc * NR << 2);
       let as = ap + <usize>(i0 / MR) * aSl + <usize>(pc * MR << 2);
-      let cp = c + <usize>i0 * ldcB + <usize>(j << 2);
+      const vc = min(NR, N - j);
       for (let i = i0; i < iEnd; i += MR) {
-        kernel(as, bs, kc, cp, ldcB, acc);
+        const vr = min(MR, M - i);
+        const cp = c + <usize>i * ldcB + (<usize>j << 2);
+        if (vr == MR && vc == NR) kernel(as, bs, kc, cp, ldcB, acc);
+        else edgeTile(as, bs, kc, cp, ldcB, acc, vr, vc, edge);
         as += aSl;
-        cp += ldcB * <usize>MR;
       }
     }
+  }
+  if (K == 0 && beta == 0) {
+    for (let i = i0; i < iEnd; i++) memory.fill(c + <usize>i * ldcB + (<usize>j0 << 2), 0, <usize>(jEnd - j0) << 2);
+  }
+}
+
+/** A partial MR x NR block: computed in the slot's scratch, only the vr x vc valid part touches C. */
+function edgeTile(as: usize, bs: usize, kc: i32, cp: usize, ldcB: usize, acc: bool, vr: i32, vc: i32, edge: usize): void {
+  const vcB = <usize>vc << 2;
+  if (acc) for (let r = 0; r < vr; r++) memory.copy(edge + <usize>(r * NR << 2), cp + <usize>r * ldcB, vcB);
+  kernel(as, bs, kc, edge, <usize>(NR << 2), acc);
+  for (let r = 0; r < vr; r++) memory.copy(cp + <usize>r * ldcB, edge + <usize>(r * NR << 2), vcB);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Jobs. Parameters (f64 slots of the job block), shared by the plain and the batched job:
+//   1 K, 2 A, 3 ars, 4 acs, 5 B, 6 brs, 7 bcs, 8 packed A, 9 packed B, 10 C, 11 ldc, 12 Mp, 13 Np, 14 M, 15 N,
+//   16 KC, 17 MC, 18 NC, 19 tiles along N, 20 A packing tasks, 21 slivers per A task, 22 B packing tasks,
+//   23 slivers per B task, 24 beta, 25 A batch stride, 26 B batch stride, 27 C batch stride (elements),
+//   28 A shared, 29 B shared, 30 scratch base, 31 scratch bytes per slot, 32 slots.
+// Tasks: A packing groups, then B packing groups (the host runs them before any later task), then one
+// task per C tile (plain job) or per batch item (batched job: packs its own operands into its slot's scratch).
+
+export function gemmTask(job: usize, t: i32, slot: i32, batched: bool): void {
+  const K = pi(job, 1);
+  const npa = pi(job, 20), npb = pi(job, 22);
+  if (t < npa) {
+    const ga = pi(job, 21);
+    const r0 = t * ga * MR;
+    const nsl = min(ga, pi(job, 12) / MR - t * ga);
+    const ars = pi(job, 3);
+    packA(pu(job, 2) + (<usize>(r0 * ars) << 2), ars, pi(job, 4), pi(job, 14) - r0, K, pu(job, 8) + (<usize>(r0 * K) << 2), nsl);
+    return;
+  }
+  t -= npa;
+  if (t < npb) {
+    const gb = pi(job, 23);
+    const c0 = t * gb * NR;
+    const nsl = min(gb, pi(job, 13) / NR - t * gb);
+    const bcs = pi(job, 7);
+    packB(pu(job, 5) + (<usize>(c0 * bcs) << 2), pi(job, 6), bcs, pi(job, 15) - c0, K, pu(job, 9) + (<usize>(c0 * K) << 2), nsl);
+    return;
+  }
+  t -= npb;
+  const M = pi(job, 14), N = pi(job, 15), Mp = pi(job, 12), Np = pi(job, 13);
+  const MC = pi(job, 17), NC = pi(job, 18), kc = pi(job, 16), ldc = pi(job, 11), beta = pi(job, 24);
+  if (!batched) {
+    const tilesN = pi(job, 19);
+    const ti = t / tilesN, tj = t - ti * tilesN;
+    const i0 = ti * MC, j0 = tj * NC;
+    tile(pu(job, 8), pu(job, 9), K, i0, min(MC, Mp - i0), j0, min(NC, Np - j0), pu(job, 10), ldc, kc, M, N, beta, slot);
+    return;
+  }
+  // one batch item
+  let scr = pu(job, 30) + <usize>slot * pu(job, 31);
+  let ap = pu(job, 8), bp = pu(job, 9);
+  if (pi(job, 28) == 0) {
+    ap = scr;
+    packA(pu(job, 2) + (<usize>(t * pi(job, 25)) << 2), pi(job, 3), pi(job, 4), M, K, ap, Mp / MR);
+    scr += <usize>(Mp * K) << 2;
+  }
+  if (pi(job, 29) == 0) {
+    bp = scr;
+    packB(pu(job, 5) + (<usize>(t * pi(job, 26)) << 2), pi(job, 6), pi(job, 7), N, K, bp, Np / NR);
+  }
+  const c = pu(job, 10) + (<usize>(t * pi(job, 27)) << 2);
+  for (let i0 = 0; i0 < Mp; i0 += MC) {
+    const mc = min(MC, Mp - i0);
+    for (let j0 = 0; j0 < Np; j0 += NC) tile(ap, bp, K, i0, mc, j0, min(NC, Np - j0), c, ldc, kc, M, N, beta, slot);
   }
 }
