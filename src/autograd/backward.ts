@@ -1,7 +1,9 @@
 // Reverse-mode traversal: topologically order the graph below the root(s), run each node's gradient rule
 // once with the summed gradient of its output, accumulate into leaves' .grad (then run the leaf's
-// gradient-ready hooks, autograd/hooks.ts), then free saved tensors. Several roots with their gradients
-// are one pass over the union of their graphs (a segment of a network whose outputs feed the next one).
+// gradient-ready hooks, autograd/hooks.ts). A node's saved tensors are freed as soon as its rule has run
+// (each node runs once per backward), so activations are released layer by layer as the backward walks
+// down. Several roots with their gradients are one pass over the union of their graphs (a segment of a
+// network whose outputs feed the next one).
 import { emptyTensor, Tensor } from '../tensor/tensor.js';
 import { keep, scope } from '../tensor/scope.js';
 import { sameShape, shapeStr } from '../tensor/shape.js';
@@ -80,7 +82,6 @@ export function backward(root: Tensor | readonly Tensor[], grad?: Tensor | reado
     grads.set(r, prev ? addInto(prev, g) : g);
   });
   const order = topoOrder(roots);
-  const visited: NonNullable<Tensor["gradFn"]>[] = [];
   noGrad(() => {
     for (let i = order.length - 1; i >= 0; i--) {
       const t = order[i]!;
@@ -99,10 +100,10 @@ export function backward(root: Tensor | readonly Tensor[], grad?: Tensor | reado
         continue;
       }
       const node = t.gradFn;
-      visited.push(node);
       // intermediates of the rule die with this scope; only the returned gradients survive
       const inGrads = scope(() => node.apply(g));
       g.dispose();
+      if (!opts.retainGraph) node.release();
       node.inputs.forEach((inp, k) => {
         const ig = inGrads[k];
         if (!ig) return;
@@ -118,5 +119,4 @@ export function backward(root: Tensor | readonly Tensor[], grad?: Tensor | reado
       });
     }
   });
-  if (!opts.retainGraph) for (const node of visited) node.release();
 }

@@ -170,8 +170,54 @@ const BINARY_GRADS: Partial<Record<BinaryOp, BinaryGrad>> = {
   },
 };
 
+type ScalarGrad = (g: Tensor, t: Tensor, s: number) => Tensor;
+
+/** Gradients with respect to the tensor of `t op s` (SCALAR_FIRST_GRADS: of `s op t`); s is in t's dtype. */
+const SCALAR_GRADS: Partial<Record<BinaryOp, ScalarGrad>> = {
+  add: (g) => g.alias(),
+  sub: (g) => g.alias(),
+  mul: (g, _t, s) => mul(g, s),
+  div: (g, _t, s) => div(g, s),
+  pow: (g, t, s) => mul(g, mul(pow(t, s - 1), s)),
+  maximum: (g, t, s) => mul(g, add(gt(t, s), mul(eq(t, s), 0.5))),
+  minimum: (g, t, s) => mul(g, add(lt(t, s), mul(eq(t, s), 0.5))),
+};
+const SCALAR_FIRST_GRADS: Partial<Record<BinaryOp, ScalarGrad>> = {
+  add: (g) => g.alias(),
+  sub: (g) => neg(g),
+  mul: (g, _t, s) => mul(g, s),
+  div: (g, t, s) => neg(div(mul(g, s), square(t))),
+  maximum: (g, t, s) => mul(g, add(lt(t, s), mul(eq(t, s), 0.5))),
+  minimum: (g, t, s) => mul(g, add(gt(t, s), mul(eq(t, s), 0.5))),
+};
+
+/**
+ * `t op s` (or `s op t`) with the number travelling as a kernel argument (Backend.binaryScalar), when the
+ * backend has it and the scalar takes t's dtype (as lift() would give it); null otherwise.
+ */
+function scalarOp(op: BinaryOp, t: Tensor, s: number, scalarFirst: boolean): Tensor | null {
+  const be = backendOf(op, t);
+  if (!be.binaryScalar) return null;
+  if (!(isFloat(t.dtype) || (Number.isInteger(s) && t.dtype !== 'bool'))) return null;
+  const cmp = COMPARISONS.has(op);
+  if (!cmp && !isFloat(t.dtype) && (op === 'div' || op === 'pow')) return null;
+  const rule = (scalarFirst ? SCALAR_FIRST_GRADS : SCALAR_GRADS)[op];
+  if (!cmp && isFloat(t.dtype) && !rule) return null;
+  const out = empty(be, t.shape, cmp ? 'bool' : t.dtype);
+  be.binaryScalar(op, t.view(op), s, out.view(), scalarFirst);
+  if (cmp || !isFloat(t.dtype)) return out;
+  // the value the kernel used: s rounded to t's dtype (float32 here; the others hold s exactly or as float64)
+  const sv = t.dtype === 'float32' ? Math.fround(s) : s;
+  const needsT = op === 'pow' || op === 'maximum' || op === 'minimum' || (scalarFirst && op === 'div');
+  return record(out, op, [t], needsT ? [t] : [], (g, [st]) => [rule!(g, st ?? t, sv)]);
+}
+
 function binaryOp(op: BinaryOp, x: TensorLike, y: TensorLike): Tensor {
   if (typeof x === 'number' && typeof y === 'number') throw new Error(`${op}: at least one argument must be a tensor`);
+  if (typeof x === 'number' || typeof y === 'number') {
+    const r = typeof x === 'number' ? scalarOp(op, y as Tensor, x, true) : scalarOp(op, x, y as number, false);
+    if (r) return r;
+  }
   const a = typeof x === 'number' ? lift(x, y as Tensor) : x;
   const b = lift(y, a);
   const out = binaryKernel(op, a, b);

@@ -7,10 +7,11 @@ import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { normAxis, numel, shapeStr } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { full, rand } from './creation.js';
-import { add, broadcastView, div, lt, mul, neg, rsqrt, square, sub, sumTo as sumToShape } from './elementwise.js';
+import { add, broadcastView, div, exp, lt, mul, neg, rsqrt, square, sub, sumTo as sumToShape } from './elementwise.js';
 import { matmul } from './matmul.js';
 import { gather, indexSelect, pad } from './movement.js';
-import { backendOf, empty, record } from './record.js';
+import { conv2dChunked } from './conv.js';
+import { backendOf, empty, needsGrad, record } from './record.js';
 import { mean, sum, variance } from './reduce.js';
 import { contiguous, reshape, transpose, unsqueeze } from './views.js';
 
@@ -94,16 +95,21 @@ export const logSoftmax = (x: Tensor, axis = -1) => alongLast(x, axis, (t) => so
 
 /**
  * softmax(q k^T * scale) v over the last two axes of q, k, v [..., T, hd] (scale defaults to 1/sqrt(hd)),
- * as one op: the probabilities are kept for the backward, which runs as matmuls plus one fused row pass.
+ * as one op. With a backend's fused attention (4-D inputs of one batch and head count) only the output
+ * and the per-row log-sum-exp are kept for the backward, which recomputes the probabilities (fused, or by
+ * primitives from the log-sum-exp); otherwise the probabilities are kept and the backward runs as matmuls
+ * plus one fused row pass.
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale?: number): Tensor {
-  backendOf('attention', q, k, v);
+  const be = backendOf('attention', q, k, v);
   checkFloat('attention', q, k, v);
   const hd = q.shape[q.ndim - 1]!;
   if (q.ndim < 2 || k.ndim !== q.ndim || v.ndim !== q.ndim || k.shape[k.ndim - 1] !== hd || k.shape[k.ndim - 2] !== v.shape[v.ndim - 2]) {
     throw new Error(`attention: expected q [..., Tq, d], k [..., Tk, d], v [..., Tk, dv], got ${q.describe()}, ${k.describe()}, ${v.describe()}`);
   }
   const s = scale ?? 1 / Math.sqrt(hd);
+  const fused = fusedAttention(be, q, k, v, s);
+  if (fused) return fused;
   const [p, out] = noGrad(() => {
     const scores = matmul(q, transpose(k, -2, -1));
     const probs = softmaxLast(scores, false, s);
@@ -121,6 +127,48 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale
   });
   p.dispose();
   return result;
+}
+
+/** The fused path of scaledDotProductAttention, or null when the backend has none or declines the case. */
+function fusedAttention(be: Backend, q: Tensor, k: Tensor, v: Tensor, s: number): Tensor | null {
+  if (!be.fused.attention || q.ndim !== 4 || q.dtype !== k.dtype || q.dtype !== v.dtype) return null;
+  const [B, H, Tq] = q.shape as [number, number, number, number];
+  if (k.shape[0] !== B || k.shape[1] !== H || v.shape[0] !== B || v.shape[1] !== H) return null;
+  const grad = needsGrad([q, k, v]);
+  const [qc, kc, vc] = noGrad(() => [q, k, v].map((t) => (t.strides[3] === 1 || t.shape[3] === 1 ? t.alias() : contiguous(t))));
+  const out = empty(be, [B, H, Tq, v.shape[3]!], q.dtype);
+  const lse = grad ? empty(be, [B, H, Tq], 'float32') : null;
+  const ok = be.fused.attention(qc!.view('attention'), kc!.view('attention'), vc!.view('attention'), out.view(), s, lse?.view() ?? null, false);
+  for (const t of [qc, kc, vc]) t!.dispose();
+  if (!ok) {
+    out.dispose();
+    lse?.dispose();
+    return null;
+  }
+  if (!lse) return out;
+  const result = record(out, 'attention', [q, k, v], [q, k, v, out, lse], (g, [sq, sk, sv, so, sl]) => attentionGrads(g, sq!, sk!, sv!, so!, sl!, s));
+  lse.dispose();
+  return result;
+}
+
+/** Gradients of fused attention from its output and log-sum-exp: the backend's kernel, else primitives. */
+function attentionGrads(g: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, s: number): Tensor[] {
+  const be = g.backend;
+  const gc = contiguous(g);
+  if (be.fused.attentionBackward) {
+    const [dq, dk, dv] = [q, k, v].map((t) => empty(be, t.shape, t.dtype)) as [Tensor, Tensor, Tensor];
+    const unit = (t: Tensor) => (t.strides[3] === 1 || t.shape[3] === 1 ? t.alias() : contiguous(t));
+    const [qc, kc, vc] = [unit(q), unit(k), unit(v)];
+    const ok = be.fused.attentionBackward(qc.view(), kc.view(), vc.view(), out.view(), lse.view(), gc.view(), dq.view(), dk.view(), dv.view(), s, false);
+    for (const t of [qc, kc, vc]) t.dispose();
+    if (ok) return [dq, dk, dv];
+    for (const t of [dq, dk, dv]) t.dispose();
+  }
+  // p = exp(s q k^T - lse); ds = s p (dp - rowsum(g * out)) with dp = g v^T
+  const p = exp(sub(mul(matmul(q, transpose(k, -2, -1)), s), unsqueeze(lse, -1)));
+  const dv = matmul(transpose(p, -2, -1), gc);
+  const ds = mul(mul(p, sub(matmul(gc, transpose(v, -2, -1)), sum(mul(gc, out), -1, true))), s);
+  return [matmul(ds, k), matmul(transpose(ds, -2, -1), q), dv];
 }
 
 /** Layer norm over the trailing `normalizedShape` dims, with optional affine weight and bias (float32 math). */
@@ -151,6 +199,16 @@ export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?
   const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
   const saved = [x2!, mu, rs, ...(w2 ? [w2] : [])];
   const result = record(y, 'layerNorm', inputs, saved, (g, [sx, smu, srs, sw]) => {
+    if (be.fused.layerNormBackward) {
+      const gc = contiguous(reshape(g, [rows, cols]));
+      const dx = empty(be, [rows, cols], x.dtype);
+      const dw = weight ? empty(be, [cols], weight.dtype) : null, db = bias ? empty(be, [cols], bias.dtype) : null;
+      be.fused.layerNormBackward(sx!.view(), smu!.view(), srs!.view(), sw?.view() ?? null, gc.view(), dx.view(), dw?.view() ?? null, db?.view() ?? null);
+      const grads: Tensor[] = [reshape(dx, x.shape)];
+      if (dw) grads.push(reshape(dw, weight!.shape));
+      if (db) grads.push(reshape(db, bias!.shape));
+      return grads;
+    }
     const g2 = reshape(g, [rows, cols]);
     const xhat = mul(sub(sx!, smu!), srs!);
     const gy = sw ? mul(g2, sw) : g2;
@@ -195,35 +253,6 @@ export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bia
   return y;
 }
 
-/** im2col as a differentiable op: x [N, C, H, W] -> [N, C, KH, KW, OH, OW] (x already padded). */
-function unfold(x: Tensor, kh: number, kw: number, stride: number): Tensor {
-  const be = backendOf('conv2d', x);
-  const [N, C, H, W] = x.shape as [number, number, number, number];
-  const OH = Math.floor((H - kh) / stride) + 1, OW = Math.floor((W - kw) / stride) + 1;
-  const [sN, sC, sH, sW] = x.strides as [number, number, number, number];
-  const windows = x.alias([N, C, kh, kw, OH, OW], [sN, sC, sH, sW, sH * stride, sW * stride], x.offset);
-  const out = empty(be, windows.shape, x.dtype);
-  be.copy(windows.view('conv2d'), out.view(), false);
-  windows.dispose();
-  return record(out, 'unfold', [x], [], (g) => {
-    // col2im: each kernel offset adds its [N, C, OH, OW] slab back onto a strided window of the input
-    const gx = empty(g.backend, x.shape, g.dtype);
-    g.backend.fill(gx.view(), 0);
-    const gc = contiguous(g);
-    for (let i = 0; i < kh; i++) {
-      for (let j = 0; j < kw; j++) {
-        const src = gc.alias([N, C, OH, OW], [gc.strides[0]!, gc.strides[1]!, gc.strides[4]!, gc.strides[5]!], gc.offset + i * gc.strides[2]! + j * gc.strides[3]!);
-        const dst = gx.alias([N, C, OH, OW], [x.size / N, H * W, W * stride, stride], i * W + j);
-        g.backend.copy(src.view(), dst.view(), true);
-        src.dispose();
-        dst.dispose();
-      }
-    }
-    gc.dispose();
-    return [gx];
-  });
-}
-
 export interface Conv2dOptions {
   stride?: number;
   padding?: number;
@@ -250,11 +279,11 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   } else if (!isGradEnabled() || !(x.requiresGrad || weight.requiresGrad)) {
     out = conv2dBanded(x, weight, stride, padding);
   } else {
+    // differentiable: im2col a few batch items at a time, rebuilt in the backward (ops/conv.ts)
+    backendOf('conv2d', x, weight, ...(bias ? [bias] : []));
+    if (x.dtype !== weight.dtype) throw new Error(`conv2d: dtypes differ: ${x.describe()} and ${weight.describe()}`);
     const xp = padding ? pad(contiguous(x), [padding, padding, padding, padding]) : contiguous(x);
-    const cols = unfold(xp, KH, KW, stride);
-    const OH = cols.shape[4]!, OW = cols.shape[5]!;
-    const y = matmul(reshape(weight, [O, C * KH * KW]), reshape(cols, [N, C * KH * KW, OH * OW]));
-    out = reshape(y, [N, O, OH, OW]);
+    out = conv2dChunked(xp, contiguous(weight), stride);
   }
   if (bias) out = add(out, reshape(bias, [O, 1, 1]));
   return out;

@@ -16,6 +16,10 @@
 // Memory: the moments m and v are allocated once per parameter (on its first step with a gradient, like
 // torch), taken out of every scope with keep(), and updated in place with assign(). Every temporary of a
 // step lives inside the step's scope(), so live buffers stay flat over any number of steps.
+//
+// Speed: a backend with a fused step (Backend.fused.adamw) updates a whole group in one call; otherwise
+// (or when it declines) the step runs as the primitive ops above, with the scalars as kernel arguments.
+import type { Backend } from '../backends/backend.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { isFloat } from '../tensor/dtype.js';
 import { keep, scope } from '../tensor/scope.js';
@@ -160,27 +164,42 @@ export class AdamBase {
           const lr = group.lr * this.scale;
           const { weightDecay: wd, eps } = group;
           const [beta1, beta2] = group.betas;
+          const todo: Tensor[] = [];
           for (const p of group.params) {
             if (!p.grad) continue;
             p.assertAlive(`${this.kind}.step`);
-            const st = this.stateOf(p);
-            st.step++;
-            let g: Tensor = p.grad;
-            if (wd !== 0) {
-              if (this.decoupled) p.assign(mul(p, 1 - lr * wd));
-              else g = add(g, mul(p, wd));
-            }
-            st.m.assign(add(mul(st.m, beta1), mul(g, 1 - beta1)));
-            st.v.assign(add(mul(st.v, beta2), mul(mul(g, 1 - beta2), g)));
-            const biasCorrection1 = 1 - beta1 ** st.step;
-            const biasCorrection2Sqrt = Math.sqrt(1 - beta2 ** st.step);
-            const stepSize = lr / biasCorrection1;
-            const denom = add(div(sqrt(st.v), biasCorrection2Sqrt), eps);
-            p.assign(add(p, div(mul(st.m, -stepSize), denom)));
+            this.stateOf(p).step++;
+            todo.push(p);
+          }
+          for (const [be, ps] of byBackend(todo)) {
+            const hp = { lr, beta1, beta2, eps, weightDecay: wd, decoupled: this.decoupled };
+            const entries = ps.map((p) => {
+              const st = this.stateOf(p);
+              return { p: p.view(), g: p.grad!.view(), m: st.m.view(), v: st.v.view(), step: st.step };
+            });
+            if (be.fused.adamw && entries.every((e, i) => e.g.buf.dtype === ps[i]!.dtype) && be.fused.adamw(entries, hp)) continue;
+            for (const p of ps) this.composedStep(p, lr, wd, eps, beta1, beta2);
           }
         }
       }),
     );
+  }
+
+  /** One parameter's step as primitive ops (the definition the fused kernels reproduce). */
+  private composedStep(p: Tensor, lr: number, wd: number, eps: number, beta1: number, beta2: number): void {
+    const st = this.stateOf(p);
+    let g: Tensor = p.grad!;
+    if (wd !== 0) {
+      if (this.decoupled) p.assign(mul(p, 1 - lr * wd));
+      else g = add(g, mul(p, wd));
+    }
+    st.m.assign(add(mul(st.m, beta1), mul(g, 1 - beta1)));
+    st.v.assign(add(mul(st.v, beta2), mul(mul(g, 1 - beta2), g)));
+    const biasCorrection1 = 1 - beta1 ** st.step;
+    const biasCorrection2Sqrt = Math.sqrt(1 - beta2 ** st.step);
+    const stepSize = lr / biasCorrection1;
+    const denom = add(div(sqrt(st.v), biasCorrection2Sqrt), eps);
+    p.assign(add(p, div(mul(st.m, -stepSize), denom)));
   }
 
   /** Clear every parameter's gradient (set it to null, disposing it). */
@@ -291,6 +310,17 @@ export class AdamBase {
     }
     this.state.clear();
   }
+}
+
+/** Tensors grouped by backend (a group's parameters may live on several devices). */
+export function byBackend(ts: readonly Tensor[]): Map<Backend, Tensor[]> {
+  const m = new Map<Backend, Tensor[]>();
+  for (const t of ts) {
+    const list = m.get(t.backend);
+    if (list) list.push(t);
+    else m.set(t.backend, [t]);
+  }
+  return m;
 }
 
 function isTensor(x: unknown): x is Tensor {

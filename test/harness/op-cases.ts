@@ -123,6 +123,10 @@ export const OP_CASES: OpCase[] = [
     // at d = 16..20 the scales keep the scores O(1): a saturated softmax is ill-conditioned in float32
     large: { arb: fc.tuple(range(1, 2), range(16, 24), range(16, 20), fc.constantFrom(undefined, 0.15)).chain(([b, T, d, scale]) =>
       fc.tuple(specOf([b, T, d]), specOf([b, T, d]), specOf([b, T, d])).map((inputs) => ({ inputs, params: { scale } }))), kernels: ['softmax', 'softmaxBackward', 'tile'] } },
+  // [batch, heads, T, d] with equal batch and head counts: the shape the fused attention kernels take
+  { name: 'attention_4d', arb: fc.tuple(dim(2), dim(2), dim(4), dim(4), dim(3), dim(3), fc.constantFrom(undefined, 0.37)).chain(([b, h, tq, tk, d, dv, scale]) =>
+      fc.tuple(specOf([b, h, tq, d]), specOf([b, h, tk, d]), specOf([b, h, tk, dv])).map((inputs) => ({ inputs, params: { scale } }))),
+    run: ([q, k, v], p: P) => L.scaledDotProductAttention(q!, k!, v!, p.scale) },
   { name: 'layerNorm', arb: fc.tuple(shapeArb(0, 2, 4, true), fc.array(fc.integer({ min: 2, max: 4 }), { minLength: 1, maxLength: 2 }), fc.boolean(), fc.constantFrom(1e-5, 0.5)).chain(([lead, norm, affine, eps]) =>
       fc.tuple(specOf([...lead, ...norm]), specOf(norm), specOf(norm)).map(([x, w, b]) => ({ inputs: affine ? [x, w, b] : [x], params: { norm, eps } }))),
     run: ([x, w, b], p: P) => L.layerNorm(x!, p.norm, w, b, p.eps),
