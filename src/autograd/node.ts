@@ -6,6 +6,8 @@ import { track } from '../tensor/scope.js';
 export type GradRule = (grad: Tensor, saved: readonly Tensor[]) => readonly (Tensor | null)[];
 
 export class GradNode {
+  /** Nodes constructed in this process (tests check that no-grad code records none). */
+  static created = 0;
   private savedTensors: Tensor[] | null;
   constructor(
     readonly op: string,
@@ -15,6 +17,7 @@ export class GradNode {
   ) {
     // aliases keep the storage alive for the backward even if the user disposes the originals
     this.savedTensors = saved.map((t) => t.alias(t.shape, t.strides, t.offset, false));
+    GradNode.created++;
     track(this);
   }
 

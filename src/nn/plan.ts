@@ -4,6 +4,7 @@
 // to recompute blocks in the backward (activation checkpointing) and to gather a block's sharded
 // parameters just before it runs (ZeRO-3), with exactly the operations of forward(), in the same order.
 import type { Tensor } from '../tensor/tensor.js';
+import { scope } from '../tensor/scope.js';
 import type { Module } from './module.js';
 
 export interface PlanBlock {
@@ -27,9 +28,10 @@ export interface Blockwise<C> {
   plan(x: Tensor, t: Tensor, cond: C): ForwardPlan;
 }
 
-/** forward(): the plan straight through. */
+/** forward(): the plan straight through, a scope per piece: a block's intermediates die at its end except
+ *  what the autograd graph saved (activations are freed early, not when the whole forward's scope ends). */
 export function runPlan(p: ForwardPlan): Tensor {
-  let state = p.prologue();
-  for (const b of p.blocks) state = b.run(state);
-  return p.epilogue(state);
+  let state = scope(() => p.prologue());
+  for (const b of p.blocks) state = scope(() => b.run(state));
+  return scope(() => p.epilogue(state));
 }

@@ -99,11 +99,19 @@ const UNARY_GRADS: Partial<Record<UnaryOp, UnaryGrad>> = {
   round: (g) => mul(g, 0),
 };
 
+/** What each unary rule reads: its input, its output, or neither (the graph keeps no more than that). */
+const UNARY_SAVES: Partial<Record<UnaryOp, 'x' | 'y'>> = {
+  abs: 'x', exp: 'y', log: 'x', sqrt: 'y', rsqrt: 'y', sin: 'x', cos: 'x', tanh: 'y', sigmoid: 'y', silu: 'x',
+  gelu: 'x', gelu_tanh: 'x', relu: 'x', erf: 'x', erfinv: 'y', reciprocal: 'y', square: 'x',
+};
+
 function unaryOp(op: UnaryOp, x: Tensor): Tensor {
   const y = unaryKernel(op, x);
   const rule = UNARY_GRADS[op];
   if (!rule || !isFloat(y.dtype)) return y;
-  return record(y, op, [x], [x, y], (g, [sx, sy]) => [rule(g, sx!, sy!)]);
+  const saves = UNARY_SAVES[op];
+  return record(y, op, [x], saves ? [saves === 'x' ? x : y] : [], (g, [s]) =>
+    [rule(g, (saves === 'x' ? s : null)!, (saves === 'y' ? s : null)!)]);
 }
 
 export const neg = (x: Tensor) => unaryOp('neg', x);
@@ -187,8 +195,9 @@ const SCALAR_FIRST_GRADS: Partial<Record<BinaryOp, ScalarGrad>> = {
   sub: (g) => neg(g),
   mul: (g, _t, s) => mul(g, s),
   div: (g, t, s) => neg(div(mul(g, s), square(t))),
-  maximum: (g, t, s) => mul(g, add(lt(t, s), mul(eq(t, s), 0.5))),
-  minimum: (g, t, s) => mul(g, add(gt(t, s), mul(eq(t, s), 0.5))),
+  // maximum and minimum are symmetric: the tensor's share is the same whichever side the scalar is on
+  maximum: (g, t, s) => mul(g, add(gt(t, s), mul(eq(t, s), 0.5))),
+  minimum: (g, t, s) => mul(g, add(lt(t, s), mul(eq(t, s), 0.5))),
 };
 
 /**
@@ -223,9 +232,12 @@ function binaryOp(op: BinaryOp, x: TensorLike, y: TensorLike): Tensor {
   const out = binaryKernel(op, a, b);
   const rule = BINARY_GRADS[op];
   if (!rule || !isFloat(out.dtype)) return out;
-  return record(out, op, [a, b], [a, b, out], (g, [sa, sb, so]) => {
+  // add and sub read no operand; pow also reads its output
+  const saved = op === 'add' || op === 'sub' ? [] : op === 'pow' ? [a, b, out] : [a, b];
+  const aShape = a.shape, bShape = b.shape;
+  return record(out, op, [a, b], saved, (g, [sa, sb, so]) => {
     const [ga, gb] = rule(g, sa!, sb!, so!);
-    return [ga && sumTo(ga, sa!.shape), gb && sumTo(gb, sb!.shape)];
+    return [ga && sumTo(ga, aShape), gb && sumTo(gb, bShape)];
   });
 }
 
@@ -256,9 +268,10 @@ export function where(cond: Tensor, x: TensorLike, y: TensorLike): Tensor {
   be.where(views[0]!.view('where'), views[1]!.view('where'), views[2]!.view('where'), out.view());
   for (const v of views) v.dispose();
   if (!isFloat(out.dtype)) return out;
-  return record(out, 'where', [a, b], [cond, a, b], (g, [c, sa, sb]) => [
-    sumTo(where(c!, g, 0), sa!.shape),
-    sumTo(where(c!, 0, g), sb!.shape),
+  const aShape = a.shape, bShape = b.shape;
+  return record(out, 'where', [a, b], [cond], (g, [c]) => [
+    sumTo(where(c!, g, 0), aShape),
+    sumTo(where(c!, 0, g), bShape),
   ]);
 }
 

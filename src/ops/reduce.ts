@@ -26,17 +26,18 @@ function reduceKernel(op: ReduceOp, x: Tensor, axes: number[], keepdim: boolean)
 }
 
 /** g (reduced shape) reshaped to keepdim form and broadcast back over x's shape. */
-function expandBack(g: Tensor, x: Tensor, axes: number[]): Tensor {
-  const keepShape = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+function expandBack(g: Tensor, shape: readonly number[], axes: number[]): Tensor {
+  const keepShape = shape.map((d, i) => (axes.includes(i) ? 1 : d));
   const gc = g.isContiguous() ? g : contiguous(g);
   const keep = gc.alias(keepShape, contiguousStrides(keepShape), gc.offset);
-  return broadcastView(keep, x.shape);
+  return broadcastView(keep, shape);
 }
 
 export function sum(x: Tensor, axis?: Axes, keepdim = false): Tensor {
   const axes = normAxes('sum', axis, x.ndim);
   const out = reduceKernel('sum', x, axes, keepdim);
-  return record(out, 'sum', [x], [x], (g, [sx]) => [expandBack(g, sx!, axes)]);
+  const shape = x.shape;
+  return record(out, 'sum', [x], [], (g) => [expandBack(g, shape, axes)]);
 }
 
 export function mean(x: Tensor, axis?: Axes, keepdim = false): Tensor {
@@ -51,10 +52,10 @@ function extremum(op: 'max' | 'min', x: Tensor, axis: Axes, keepdim: boolean): T
   const out = reduceKernel(op, x, axes, keepdim);
   // the gradient is shared equally between tied extrema, as PyTorch's amax/amin do
   return record(out, op, [x], [x, out], (g, [sx, so]) => {
-    const ext = expandBack(so!, sx!, axes);
+    const ext = expandBack(so!, sx!.shape, axes);
     const mask = eq(sx!, ext);
     const count = sum(mask, axes, true);
-    return [div(mul(expandBack(g, sx!, axes), mask), count)];
+    return [div(mul(expandBack(g, sx!.shape, axes), mask), count)];
   });
 }
 

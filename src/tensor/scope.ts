@@ -5,8 +5,9 @@
 
 export interface Disposable {
   dispose(): void;
-  /** Scope-owned objects this one still depends on (a tensor's autograd graph): kept alive with it. */
-  dependencies?(): Iterable<Disposable>;
+  /** Scope-owned objects this one still depends on (a tensor's autograd graph): kept alive with it.
+   *  `within` limits the walk to objects it accepts (the scope's own). */
+  dependencies?(within?: (d: Disposable) => boolean): Iterable<Disposable>;
 }
 
 const stack: Set<Disposable>[] = [];
@@ -56,8 +57,10 @@ export function scope<T>(fn: () => T): T {
   }
   const returned = new Set<unknown>();
   collect(result, returned);
-  // what the returned values depend on (graph nodes needed by a later backward) survives too
-  for (const r of [...returned]) for (const d of (r as Disposable).dependencies?.() ?? []) returned.add(d);
+  // what the returned values depend on (graph nodes needed by a later backward) survives too; nodes
+  // created outside this scope are not ours to keep, and nothing made inside it is behind them
+  const inMine = (d: Disposable) => mine.has(d);
+  for (const r of [...returned]) for (const d of (r as Disposable).dependencies?.(inMine) ?? []) returned.add(d);
   const parent = stack[stack.length - 1];
   for (const t of mine) {
     if (returned.has(t)) parent?.add(t);

@@ -131,13 +131,17 @@ export class Tensor {
     this.grad = null;
   }
 
-  /** The graph nodes a backward() from this tensor would run (kept alive when a scope returns it). */
-  *dependencies(): Iterable<GradNode> {
+  /**
+   * The graph nodes a backward() from this tensor would run (kept alive when a scope returns it). With
+   * `within`, only nodes it accepts are yielded and walked through (a scope passes its own members: a
+   * node created before the scope began has no ancestors inside it).
+   */
+  *dependencies(within?: (n: GradNode) => boolean): Iterable<GradNode> {
     const seen = new Set<GradNode>();
     const todo = this.gradFn ? [this.gradFn] : [];
     while (todo.length) {
       const n = todo.pop()!;
-      if (seen.has(n)) continue;
+      if (seen.has(n) || (within && !within(n))) continue;
       seen.add(n);
       yield n;
       for (const i of n.inputs) if (i.gradFn) todo.push(i.gradFn);

@@ -12,8 +12,12 @@ export interface StepBenchResult {
   batch: number;
   backend: string;
   seconds_per_step: number;
+  /** CPU time of the process (all threads) per step, median: less sensitive to other load than wall time. */
+  cpu_seconds_per_step: number;
   steps: number;
   parameters: number;
+  /** Peak resident set of the process so far (MiB). */
+  max_rss_mb: number;
 }
 
 export function benchTrainStep(o: { model: string; batch: number; backend: string; steps: number; warmup: number }): StepBenchResult {
@@ -25,9 +29,9 @@ export function benchTrainStep(o: { model: string; batch: number; backend: strin
   const opt = new Adam(model.parameters(), { lr: 1e-4 });
   const x = keep(clamp(randn([o.batch, preset.in_channels, preset.input_size, preset.input_size], { generator: gen, device: o.backend }), -1, 1));
   const y = keep(tensor(Array.from({ length: o.batch }, (_, i) => i % 10), { dtype: 'int64', device: o.backend }));
-  const times: number[] = [];
+  const times: number[] = [], cpu: number[] = [];
   for (let i = 0; i < o.warmup + o.steps; i++) {
-    const t0 = performance.now();
+    const t0 = performance.now(), c0 = process.cpuUsage();
     scope(() => {
       const { loss } = flowLoss((xt, t, c: typeof y) => model.forward(xt, t, c), x, y, { generator: gen });
       opt.zeroGrad();
@@ -35,8 +39,15 @@ export function benchTrainStep(o: { model: string; batch: number; backend: strin
       opt.step();
       loss.item();
     });
-    if (i >= o.warmup) times.push((performance.now() - t0) / 1000);
+    if (i >= o.warmup) {
+      times.push((performance.now() - t0) / 1000);
+      const c = process.cpuUsage(c0);
+      cpu.push((c.user + c.system) / 1e6);
+    }
   }
-  times.sort((a, b) => a - b);
-  return { model: o.model, batch: o.batch, backend: o.backend, seconds_per_step: times[Math.floor(times.length / 2)]!, steps: o.steps, parameters: model.numParameters() };
+  const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
+  return {
+    model: o.model, batch: o.batch, backend: o.backend, seconds_per_step: median(times), cpu_seconds_per_step: median(cpu),
+    steps: o.steps, parameters: model.numParameters(), max_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+  };
 }
