@@ -3,7 +3,7 @@
 comparison with `lavender bench train-step`. The model is the spec-derived PyTorch DiT of
 scripts/make-dit-fixtures.py. Usage: /usr/bin/python3 bench/torch_train_step.py [preset] [batch] [threads] [steps] [device]
 (device: cpu, the default, or cuda; float32 either way, TF32 off)"""
-import importlib.util, json, os, sys, time
+import importlib.util, json, os, resource, sys, time
 import torch
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -42,12 +42,15 @@ def step():
 
 for _ in range(2):
     step()
-times = []
+times, cpu = [], []
 for _ in range(steps):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     step()
     times.append(time.perf_counter() - t0)
+    cpu.append(time.process_time() - c0)
 times.sort()
+cpu.sort()
 print(json.dumps({'model': f'dit-{preset}', 'batch': batch, 'backend': 'torch' if device.type == 'cpu' else f'torch-{device.type}', 'seconds_per_step': times[len(times) // 2],
+                  'cpu_seconds_per_step': cpu[len(cpu) // 2], 'max_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                   'steps': steps, 'threads': torch.get_num_threads(), 'torch': torch.__version__,
                   'parameters': sum(p.numel() for p in model.parameters())}))

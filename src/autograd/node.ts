@@ -3,7 +3,8 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { track } from '../tensor/scope.js';
 
-export type GradRule = (grad: Tensor, saved: readonly Tensor[]) => readonly (Tensor | null)[];
+/** Gradients for each input; `needs[k]` says whether input k wants one (a rule may return null for the others). */
+export type GradRule = (grad: Tensor, saved: readonly Tensor[], needs: readonly boolean[]) => readonly (Tensor | null)[];
 
 export class GradNode {
   /** Nodes constructed in this process (tests check that no-grad code records none). */
@@ -34,7 +35,7 @@ export class GradNode {
     if (!this.savedTensors) {
       throw new Error(`backward: the graph through '${this.op}' was already freed (backward ran through it before, or its scope ended); recompute the forward pass`);
     }
-    return this.rule(grad, this.savedTensors);
+    return this.rule(grad, this.savedTensors, this.inputs.map((t) => t.requiresGrad));
   }
 
   release(): void {

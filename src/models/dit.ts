@@ -13,6 +13,7 @@ import {
   applyRotary, attention, mergeHeads, modulate, patchify, rotaryTables, roundUp, splitHeads, TimestepEmbedder, unpatchify,
 } from '../nn/blocks.js';
 import { reshape } from '../ops/views.js';
+import { swiglu } from '../ops/composite.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { keep } from '../tensor/scope.js';
 
@@ -82,7 +83,7 @@ class FeedForward extends Module {
     this.w3 = this.module('w3', new Linear(dim, hidden, { ...o, bias: false }));
   }
   forward(x: Tensor): Tensor {
-    return this.w2.forward(mul(silu(this.w1.forward(x)), this.w3.forward(x)));
+    return this.w2.forward(swiglu(this.w1.forward(x), this.w3.forward(x)));
   }
 }
 

@@ -6,6 +6,7 @@ import { noGrad } from '../autograd/grad-mode.js';
 import { add, mul, silu } from '../ops/elementwise.js';
 import { cast, cat, chunk } from '../ops/movement.js';
 import { layerNorm } from '../ops/nn.js';
+import { swiglu } from '../ops/composite.js';
 import { expand, reshape, slice, unsqueeze } from '../ops/views.js';
 import { Linear, normalInit, zero_, type InitOptions } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
@@ -66,7 +67,7 @@ class MLP extends Module {
     this.c_proj = this.module('c_proj', new Linear(h, dim, { ...o, bias: false }));
   }
   forward(x: Tensor): Tensor {
-    return this.c_proj.forward(mul(silu(this.c_fc1.forward(x)), this.c_fc2.forward(x)));
+    return this.c_proj.forward(swiglu(this.c_fc1.forward(x), this.c_fc2.forward(x)));
   }
 }
 

@@ -5,6 +5,7 @@ import { tensor } from '../ops/creation.js';
 import { add, cos, mul, sin, sub } from '../ops/elementwise.js';
 import { cat, stack } from '../ops/movement.js';
 import { scaledDotProductAttention } from '../ops/nn.js';
+import { rotary } from '../ops/composite.js';
 import { permute, reshape, select, unsqueeze } from '../ops/views.js';
 import { silu } from '../ops/elementwise.js';
 import { Linear, type InitOptions } from './layers.js';
@@ -65,15 +66,9 @@ export function rotaryTables(T: number, hd: number, device?: string): { cos: Ten
   return { cos: tensor(c, { shape: [T, half], device }), sin: tensor(s, { shape: [T, half], device }) };
 }
 
-/** Rotate adjacent pairs (2m, 2m+1) of x [B, T, H, hd] by the angles of token n. */
+/** Rotate adjacent pairs (2m, 2m+1) of x [B, T, H, hd] by the angles of token n (ops/composite.ts). */
 export function applyRotary(x: Tensor, tables: { cos: Tensor; sin: Tensor }): Tensor {
-  const [B, T, H, hd] = x.shape as [number, number, number, number];
-  const pairs = reshape(x, [B, T, H, hd / 2, 2]);
-  const x0 = select(pairs, 4, 0), x1 = select(pairs, 4, 1);
-  const c = unsqueeze(tables.cos, 1), s = unsqueeze(tables.sin, 1); // [T, 1, hd/2]
-  const r0 = sub(mul(x0, c), mul(x1, s));
-  const r1 = add(mul(x0, s), mul(x1, c));
-  return reshape(stack([r0, r1], -1), [B, T, H, hd]);
+  return rotary(x, tables.cos, tables.sin);
 }
 
 /** softmax(q k^T / sqrt(hd)) v for q, k, v [B, H, T, hd]. */

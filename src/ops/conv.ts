@@ -59,47 +59,58 @@ export function conv2dChunked(x: Tensor, weight: Tensor, stride: number): Tensor
     be.matmul(v(wv.buf, [g, O, K], [0, K, 1], wv.offset), v(cols.view().buf, [g, K, J], [K * J, J, 1], 0), v(o.buf, [g, O, J], [O * J, J, 1], n0 * O * J));
     cols.dispose();
   }
-  return record(out, 'conv2d', [x, weight], [x, weight], (gy, [sx, sw]) => conv2dGrads(be, gy, sx!, sw!, geo));
+  return record(out, 'conv2d', [x, weight], [x, weight], (gy, [sx, sw], [nx, nw]) => conv2dGrads(be, gy, sx!, sw!, geo, nx!, nw!));
 }
 
-function conv2dGrads(be: Backend, gy: Tensor, x: Tensor, w: Tensor, geo: Geometry): [Tensor, Tensor] {
-  const { N, C, H, W, O, KH, KW, OH, OW, stride, K, J, G } = geo;
+function conv2dGrads(be: Backend, gy: Tensor, x: Tensor, w: Tensor, geo: Geometry, needX: boolean, needW: boolean): [Tensor | null, Tensor | null] {
+  const { N, O, KH, KW, K, J, G } = geo;
   const gc = gy.isContiguous() ? gy.alias() : contiguousCopy(be, gy);
   const gv = gc.view('conv2d backward'), wv = w.view('conv2d backward');
-  const dx = empty(be, x.shape, x.dtype);
-  be.fill(dx.view(), 0);
-  const dw = empty(be, [O, K], w.dtype);
-  be.fill(dw.view(), 0);
+  const dx = needX ? empty(be, x.shape, x.dtype) : null;
+  if (dx) be.fill(dx.view(), 0);
+  const dw = needW ? empty(be, [O, K], w.dtype) : null;
+  if (dw) be.fill(dw.view(), 0);
   for (let n0 = 0; n0 < N; n0 += G) {
     const g = Math.min(G, N - n0);
     const gOff = gv.offset + n0 * O * J;
-    // dW += sum over the chunk of g_n [O, J] @ cols_n^T [J, K]
-    const cols = unfoldChunk(be, x, geo, n0, g);
-    const part = empty(be, [g, O, K], w.dtype);
-    be.matmul(v(gv.buf, [g, O, J], [O * J, J, 1], gOff), v(cols.view().buf, [g, J, K], [K * J, 1, J], 0), part.view());
-    cols.dispose();
-    const sum = empty(be, [1, O, K], w.dtype);
-    be.reduce('sum', part.view(), [0], sum.view());
-    be.copy(v(sum.view().buf, [O, K], [K, 1], 0), dw.view(), true);
-    part.dispose();
-    sum.dispose();
-    // dcols_n [K, J] = W^T [K, O] @ g_n [O, J], then folded back onto the input windows (col2im)
-    const dcols = empty(be, [g, C, KH, KW, OH, OW], x.dtype);
-    be.matmul(v(wv.buf, [g, K, O], [0, 1, K], wv.offset), v(gv.buf, [g, O, J], [O * J, J, 1], gOff), v(dcols.view().buf, [g, K, J], [K * J, J, 1], 0));
-    const dv = dx.view();
-    for (let i = 0; i < KH; i++) {
-      for (let j = 0; j < KW; j++) {
-        const src = v(dcols.view().buf, [g, C, OH, OW], [K * J, KH * KW * J, OW, 1], (i * KW + j) * J);
-        const dst = v(dv.buf, [g, C, OH, OW], [C * H * W, H * W, W * stride, stride], n0 * C * H * W + i * W + j);
-        be.copy(src, dst, true);
-      }
-    }
-    dcols.dispose();
+    if (dw) convWeightGrad(be, x, geo, n0, g, gv, gOff, dw);
+    if (dx) convInputGrad(be, geo, n0, g, gv, gOff, wv, dx);
   }
   gc.dispose();
+  if (!dw) return [dx, null];
   const dwShaped = dw.alias(w.shape, [K, KH * KW, KW, 1], 0);
   dw.dispose();
   return [dx, dwShaped];
+}
+
+/** dW += sum over items n0 .. n0+g-1 of g_n [O, J] @ cols_n^T [J, K]. */
+function convWeightGrad(be: Backend, x: Tensor, geo: Geometry, n0: number, g: number, gv: View, gOff: number, dw: Tensor): void {
+  const { O, K, J } = geo;
+  const cols = unfoldChunk(be, x, geo, n0, g);
+  const part = empty(be, [g, O, K], dw.dtype);
+  be.matmul(v(gv.buf, [g, O, J], [O * J, J, 1], gOff), v(cols.view().buf, [g, J, K], [K * J, 1, J], 0), part.view());
+  cols.dispose();
+  const sum = empty(be, [1, O, K], dw.dtype);
+  be.reduce('sum', part.view(), [0], sum.view());
+  be.copy(v(sum.view().buf, [O, K], [K, 1], 0), dw.view(), true);
+  part.dispose();
+  sum.dispose();
+}
+
+/** dcols_n [K, J] = W^T [K, O] @ g_n [O, J] for items n0 .. n0+g-1, folded back onto the input windows (col2im). */
+function convInputGrad(be: Backend, geo: Geometry, n0: number, g: number, gv: View, gOff: number, wv: View, dx: Tensor): void {
+  const { C, H, W, O, KH, KW, OH, OW, stride, K, J } = geo;
+  const dcols = empty(be, [g, C, KH, KW, OH, OW], dx.dtype);
+  be.matmul(v(wv.buf, [g, K, O], [0, 1, K], wv.offset), v(gv.buf, [g, O, J], [O * J, J, 1], gOff), v(dcols.view().buf, [g, K, J], [K * J, J, 1], 0));
+  const dv = dx.view();
+  for (let i = 0; i < KH; i++) {
+    for (let j = 0; j < KW; j++) {
+      const src = v(dcols.view().buf, [g, C, OH, OW], [K * J, KH * KW * J, OW, 1], (i * KW + j) * J);
+      const dst = v(dv.buf, [g, C, OH, OW], [C * H * W, H * W, W * stride, stride], n0 * C * H * W + i * W + j);
+      be.copy(src, dst, true);
+    }
+  }
+  dcols.dispose();
 }
 
 function contiguousCopy(be: Backend, t: Tensor): Tensor {

@@ -105,6 +105,11 @@ const UNARY_SAVES: Partial<Record<UnaryOp, 'x' | 'y'>> = {
   gelu: 'x', gelu_tanh: 'x', relu: 'x', erf: 'x', erfinv: 'y', reciprocal: 'y', square: 'x',
 };
 
+/** d silu(x)/dx * g (the fused kernel where the backend has one). */
+export function siluGrad(g: Tensor, x: Tensor): Tensor {
+  return UNARY_GRADS.silu!(g, x, null!);
+}
+
 function unaryOp(op: UnaryOp, x: Tensor): Tensor {
   const y = unaryKernel(op, x);
   const rule = UNARY_GRADS[op];
@@ -155,26 +160,27 @@ function binaryKernel(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   return out;
 }
 
-type BinaryGrad = (g: Tensor, a: Tensor, b: Tensor, y: Tensor) => [Tensor | null, Tensor | null];
+/** Gradients of a binary op with respect to a and to b; each is computed only when that operand needs one. */
+type BinaryGrad = (g: Tensor, a: Tensor, b: Tensor, y: Tensor, needA: boolean, needB: boolean) => [Tensor | null, Tensor | null];
 
 const BINARY_GRADS: Partial<Record<BinaryOp, BinaryGrad>> = {
   add: (g) => [g, g],
-  sub: (g) => [g, neg(g)],
-  mul: (g, a, b) => [mul(g, b), mul(g, a)],
-  div: (g, a, b) => [div(g, b), neg(div(mul(g, a), square(b)))],
-  pow: (g, a, b, y) => {
-    const ga = mul(g, mul(b, pow(a, sub(b, 1))));
+  sub: (g, _a, _b, _y, _na, nb) => [g, nb ? neg(g) : null],
+  mul: (g, a, b, _y, na, nb) => [na ? mul(g, b) : null, nb ? mul(g, a) : null],
+  div: (g, a, b, _y, na, nb) => [na ? div(g, b) : null, nb ? neg(div(mul(g, a), square(b))) : null],
+  pow: (g, a, b, y, na, nb) => {
+    const ga = na ? mul(g, mul(b, pow(a, sub(b, 1)))) : null;
     // d/db a^b = a^b log a, taken as 0 where a == 0 and b >= 0 (as PyTorch does)
-    const gb = where(logicalAnd(eq(a, 0), ge(b, 0)), 0, mul(g, mul(y, log(a))));
+    const gb = nb ? where(logicalAnd(eq(a, 0), ge(b, 0)), 0, mul(g, mul(y, log(a)))) : null;
     return [ga, gb];
   },
-  maximum: (g, a, b) => {
+  maximum: (g, a, b, _y, na, nb) => {
     const share = add(gt(a, b), mul(eq(a, b), 0.5));
-    return [mul(g, share), mul(g, sub(1, share))];
+    return [na ? mul(g, share) : null, nb ? mul(g, sub(1, share)) : null];
   },
-  minimum: (g, a, b) => {
+  minimum: (g, a, b, _y, na, nb) => {
     const share = add(lt(a, b), mul(eq(a, b), 0.5));
-    return [mul(g, share), mul(g, sub(1, share))];
+    return [na ? mul(g, share) : null, nb ? mul(g, sub(1, share)) : null];
   },
 };
 
@@ -235,9 +241,9 @@ function binaryOp(op: BinaryOp, x: TensorLike, y: TensorLike): Tensor {
   // add and sub read no operand; pow also reads its output
   const saved = op === 'add' || op === 'sub' ? [] : op === 'pow' ? [a, b, out] : [a, b];
   const aShape = a.shape, bShape = b.shape;
-  return record(out, op, [a, b], saved, (g, [sa, sb, so]) => {
-    const [ga, gb] = rule(g, sa!, sb!, so!);
-    return [ga && sumTo(ga, aShape), gb && sumTo(gb, bShape)];
+  return record(out, op, [a, b], saved, (g, [sa, sb, so], [na, nb]) => {
+    const [ga, gb] = rule(g, sa!, sb!, so!, na!, nb!);
+    return [ga && na ? sumTo(ga, aShape) : null, gb && nb ? sumTo(gb, bShape) : null];
   });
 }
 
@@ -269,9 +275,9 @@ export function where(cond: Tensor, x: TensorLike, y: TensorLike): Tensor {
   for (const v of views) v.dispose();
   if (!isFloat(out.dtype)) return out;
   const aShape = a.shape, bShape = b.shape;
-  return record(out, 'where', [a, b], [cond], (g, [c]) => [
-    sumTo(where(c!, g, 0), aShape),
-    sumTo(where(c!, 0, g), bShape),
+  return record(out, 'where', [a, b], [cond], (g, [c], [na, nb]) => [
+    na ? sumTo(where(c!, g, 0), aShape) : null,
+    nb ? sumTo(where(c!, 0, g), bShape) : null,
   ]);
 }
 

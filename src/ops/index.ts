@@ -10,3 +10,4 @@ export * from './views.js';
 export * from './movement.js';
 export * from './matmul.js';
 export * from './nn.js';
+export * from './composite.js';

@@ -51,7 +51,7 @@ function matmulNd(a: Tensor, b: Tensor): Tensor {
   be.matmul(a3.view('matmul'), b3.view('matmul'), out.view());
   for (const t of [a3, b3, tmpA, tmpB]) t?.dispose();
   if (!isFloat(a.dtype)) return out;
-  return record(out, 'matmul', [a, b], [a, b], (g, [sa, sb]) => [gradA(g, sa!, sb!), gradB(g, sa!, sb!)]);
+  return record(out, 'matmul', [a, b], [a, b], (g, [sa, sb], [na, nb]) => [na ? gradA(g, sa!, sb!) : null, nb ? gradB(g, sa!, sb!) : null]);
 }
 
 /**

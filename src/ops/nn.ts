@@ -243,10 +243,10 @@ export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bia
     throw new Error(`groupNorm: ${x.describe()} needs shape [N, C, ...] with C divisible by groups=${groups}`);
   }
   for (const p of [weight, bias]) if (p && (p.ndim !== 1 || p.shape[0] !== C)) throw new Error(`groupNorm: parameter ${p.describe()} must have shape [${C}]`);
+  // each (item, group) is a row normalised like layerNorm's (population variance, eps inside the root),
+  // so the fused layer norm kernels (and their backward) do the work
   const xr = reshape(x, [x.shape[0]!, groups, -1]);
-  const m = mean(xr, -1, true);
-  const v = variance(xr, -1, { correction: 0, keepdim: true });
-  let y = reshape(mul(sub(xr, m), rsqrt(add(v, eps))), x.shape);
+  let y = reshape(layerNorm(xr, [xr.shape[2]!], null, null, eps), x.shape);
   const affineShape = [C, ...x.shape.slice(2).map(() => 1)];
   if (weight) y = mul(y, reshape(weight, affineShape));
   if (bias) y = add(y, reshape(bias, affineShape));

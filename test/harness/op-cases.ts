@@ -127,6 +127,10 @@ export const OP_CASES: OpCase[] = [
   { name: 'attention_4d', arb: fc.tuple(dim(2), dim(2), dim(4), dim(4), dim(3), dim(3), fc.constantFrom(undefined, 0.37)).chain(([b, h, tq, tk, d, dv, scale]) =>
       fc.tuple(specOf([b, h, tq, d]), specOf([b, h, tk, d]), specOf([b, h, tk, dv])).map((inputs) => ({ inputs, params: { scale } }))),
     run: ([q, k, v], p: P) => L.scaledDotProductAttention(q!, k!, v!, p.scale) },
+  { name: 'swiglu', arb: noParams(shapeArb(1, 3).chain((s) => fc.tuple(specOf(s), specOf(s)))), run: ([a, b]) => L.swiglu(a!, b!) },
+  { name: 'rotary', arb: fc.tuple(dim(2), dim(3), dim(2), fc.integer({ min: 1, max: 3 })).chain(([b, t, h, half]) =>
+      fc.tuple(specOf([b, t, h, 2 * half]), specOf([t, half]), specOf([t, half])).map(([x, c, s]) => ({ inputs: [x], params: { c: c.data, s: s.data, t, half } }))),
+    run: ([x], p: P) => L.rotary(x!, L.tensor(p.c, { shape: [p.t, p.half], dtype: x!.dtype, device: x!.device }), L.tensor(p.s, { shape: [p.t, p.half], dtype: x!.dtype, device: x!.device })) },
   { name: 'layerNorm', arb: fc.tuple(shapeArb(0, 2, 4, true), fc.array(fc.integer({ min: 2, max: 4 }), { minLength: 1, maxLength: 2 }), fc.boolean(), fc.constantFrom(1e-5, 0.5)).chain(([lead, norm, affine, eps]) =>
       fc.tuple(specOf([...lead, ...norm]), specOf(norm), specOf(norm)).map(([x, w, b]) => ({ inputs: affine ? [x, w, b] : [x], params: { norm, eps } }))),
     run: ([x, w, b], p: P) => L.layerNorm(x!, p.norm, w, b, p.eps),
