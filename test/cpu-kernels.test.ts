@@ -505,3 +505,28 @@ test('two threads: the workers take tasks and sleep when idle', { skip: (skip ||
     setThreads(1);
   }
 });
+
+test('fused swiglu and rotary (forward and backward) give the bits of their compositions', { skip }, () => {
+  const run = (B: number, T: number, H: number, hd: number, seed: number) => L.scope(() => {
+    const gen = new L.Generator(seed);
+    const a = L.randn([B, T, 3 * hd], { generator: gen }).requiresGrad_(), b = L.randn([B, T, 3 * hd], { generator: gen }).requiresGrad_();
+    const x = L.randn([B, T, H, hd], { generator: gen }).requiresGrad_();
+    const tables = L.randn([T, hd / 2], { generator: gen }), tables2 = L.randn([T, hd / 2], { generator: gen });
+    const y = L.swiglu(a, b), r = L.rotary(x, tables, tables2);
+    const w1 = L.randn(y.shape, { generator: gen }), w2 = L.randn(r.shape, { generator: gen });
+    L.add(L.sum(L.mul(y, w1)), L.sum(L.mul(r, w2))).backward();
+    return [y, r, a.grad!, b.grad!, x.grad!].map((t) => t.toArray() as Float32Array);
+  });
+  // the composition's silu backward must take the wasm kernel too (below 256 elements it runs a float64 loop)
+  rowopsSetOptions({ minElems: 1 });
+  fcAssert(fc.property(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 12 }), fc.nat(),
+    (B, T, H, half, seed) => {
+      const ref = without(['swiglu', 'swigluBackward', 'rotary'], () => run(B, T, H, 2 * half, seed));
+      bothThreadings(() => {
+        const got = reaches('swigluBackward', () => reaches('swiglu', () => reaches('rotary', () => run(B, T, H, 2 * half, seed))));
+        got.forEach((g, i) => sameBits(g, ref[i]!, ['swiglu', 'rotary', 'd swiglu / da', 'd swiglu / db', 'd rotary / dx'][i]!));
+        return got;
+      });
+    }), { numRuns: RUNS });
+  rowopsSetOptions({ minElems: 256 });
+});

@@ -6,22 +6,23 @@
 //   [0, 64K)          the module's static data (AssemblyScript's Math.log tables)
 //   [64K, 64K+1K)     vector constants (initConstants, once per memory)
 //   [64K+1K, 64K+5K)  per-thread scratch: 16 slots x 256 bytes for the edge tiles of the gemm
-//   [64K+5K, 64K+6K)  per-thread scratch: 16 slots x 64 bytes of loop indices (the kernels allocate nothing)
-//   [64K+8K, 64K+16K) job parameters (f64), written by the publishing thread
+//   [64K+5K, 64K+9K)  per-thread scratch: 16 slots x 256 bytes of loop state (the kernels allocate nothing)
+//   [64K+12K, 64K+16K) job parameters (f64), written by the publishing thread
 //   [128K, ...)       heap
 
 export const KB: usize = 65536;
 export const EDGE: usize = KB + 1024;
 export const EDGE_SLOT: usize = 256;
 export const IDX: usize = KB + 5120;
-export const IDX_SLOT: usize = 64;
-export const JOB: usize = KB + 8192;
+export const IDX_SLOT: usize = 256;
+export const JOB: usize = KB + 12288;
 export const HEAP: usize = KB * 2;
 
 export const K_LO: usize = KB, K_HI: usize = KB + 16, K_LOG2E: usize = KB + 32, K_C1: usize = KB + 48, K_C2: usize = KB + 64,
   K_P0: usize = KB + 80, K_P1: usize = KB + 96, K_P2: usize = KB + 112, K_P3: usize = KB + 128, K_P4: usize = KB + 144, K_P5: usize = KB + 160,
   K_ONE: usize = KB + 176, K_MAGIC: usize = KB + 192, K_BIAS: usize = KB + 208, K_BIG: usize = KB + 224, K_OVF: usize = KB + 240,
-  K_INF: usize = KB + 256, K_E88: usize = KB + 272, K_ABS: usize = KB + 288, K_NAN: usize = KB + 304;
+  K_INF: usize = KB + 256, K_E88: usize = KB + 272, K_ABS: usize = KB + 288, K_NAN: usize = KB + 304,
+  K_NC1: usize = KB + 320, K_NC2: usize = KB + 336;
 
 // @ts-ignore: decorator
 @inline export function splat(x: f32): v128 { return f32x4.splat(x); }
@@ -47,6 +48,8 @@ export function initConstants(): void {
   v128.store(K_E88, splat(1.6516363e+38));
   v128.store(K_ABS, i32x4.splat(0x7fffffff));
   v128.store(K_NAN, splat(NaN));
+  v128.store(K_NC1, splat(-0.693359375));
+  v128.store(K_NC2, splat(2.12194440e-4));
 }
 
 /** f32x4 a * b + c: an FMA in the relaxed build (f32x4.relaxed_madd), mul + add otherwise. */
@@ -62,22 +65,22 @@ export function initConstants(): void {
 // exp: Cephes' expf (range reduction by ln2 split in two, degree-6 polynomial), ~1 ulp on its range,
 // exact 0 below -87.34 (where float32 exp is denormal or 0) and +Inf above 88.72.
 
-/** exp(x): clamp, n = round(x log2 e) by the 1.5*2^23 trick, r = x - n ln2 (two parts), polynomial, * 2^n. */
+/** exp(x): clamp, n = round(x log2 e) by the 1.5*2^23 trick, r = x - n ln2 (two parts), polynomial, * 2^n.
+ *  The Horner steps and the reduction are FMAs in the relaxed build. */
 // @ts-ignore: decorator
 @inline function vexpCore(x: v128): v128 {
   const xc = f32x4.pmin(f32x4.pmax(x, v128.load(K_LO)), v128.load(K_HI));
   const magic = v128.load(K_MAGIC);
-  const t = f32x4.add(f32x4.mul(xc, v128.load(K_LOG2E)), magic);
+  const t = madd(xc, v128.load(K_LOG2E), magic);
   const fx = f32x4.sub(t, magic);
-  let r = f32x4.sub(xc, f32x4.mul(fx, v128.load(K_C1)));
-  r = f32x4.sub(r, f32x4.mul(fx, v128.load(K_C2)));
-  let p = v128.load(K_P0);
-  p = f32x4.add(f32x4.mul(p, r), v128.load(K_P1));
-  p = f32x4.add(f32x4.mul(p, r), v128.load(K_P2));
-  p = f32x4.add(f32x4.mul(p, r), v128.load(K_P3));
-  p = f32x4.add(f32x4.mul(p, r), v128.load(K_P4));
-  p = f32x4.add(f32x4.mul(p, r), v128.load(K_P5));
-  const y = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), v128.load(K_ONE));
+  let r = madd(fx, v128.load(K_NC1), xc);
+  r = madd(fx, v128.load(K_NC2), r);
+  let p = madd(v128.load(K_P0), r, v128.load(K_P1));
+  p = madd(p, r, v128.load(K_P2));
+  p = madd(p, r, v128.load(K_P3));
+  p = madd(p, r, v128.load(K_P4));
+  p = madd(p, r, v128.load(K_P5));
+  const y = f32x4.add(madd(p, f32x4.mul(r, r), r), v128.load(K_ONE));
   return f32x4.mul(y, i32x4.add(i32x4.shl(t, 23), v128.load(K_BIAS)));
 }
 
@@ -98,7 +101,7 @@ function bigTail(x: v128, e: v128, big: v128): v128 {
   return v128.andnot(e, f32x4.lt(x, v128.load(K_LO)));
 }
 
-/** exp for arguments <= 0 (softmax after subtracting the max): no overflow tail. */
+/** exp for arguments <= 88 (softmax after subtracting the max, attention's recomputed probabilities): no overflow tail. */
 // @ts-ignore: decorator
 @inline export function vexpNeg(x: v128): v128 {
   return v128.andnot(vexpCore(x), f32x4.lt(x, v128.load(K_LO)));

@@ -8,6 +8,7 @@ import { binaryTask, copyTask, sumTask, unaryTask } from './elementwise';
 import { layerNormBackwardTask, layerNormTask, siluBackwardTask, softmaxBackwardTask, softmaxTask } from './rows';
 import { adamTask, sgdTask } from './optim';
 import { attentionBackwardTask, attentionForwardTask } from './attention';
+import { rotaryTask, swigluBackwardTask, swigluTask } from './fused';
 
 export { initConstants, expf32 } from './common';
 export { mr, nr, relaxed } from './gemm';
@@ -15,7 +16,8 @@ export { attentionScratch } from './attention';
 
 // Job kinds (keep in step with src/backends/cpu/fast/kernels.ts).
 const GEMM = 1, GEMM_BATCHED = 2, UNARY = 3, BINARY = 4, COPY = 5, SUM = 6, SOFTMAX = 7, SOFTMAX_BWD = 8,
-  LAYERNORM = 9, LAYERNORM_BWD = 10, SILU_BWD = 11, ADAM = 12, SGD = 13, ATTN_FWD = 14, ATTN_BWD = 15;
+  LAYERNORM = 9, LAYERNORM_BWD = 10, SILU_BWD = 11, ADAM = 12, SGD = 13, ATTN_FWD = 14, ATTN_BWD = 15,
+  SWIGLU = 16, SWIGLU_BWD = 17, ROTARY = 18;
 
 /** Runs task `t` of the job at `job`, on thread slot `slot` (its private scratch). */
 export function runTask(job: usize, t: i32, slot: i32): void {
@@ -35,6 +37,9 @@ export function runTask(job: usize, t: i32, slot: i32): void {
     case SGD: sgdTask(job, t); break;
     case ATTN_FWD: attentionForwardTask(job, t, slot); break;
     case ATTN_BWD: attentionBackwardTask(job, t, slot); break;
+    case SWIGLU: swigluTask(job, t); break;
+    case SWIGLU_BWD: swigluBackwardTask(job, t); break;
+    case ROTARY: rotaryTask(job, t); break;
     default: unreachable();
   }
 }

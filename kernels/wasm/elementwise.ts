@@ -75,6 +75,17 @@ function unRow(op: i32, x: usize, xs: i32, o: usize, os: i32, n: i32): void {
   return v128.bitselect(v128.load(K_NAN), pick, nan);
 }
 
+/** The scalar form of vbin (same results lane by lane). */
+// @ts-ignore: decorator
+@inline function sbin(op: i32, a: f32, b: f32): f32 {
+  if (op == 0) return a + b;
+  if (op == 1) return a - b;
+  if (op == 2) return a * b;
+  if (op == 3) return a / b;
+  if (a != a || b != b) return NaN;
+  return op == 4 ? (a > b ? a : b) : (a < b ? a : b);
+}
+
 // @ts-ignore: decorator
 @inline function binRowT(op: i32, a: usize, as: i32, b: usize, bs: i32, o: usize, os: i32, n: i32): void {
   let i = 0;
@@ -95,8 +106,7 @@ function unRow(op: i32, x: usize, xs: i32, o: usize, os: i32, n: i32): void {
     }
   }
   for (; i < n; i++) {
-    const x = f32x4.splat(load<f32>(a + (<usize>(i * as) << 2))), y = f32x4.splat(load<f32>(b + (<usize>(i * bs) << 2)));
-    store<f32>(o + (<usize>(i * os) << 2), f32x4.extract_lane(vbin(op, x, y), 0));
+    store<f32>(o + (<usize>(i * os) << 2), sbin(op, load<f32>(a + (<usize>(i * as) << 2)), load<f32>(b + (<usize>(i * bs) << 2))));
   }
 }
 
@@ -130,27 +140,33 @@ function copyRow(s: usize, ss: i32, d: usize, ds: i32, n: i32, acc: bool): void 
 }
 
 // ---- the N-d walk ---------------------------------------------------------------------------------
+// Loop state in the slot's scratch (i32): [0, 6) outer index digits, [8, 14) dims, [16, 22) / [24, 30) /
+// [32, 38) strides of operands 0 / 1 / 2. Row offsets are carried from row to row (no division per row).
 
-/** Row r's starting element offsets of the three operands, from its outer index digits. */
 // @ts-ignore: decorator
-@inline function digitsOf(job: usize, r: i32, nd: i32, idx: usize): void {
+@inline function st(base: usize, i: i32): i32 { return load<i32>(base + (<usize>i << 2)); }
+
+/** Caches dims and strides as i32 and sets the digits of row r; returns nothing (offsets via rowOffset). */
+function setup(job: usize, nd: i32, r: i32, base: usize): void {
+  for (let d = 0; d < nd; d++) {
+    store<i32>(base + (<usize>(8 + d) << 2), pi(job, 3 + d));
+    store<i32>(base + (<usize>(16 + d) << 2), pi(job, 9 + d));
+    store<i32>(base + (<usize>(24 + d) << 2), pi(job, 15 + d));
+    store<i32>(base + (<usize>(32 + d) << 2), pi(job, 21 + d));
+  }
   let q = r;
   for (let d = nd - 2; d >= 0; d--) {
-    const n = pi(job, 3 + d);
-    store<i32>(idx + (<usize>d << 2), q % n);
+    const n = st(base, 8 + d);
+    store<i32>(base + (<usize>d << 2), q % n);
     q /= n;
   }
 }
 
-/** Advance the outer index digits by one row. */
 // @ts-ignore: decorator
-@inline function nextRow(job: usize, nd: i32, idx: usize): void {
-  for (let d = nd - 2; d >= 0; d--) {
-    const p = idx + (<usize>d << 2);
-    const i = load<i32>(p) + 1;
-    if (i < pi(job, 3 + d)) { store<i32>(p, i); break; }
-    store<i32>(p, 0);
-  }
+@inline function rowOffset(base: usize, nd: i32, which: i32): i32 {
+  let o = 0;
+  for (let d = 0; d < nd - 1; d++) o += st(base, d) * st(base, 16 + 8 * which + d);
+  return o;
 }
 
 function walk(job: usize, kind: i32, t: i32, slot: i32): void {
@@ -163,24 +179,28 @@ function walk(job: usize, kind: i32, t: i32, slot: i32): void {
   const units = <i64>rows * <i64>pieces;
   const u0 = <i32>(units * <i64>t / <i64>tasks), u1 = <i32>(units * <i64>(t + 1) / <i64>tasks);
   if (u0 >= u1) return;
-  const idx = IDX + <usize>slot * IDX_SLOT;
-  let r = u0 / pieces, k = u0 - r * pieces;
-  digitsOf(job, r, nd, idx);
+  const base = IDX + <usize>slot * IDX_SLOT;
+  let k = u0 % pieces;
+  setup(job, nd, u0 / pieces, base);
+  let o0 = rowOffset(base, nd, 0), o1 = rowOffset(base, nd, 1), o2 = rowOffset(base, nd, 2);
   for (let u = u0; u < u1; u++) {
-    let o0 = 0, o1 = 0, o2 = 0;
-    for (let d = 0; d < nd - 1; d++) {
-      const i = load<i32>(idx + (<usize>d << 2));
-      o0 += i * pi(job, 9 + d); o1 += i * pi(job, 15 + d); o2 += i * pi(job, 21 + d);
-    }
-    const j0 = <i32>(<i64>n * <i64>k / <i64>pieces), j1 = <i32>(<i64>n * <i64>(k + 1) / <i64>pieces);
-    o0 += j0 * s0; o1 += j0 * s1; o2 += j0 * s2;
-    const a0 = b0 + (<usize>o0 << 2), a1 = b1 + (<usize>o1 << 2), a2 = b2 + (<usize>o2 << 2);
+    const j0 = pieces == 1 ? 0 : <i32>(<i64>n * <i64>k / <i64>pieces);
+    const j1 = pieces == 1 ? n : <i32>(<i64>n * <i64>(k + 1) / <i64>pieces);
+    const a0 = b0 + (<usize>(o0 + j0 * s0) << 2), a1 = b1 + (<usize>(o1 + j0 * s1) << 2), a2 = b2 + (<usize>(o2 + j0 * s2) << 2);
     if (kind == 0) unRow(op, a0, s0, a2, s2, j1 - j0);
     else if (kind == 1) binRow(op, a0, s0, a1, s1, a2, s2, j1 - j0);
     else copyRow(a0, s0, a2, s2, j1 - j0, acc);
     if (++k == pieces) {
       k = 0;
-      nextRow(job, nd, idx);
+      // next row: carry through the outer digits, moving the three offsets with them
+      for (let d = nd - 2; d >= 0; d--) {
+        const p = base + (<usize>d << 2);
+        const i = load<i32>(p) + 1;
+        const q0 = st(base, 16 + d), q1 = st(base, 24 + d), q2 = st(base, 32 + d);
+        if (i < st(base, 8 + d)) { store<i32>(p, i); o0 += q0; o1 += q1; o2 += q2; break; }
+        store<i32>(p, 0);
+        o0 -= q0 * (i - 1); o1 -= q1 * (i - 1); o2 -= q2 * (i - 1);
+      }
     }
   }
 }
@@ -201,7 +221,7 @@ export function sumTask(job: usize, t: i32, slot: i32): void {
   const n = pi(job, 3 + nd - 1);
   const xs = pi(job, 9 + nd - 1), os = pi(job, 21 + nd - 1);
   const bx = pu(job, 27), bo = pu(job, 29);
-  const idx = IDX + <usize>slot * IDX_SLOT;
+  const base = IDX + <usize>slot * IDX_SLOT;
   let r0 = 0, r1 = rows, j0 = 0, j1 = n;
   if (mode == 0) {
     const g = pi(job, 33), groups = rows / g;
@@ -212,12 +232,11 @@ export function sumTask(job: usize, t: i32, slot: i32): void {
     j1 = <i32>(<i64>n * <i64>(t + 1) / <i64>tasks);
   }
   if (r0 >= r1 || j0 >= j1) return;
-  digitsOf(job, r0, nd, idx);
+  setup(job, nd, r0, base);
+  let ox = rowOffset(base, nd, 0), oo = rowOffset(base, nd, 2);
+  const m = j1 - j0;
   for (let r = r0; r < r1; r++) {
-    let ox = 0, oo = 0;
-    for (let d = 0; d < nd - 1; d++) { const i = load<i32>(idx + (<usize>d << 2)); ox += i * pi(job, 9 + d); oo += i * pi(job, 21 + d); }
     const xp = bx + (<usize>(ox + j0 * xs) << 2), op = bo + (<usize>(oo + j0 * os) << 2);
-    const m = j1 - j0;
     if (mode == 0) {
       let acc: f64 = <f64>load<f32>(op);
       let j = 0;
@@ -240,7 +259,13 @@ export function sumTask(job: usize, t: i32, slot: i32): void {
       }
       for (; j < m; j++) { const q = op + (<usize>(j * os) << 2); store<f32>(q, load<f32>(q) + load<f32>(xp + (<usize>(j * xs) << 2))); }
     }
-    nextRow(job, nd, idx);
+    for (let d = nd - 2; d >= 0; d--) {
+      const p = base + (<usize>d << 2);
+      const i = load<i32>(p) + 1;
+      const qx = st(base, 16 + d), qo = st(base, 32 + d);
+      if (i < st(base, 8 + d)) { store<i32>(p, i); ox += qx; oo += qo; break; }
+      store<i32>(p, 0);
+      ox -= qx * (i - 1); oo -= qo * (i - 1);
+    }
   }
 }
-

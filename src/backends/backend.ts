@@ -48,6 +48,15 @@ export interface FusedKernels {
    * (g when weight is null); dweight = column sums of g * xhat, dbias = column sums of g (each when given).
    */
   layerNormBackward?(x: View, mean: View, rstd: View, weight: View | null, g: View, dx: View, dweight: View | null, dbias: View | null): void;
+  /** Optional: out = silu(a) * b over contiguous views of one shape; false (nothing done) when declined. */
+  swiglu?(a: View, b: View, out: View): boolean;
+  /** Optional: da = g * b * silu'(a) and db = g * silu(a) (each when given) over contiguous views; false when declined. */
+  swigluBackward?(a: View, b: View, g: View, da: View | null, db: View | null): boolean;
+  /**
+   * Optional: rotary embedding of contiguous x [B, T, H, hd] with contiguous cos/sin [T, hd/2]: each pair
+   * (x0, x1) -> (x0 c - x1 s, x0 s + x1 c), or with `inverse` (x0 c + x1 s, x1 c - x0 s); false when declined.
+   */
+  rotary?(x: View, cos: View, sin: View, out: View, inverse: boolean): boolean;
   /**
    * Optional: fused attention forward, out = softmax(scale * q k^T (+ causal mask)) v, over views
    * q [B, H, Tq, D], k and v [B, H, Tk, D], out [B, H, Tq, D], each with unit stride on D (any other

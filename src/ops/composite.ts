@@ -1,29 +1,57 @@
 // Ops built from other ops but recorded as one node, so the graph keeps less: swiglu keeps its two
-// inputs (not silu's output), rotary keeps nothing (its gradient is the inverse rotation). The forward
-// arithmetic is exactly the composition's.
+// inputs (not silu's output), rotary keeps nothing but its tables (its gradient is the inverse rotation).
+// A backend's fused kernels (Backend.fused.swiglu / swigluBackward / rotary) do each in one pass; the
+// composition below is the fallback and the definition (the fused kernels give the same float32 bits).
 import { noGrad } from '../autograd/grad-mode.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { add, mul, silu, siluGrad, sub } from './elementwise.js';
 import { stack } from './movement.js';
-import { record } from './record.js';
-import { reshape, select, unsqueeze } from './views.js';
+import { backendOf, empty, record } from './record.js';
+import { contiguous, reshape, select, unsqueeze } from './views.js';
+import { sameShape } from '../tensor/shape.js';
 
 /** silu(a) * b (the SwiGLU gate); the backward recomputes silu(a) instead of keeping it. */
 export function swiglu(a: Tensor, b: Tensor): Tensor {
+  const be = backendOf('swiglu', a, b);
+  if (!sameShape(a.shape, b.shape)) throw new Error(`swiglu: operands must have one shape, got ${a.describe()} and ${b.describe()}`);
   const out = noGrad(() => {
+    if (be.fused.swiglu && a.isContiguous() && b.isContiguous() && a.dtype === b.dtype) {
+      const y = empty(be, a.shape, a.dtype);
+      if (be.fused.swiglu(a.view(), b.view(), y.view())) return y;
+      y.dispose();
+    }
     const s = silu(a);
     const y = mul(s, b);
     s.dispose();
     return y;
   });
-  return record(out, 'swiglu', [a, b], [a, b], (g, [sa, sb], [na, nb]) => [
-    na ? siluGrad(mul(g, sb!), sa!) : null,
-    nb ? mul(g, silu(sa!)) : null,
-  ]);
+  return record(out, 'swiglu', [a, b], [a, b], (g, [sa, sb], [na, nb]) => {
+    if (be.fused.swigluBackward && sa!.isContiguous() && sb!.isContiguous() && sa!.dtype === sb!.dtype) {
+      const gc = contiguous(g);
+      const da = na ? empty(be, sa!.shape, sa!.dtype) : null, db = nb ? empty(be, sb!.shape, sb!.dtype) : null;
+      if (be.fused.swigluBackward(sa!.view(), sb!.view(), gc.view(), da?.view() ?? null, db?.view() ?? null)) return [da, db];
+      da?.dispose();
+      db?.dispose();
+    }
+    return [na ? siluGrad(mul(g, sb!), sa!) : null, nb ? mul(g, silu(sa!)) : null];
+  });
 }
 
 /** Rotate adjacent pairs of x's last axis by the angles whose cos/sin are given (broadcast over x's leading dims). */
 function rotate(x: Tensor, cos: Tensor, sin: Tensor, inverse: boolean): Tensor {
+  const be = x.backend;
+  if (be.fused.rotary && cos.dtype === x.dtype && sin.dtype === x.dtype) {
+    const xc = contiguous(x), cc = contiguous(cos), sc = contiguous(sin);
+    const out = empty(be, x.shape, x.dtype);
+    const ok = be.fused.rotary(xc.view(), cc.view(), sc.view(), out.view(), inverse);
+    xc.dispose(); cc.dispose(); sc.dispose();
+    if (ok) return out;
+    out.dispose();
+  }
+  return rotateByPrimitives(x, unsqueeze(cos, 1), unsqueeze(sin, 1), inverse);
+}
+
+function rotateByPrimitives(x: Tensor, cos: Tensor, sin: Tensor, inverse: boolean): Tensor {
   const shape = x.shape, hd = shape[shape.length - 1]!;
   const pairs = reshape(x, [...shape.slice(0, -1), hd / 2, 2]);
   const x0 = select(pairs, -1, 0), x1 = select(pairs, -1, 1);
@@ -41,10 +69,7 @@ export function rotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   if (x.ndim !== 4 || hd % 2 || cos.ndim !== 2 || cos.shape[0] !== T || cos.shape[1] !== hd / 2 || sin.shape.join() !== cos.shape.join()) {
     throw new Error(`rotary: expected x [B, T, H, hd] (hd even) and cos/sin [T, hd/2], got ${x.describe()}, ${cos.describe()}, ${sin.describe()}`);
   }
-  const [c, s] = noGrad(() => [unsqueeze(cos, 1), unsqueeze(sin, 1)]) as [Tensor, Tensor];
-  const out = noGrad(() => rotate(x, c, s, false));
-  const result = record(out, 'rotary', [x], [c, s], (g, [sc, ss]) => [rotate(g, sc!, ss!, true)]);
-  c.dispose();
-  s.dispose();
-  return result;
+  backendOf('rotary', x, cos, sin);
+  const out = noGrad(() => rotate(x, cos, sin, false));
+  return record(out, 'rotary', [x], [cos, sin], (g, [sc, ss]) => [rotate(g, sc!, ss!, true)]);
 }

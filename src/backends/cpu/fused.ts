@@ -5,6 +5,7 @@ import type { CpuBuffer } from './buffer.js';
 import { fastLayerNorm, fastLayerNormBackward, fastSiluBackward, fastSoftmax, fastSoftmaxBackward } from './fast/rowops.js';
 import { fastAttention, fastAttentionBackward } from './fast/attention.js';
 import { fastAdam, fastSgd } from './fast/optim.js';
+import { fastRotary, fastSwiglu, fastSwigluBackward } from './fast/composite.js';
 
 const f32 = (...vs: (View | null)[]): boolean => vs.every((v) => !v || (v.buf as CpuBuffer).data instanceof Float32Array);
 
@@ -109,6 +110,9 @@ export const cpuFused: FusedKernels = {
       }
     }
   },
+  swiglu: fastSwiglu,
+  swigluBackward: fastSwigluBackward,
+  rotary: fastRotary,
   attention: fastAttention,
   attentionBackward: fastAttentionBackward,
   adamw: fastAdam,

@@ -41,7 +41,8 @@ const node: NodeMods | null = await loadNodeMods();
 
 export const JOB_ADDR = 65536 + 12288;
 export const GEMM = 1, GEMM_BATCHED = 2, UNARY = 3, BINARY = 4, COPY = 5, SUM = 6, SOFTMAX = 7, SOFTMAX_BWD = 8,
-  LAYERNORM = 9, LAYERNORM_BWD = 10, SILU_BWD = 11, ADAM = 12, SGD = 13, ATTN_FWD = 14, ATTN_BWD = 15;
+  LAYERNORM = 9, LAYERNORM_BWD = 10, SILU_BWD = 11, ADAM = 12, SGD = 13, ATTN_FWD = 14, ATTN_BWD = 15,
+  SWIGLU = 16, SWIGLU_BWD = 17, ROTARY = 18;
 /** Thread slots with private scratch in the module's low memory. */
 const MAX_SLOTS = 16;
 
