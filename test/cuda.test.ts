@@ -188,7 +188,7 @@ test('GPU: six fused AdamW steps (changing gradients, a bf16 copy of the weights
     for (let step = 1; step <= 6; step++) {
       // gradients of changing scale and sign, so bias correction and the moments' history matter
       const gr = L.mul(L.randn([n], { generator: g }), step % 2 ? 1 : -0.3);
-      be.fused.adamw!(pc.view(), gr.to('cuda').view(), m.view(), v.view(), { ...hyper, step }, step === 6 ? low.view() : null);
+      assert.equal(be.fused.adamw!([{ p: pc.view(), g: gr.to('cuda').view(), m: m.view(), v: v.view(), step, pLow: step === 6 ? low.view() : null }], { ...hyper, decoupled: true }), true);
       ref.setGrad(L.clone(gr));
       opt.step();
       const got = pc.to('cpu').toArray(), want = ref.toArray();

@@ -9,6 +9,7 @@ import { keep, scope } from '../tensor/scope.js';
 import { sameShape, shapeStr } from '../tensor/shape.js';
 import { noGrad } from './grad-mode.js';
 import { gradReady } from './hooks.js';
+import { withAutocast } from './autocast-mode.js';
 
 export interface BackwardOptions {
   /** Keep saved tensors so backward can run through the same graph again. */
@@ -82,7 +83,8 @@ export function backward(root: Tensor | readonly Tensor[], grad?: Tensor | reado
     grads.set(r, prev ? addInto(prev, g) : g);
   });
   const order = topoOrder(roots);
-  noGrad(() => {
+  // gradient rules run with autocast off: they keep the dtypes their forward produced
+  withAutocast(null, () => noGrad(() => {
     for (let i = order.length - 1; i >= 0; i--) {
       const t = order[i]!;
       const g = grads.get(t);
@@ -118,5 +120,5 @@ export function backward(root: Tensor | readonly Tensor[], grad?: Tensor | reado
         grads.set(inp, acc ? addInto(acc, ig) : ig);
       });
     }
-  });
+  }));
 }

@@ -124,6 +124,9 @@ export interface Backend {
   readonly reason?: string;
   /** True for backends that track shapes but hold no data (meta): they have no numbers to test. */
   readonly dataless?: boolean;
+  /** Low-precision float dtypes the backend computes in natively (autocast casts to them); absent: none,
+   *  and autocast emulates them by rounding float32 values (src/ops/autocast.ts). */
+  readonly lowPrecision?: readonly DType[];
   /** Block until all queued work has finished (asynchronous devices); for timing. Absent = synchronous. */
   synchronize?(): void;
 

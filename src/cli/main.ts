@@ -29,13 +29,14 @@ commands:
   train mnist|cifar [--steps N] [--batch B] [--lr X] [--seed S] [--backend B] [--out DIR]
         [--resume CKPT [--allow-changes]] [--overwrite]
         [--data DIR] [--checkpoint-every N] [--sample-rows R] [--sample-steps S] [--cfg X]
-        [scale-out flags]
-                                                 train the DiT sanity model with rectified flow. The end-of-run
+        [--precision fp32|bf16] [scale-out flags]
+                                                 train the DiT sanity model with rectified flow; --precision
+                                                 bf16: autocast (bf16 matmuls/attention, fp32 masters). The end-of-run
                                                  sample grid is 4 rows (--sample-rows), none for runs under
                                                  100 steps unless --sample-rows is given
   train t2i --data DIR [--preset P] [--steps N] [--batch B] [--lr X] [--latent-size R] [--tokens T]
         [--warmup N] [--ema-every S] [--out DIR] [--resume CKPT [--allow-changes]] [--overwrite]
-        [scale-out flags]
+        [--precision fp32|bf16] [scale-out flags]
                                                  the LavenderFlow recipe on MDS shards (MMDiT); writes the
                                                  checkpoint, ema1/ema2.safetensors and cond.safetensors
   scale-out flags of every train command:

@@ -131,6 +131,7 @@ export function train(p: Parsed): number | Promise<number> {
     sampleRows: p.flags.has('sample-rows') ? intFlag(p, 'sample-rows', 4, true) : undefined,
     sampleSteps: intFlag(p, 'sample-steps', 50),
     cfg: numberFlag(p, 'cfg', 2),
+    precision: precisionFlag(p),
   };
   if (!distributed(scale)) {
     trainDiT(opts);
@@ -169,6 +170,13 @@ async function relaunch(p: Parsed, nproc: number): Promise<number> {
   const masterAddr = p.flags.has('master-addr') ? stringFlag(p, 'master-addr', '') : process.env.MASTER_ADDR ?? '127.0.0.1';
   const masterPort = p.flags.has('master-port') ? intFlag(p, 'master-port', 29500) : process.env.MASTER_PORT ? Number(process.env.MASTER_PORT) : await freePort();
   return launch({ nproc, masterAddr, masterPort, command: [process.execPath, ...process.execArgv, script, ...args] });
+}
+
+/** --precision fp32|bf16: bf16 runs the forward under autocast (float32 master weights and moments). */
+function precisionFlag(p: Parsed): 'float32' | 'bfloat16' {
+  const v = stringFlag(p, 'precision', 'fp32');
+  if (v !== 'fp32' && v !== 'bf16') throw new Error(`train: --precision expects fp32 or bf16, got '${v}'`);
+  return v === 'bf16' ? 'bfloat16' : 'float32';
 }
 
 function trainT2iCommand(p: Parsed): number | Promise<number> {
@@ -211,6 +219,7 @@ function trainT2iCommand(p: Parsed): number | Promise<number> {
     resume: run.resume,
     overwrite: run.overwrite,
     allowChanges: run.allowChanges,
+    precision: precisionFlag(p),
     checkpointEvery: intFlag(p, 'checkpoint-every', 500),
   };
   if (!distributed(scale)) {

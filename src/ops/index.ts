@@ -11,3 +11,4 @@ export * from './movement.js';
 export * from './matmul.js';
 export * from './nn.js';
 export * from './composite.js';
+export { autocast, autocastDtype, type LowPrecision } from './autocast.js';

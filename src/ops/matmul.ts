@@ -4,6 +4,7 @@ import { broadcastShapes, numel, shapeStr } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { add, broadcastView, sumTo } from './elementwise.js';
 import { backendOf, empty, record } from './record.js';
+import { autocastDtype, lowInputs, lowOutput } from './autocast.js';
 import { clone, permute, reshape, squeeze, transpose, unsqueeze } from './views.js';
 
 /** t broadcast to batch shape `batch` as a [B, rows, cols] view, or null if its batch dims don't fold into one stride. */
@@ -80,6 +81,14 @@ function gradB(g: Tensor, a: Tensor, b: Tensor): Tensor {
 }
 
 export function matmul(a: Tensor, b: Tensor): Tensor {
+  // under autocast: low-precision inputs and output (ops/autocast.ts)
+  if (!autocastDtype()) return matmulPlain(a, b);
+  const be = backendOf('matmul', a, b);
+  const [la, lb] = lowInputs(be, [a, b]) as [Tensor, Tensor];
+  return lowOutput(be, matmulPlain(la, lb));
+}
+
+function matmulPlain(a: Tensor, b: Tensor): Tensor {
   if (a.ndim === 0 || b.ndim === 0) throw new Error(`matmul: both operands need at least one dimension, got ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`);
   if (a.ndim === 1 && b.ndim === 1) return reshape(matmulNd(reshape(a, [1, -1]), reshape(b, [-1, 1])), []);
   if (a.ndim === 1) return squeeze(matmulNd(unsqueeze(a, 0), b), -2);

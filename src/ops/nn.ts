@@ -11,6 +11,7 @@ import { add, broadcastView, div, exp, lt, mul, neg, rsqrt, square, sub, sumTo a
 import { matmul } from './matmul.js';
 import { gather, indexSelect, pad } from './movement.js';
 import { conv2dChunked } from './conv.js';
+import { autocast, autocastDtype, fullInput, lowInputs, lowOutput } from './autocast.js';
 import { backendOf, empty, needsGrad, record } from './record.js';
 import { mean, sum, variance } from './reduce.js';
 import { contiguous, reshape, transpose, unsqueeze } from './views.js';
@@ -61,6 +62,7 @@ function softmaxBackward(y: Tensor, g: Tensor, scale: number): Tensor {
 }
 
 function softmaxLast(x: Tensor, log: boolean, scale = 1): Tensor {
+  x = fullInput(x);
   const op = log ? 'logSoftmax' : 'softmax';
   const be = backendOf(op, x);
   checkFloat(op, x);
@@ -101,6 +103,12 @@ export const logSoftmax = (x: Tensor, axis = -1) => alongLast(x, axis, (t) => so
  * plus one fused row pass.
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale?: number): Tensor {
+  if (autocastDtype()) {
+    // under autocast: low-precision inputs and output, the op itself as without autocast
+    const be = backendOf('attention', q, k, v);
+    const [lq, lk, lv] = lowInputs(be, [q, k, v]) as [Tensor, Tensor, Tensor];
+    return lowOutput(be, autocast(null, () => scaledDotProductAttention(lq, lk, lv, scale)));
+  }
   const be = backendOf('attention', q, k, v);
   checkFloat('attention', q, k, v);
   const hd = q.shape[q.ndim - 1]!;
@@ -173,6 +181,7 @@ function attentionGrads(g: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
 
 /** Layer norm over the trailing `normalizedShape` dims, with optional affine weight and bias (float32 math). */
 export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  x = fullInput(x);
   const be = backendOf('layerNorm', x, ...(weight ? [weight] : []), ...(bias ? [bias] : []));
   checkFloat('layerNorm', x);
   const k = normalizedShape.length;
@@ -186,7 +195,9 @@ export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?
   }
   const cols = numel(normalizedShape), rows = x.size / Math.max(cols, 1);
   const out = empty(be, [rows, cols], x.dtype);
-  const mu = empty(be, [rows, 1], x.dtype), rs = empty(be, [rows, 1], x.dtype);
+  // statistics in float32 whatever the input's dtype (float64 for float64 inputs)
+  const statDtype = x.dtype === 'float64' ? 'float64' : 'float32';
+  const mu = empty(be, [rows, 1], statDtype), rs = empty(be, [rows, 1], statDtype);
   const [x2, w2, b2] = noGrad(() => [x, weight, bias].map((t) => (t ? reshape(t, t === x ? [rows, cols] : [cols]) : null)));
   if (be.fused.layerNorm) {
     be.fused.layerNorm(x2!.view(), w2?.view() ?? null, b2?.view() ?? null, eps, out.view(), mu.view(), rs.view());
@@ -260,6 +271,11 @@ export interface Conv2dOptions {
 
 /** 2-D convolution (cross-correlation) of x [N, C, H, W] with weight [O, C, KH, KW], as torch's conv2d. */
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+  if (autocastDtype()) {
+    const be = backendOf('conv2d', x, weight, ...(bias ? [bias] : []));
+    const [lx, lw, lb] = lowInputs(be, [x, weight, ...(bias ? [bias] : [])]) as [Tensor, Tensor, Tensor | undefined];
+    return lowOutput(be, autocast(null, () => conv2d(lx, lw, lb ?? null, opts)));
+  }
   const stride = opts.stride ?? 1, padding = opts.padding ?? 0;
   checkFloat('conv2d', x, weight);
   if (x.ndim !== 4 || weight.ndim !== 4 || x.shape[1] !== weight.shape[1]) {
@@ -343,6 +359,8 @@ function reduceLoss(t: Tensor, reduction: Reduction): Tensor {
 }
 
 export function mseLoss(input: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
+  input = fullInput(input);
+  target = fullInput(target);
   if (input.ndim !== target.ndim || input.shape.some((d, i) => d !== target.shape[i])) {
     throw new Error(`mseLoss: input ${input.describe()} and target ${target.describe()} must have the same shape`);
   }
@@ -351,6 +369,7 @@ export function mseLoss(input: Tensor, target: Tensor, reduction: Reduction = 'm
 
 /** Cross entropy of logits [N, C] against integer class targets [N] (torch.nn.functional.cross_entropy). */
 export function crossEntropy(logits: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
+  logits = fullInput(logits);
   if (logits.ndim !== 2 || target.ndim !== 1 || target.shape[0] !== logits.shape[0]) {
     throw new Error(`crossEntropy: expected logits [N, C] and targets [N], got ${logits.describe()} and ${target.describe()}`);
   }

@@ -15,6 +15,8 @@
 // (train()), with one it is driven by trainDistributed().
 import { join } from 'node:path';
 import { flowInputs, flowObjective, binLosses, type TimeSampling } from '../flow/rectified-flow.js';
+import { autocast } from '../ops/autocast.js';
+import { cast } from '../ops/movement.js';
 import { mul } from '../ops/elementwise.js';
 import { weightsMetadata, type ModelSpec } from '../optim/checkpoint-meta.js';
 import type { CheckpointMeta } from '../optim/checkpoint.js';
@@ -22,7 +24,7 @@ import { PowerEma } from '../optim/ema.js';
 import { WarmupScheduler } from '../optim/schedule.js';
 import { saveSafetensors } from '../io/safetensors.js';
 import type { Module } from '../nn/module.js';
-import type { Blockwise } from '../nn/plan.js';
+import type { Blockwise, ForwardPlan } from '../nn/plan.js';
 import type { Generator } from '../tensor/random.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -121,6 +123,9 @@ export interface TrainLoopOptions {
   /** Save a checkpoint every N steps (and always at the end). */
   checkpointEvery?: number;
   timeSampling?: TimeSampling;
+  /** 'bfloat16': the model's forward under autocast (ops/autocast.ts); the loss, the backward's dtypes as the
+   *  forward made them, float32 master weights and moments either way. */
+  precision?: 'float32' | 'bfloat16';
   /** Recompute each block in the backward instead of keeping its activations. */
   checkpointActivations?: boolean;
   progress?: boolean;
@@ -171,6 +176,7 @@ function* loop<C>(recipe: TrainRecipe<C>, o: TrainLoopOptions): Co<TrainResult> 
   const pg = o.dist?.pg;
   const R = pg?.rank ?? 0, N = pg?.worldSize ?? 1, lead = R === 0;
   const K = o.gradAccum ?? 1;
+  const precision = o.precision ?? 'float32';
   const cmd = recipe.command;
   const logAll = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const log = lead ? logAll : () => {};
@@ -263,7 +269,8 @@ function* loop<C>(recipe: TrainRecipe<C>, o: TrainLoopOptions): Co<TrainResult> 
         if (k === K - 1) opt.armFinalBackward();
         // the loss of this rank's rows, scaled so the K micro-batches sum to the step's mean
         const head = (v: Tensor, x: Tensor, z1: Tensor, t: Tensor): Tensor => {
-          const f = flowObjective(v, x, z1, t);
+          // the loss in float32 whatever dtype the forward ended in
+          const f = flowObjective(v.dtype === 'float32' ? v : cast(v, 'float32'), x, z1, t);
           local.losses.push(f.loss.item());
           local.perSample.push(...f.perSample);
           local.t.push(...f.t);
@@ -273,7 +280,7 @@ function* loop<C>(recipe: TrainRecipe<C>, o: TrainLoopOptions): Co<TrainResult> 
           scope(() => {
             const { x, cond } = parts.rows(rows);
             const { t, z1, xt } = flowInputs(x, { generator: rng, timeSampling: o.timeSampling });
-            head(model.forward(xt, t, cond), x, z1, t).backward();
+            head(autocast(precision, () => model.forward(xt, t, cond)), x, z1, t).backward();
           });
         } else {
           const inp = scope(() => {
@@ -281,7 +288,7 @@ function* loop<C>(recipe: TrainRecipe<C>, o: TrainLoopOptions): Co<TrainResult> 
             return { x, cond, ...flowInputs(x, { generator: rng, timeSampling: o.timeSampling }) };
           });
           try {
-            const plan = model.plan(inp.xt, inp.t, inp.cond);
+            const plan = autocastPlan(model.plan(inp.xt, inp.t, inp.cond), precision);
             yield* blockwiseForwardBackward(plan, (v) => head(v, inp.x, inp.z1, inp.t), { checkpoint: !!o.checkpointActivations, units: opt });
           } finally {
             for (const v of Object.values(inp)) (v as { dispose?: () => void }).dispose?.();
@@ -345,4 +352,14 @@ function* globalLosses(pg: ProcessGroup | undefined, local: { losses: number[]; 
     }
   }
   return { loss: loss / (N * K), perSample, t };
+}
+
+/** The plan with each piece run under autocast (the backward runs with autocast off, autograd/backward.ts). */
+function autocastPlan(p: ForwardPlan, precision: 'float32' | 'bfloat16'): ForwardPlan {
+  if (precision === 'float32') return p;
+  return {
+    prologue: () => autocast(precision, () => p.prologue()),
+    blocks: p.blocks.map((b) => ({ module: b.module, run: (state: Tensor[]) => autocast(precision, () => b.run(state)) })),
+    epilogue: (state) => autocast(precision, () => p.epilogue(state)),
+  };
 }

@@ -18,6 +18,8 @@ import { train, trainDistributed, type DistTrainOptions, type TrainLoopOptions, 
 export { formatMemoryReport, type DistTrainOptions, type TrainResult } from './loop.js';
 
 export interface TrainDiTOptions {
+  /** 'bfloat16': the forward under autocast (ops/autocast.ts); float32 master weights and moments either way. */
+  precision?: 'float32' | 'bfloat16';
   dataset: ImageDataset;
   /** Preset name ('mnist', 'cifar') or a full config. */
   model: string | DiTConfig;

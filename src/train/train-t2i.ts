@@ -60,6 +60,8 @@ export interface TrainT2IOptions {
   log?: (line: string) => void;
   /** Called on every rank after each step; 'stop' ends the run there (TrainLoopOptions.onStep). */
   onStep?: TrainLoopOptions['onStep'];
+  /** 'bfloat16': the forward under autocast (ops/autocast.ts); float32 master weights and moments either way. */
+  precision?: 'float32' | 'bfloat16';
 }
 
 /** Conditions for `lavender sample --model mmdit --cond`: the text embeddings of up to 4 first samples. */

@@ -284,6 +284,7 @@ export function createCudaBackend(): CudaBackend {
   const backend: CudaBackend = {
     name: 'cuda',
     available: true,
+    lowPrecision: ['bfloat16', 'float16'],
     device,
     addon,
     tf32: process.env.LAVENDER_CUDA_TF32 === '1',
