@@ -6,6 +6,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import '../dist/src/index.js'; // loads the tensor methods
 import { writeSyntheticT2I } from '../dist/src/data/t2i.js';
 import { trainT2I } from '../dist/src/train/train-t2i.js';
 

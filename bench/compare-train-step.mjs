@@ -4,6 +4,7 @@
 // hits all of them alike. Reports the median wall time and CPU time (all threads) per step and the peak RSS.
 //
 // Usage: node bench/compare-train-step.mjs [batch] [rounds] [steps]      (threads: LAVENDER_THREADS, default 2)
+//        CONFIGS=lavender,torch-tuned node bench/compare-train-step.mjs ...  (a subset of the configurations)
 //
 // PyTorch configurations (each only when its libraries are found):
 //   torch            Debian's python3-torch as installed (whatever libblas.so.3 the system selects)
@@ -40,6 +41,11 @@ if (openblasDir) {
       env: { ...ob, OPENBLAS_CORETYPE: 'SkylakeX', LD_PRELOAD: jemalloc, MALLOC_CONF: 'dirty_decay_ms:-1,muzzy_decay_ms:-1', OPENBLAS_L2_SIZE: undefined },
     });
   }
+}
+
+if (process.env.CONFIGS) {
+  const keep = process.env.CONFIGS.split(',');
+  for (let i = configs.length - 1; i >= 0; i--) if (!keep.includes(configs[i].name)) configs.splice(i, 1);
 }
 
 const cpuModel = (() => {

@@ -530,3 +530,34 @@ test('fused swiglu and rotary (forward and backward) give the bits of their comp
     }), { numRuns: RUNS });
   rowopsSetOptions({ minElems: 256 });
 });
+
+test('past the heap cap, buffers are ordinary arrays and every kernel stages them: a training step still matches', async () => {
+  const { spawnSync } = await import('node:child_process');
+  // a small DiT step with a 12 MiB heap (most buffers overflow it) against the same step with the full heap
+  const script = `
+    import * as L from './dist/src/index.js';
+    import { DiT } from './dist/src/models/dit.js';
+    import { flowLoss } from './dist/src/flow/rectified-flow.js';
+    import { cpuMemoryStats } from './dist/src/backends/cpu/index.js';
+    const gen = new L.Generator(0);
+    const model = new DiT({ in_channels: 1, input_size: 16, dim: 64, n_layers: 2, n_heads: 4, num_classes: 10 }, { generator: gen });
+    model.generator = gen;
+    const opt = new L.optim.AdamW(model.parameters(), { lr: 1e-3 });
+    const x = L.keep(L.randn([8, 1, 16, 16], { generator: gen })), y = L.keep(L.tensor([0, 1, 2, 3, 4, 5, 6, 7], { dtype: 'int64' }));
+    const losses = [];
+    for (let i = 0; i < 2; i++) losses.push(L.scope(() => {
+      const { loss } = flowLoss((xt, t, c) => model.forward(xt, t, c), x, y, { generator: gen });
+      opt.zeroGrad(); loss.backward(); opt.step(); return loss.item();
+    }));
+    const m = cpuMemoryStats();
+    console.log(JSON.stringify({ losses, cap: m.heapBytes, outside: m.spilled }));`;
+  const run = (env: Record<string, string>) => {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, ...env }, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!);
+  };
+  const full = run({}), capped = run({ LAVENDER_CPU_HEAP_MB: '12' });
+  assert.ok(capped.cap <= 12 * 2 ** 20 && capped.outside > 0, `the capped run should spill buffers out of its heap (spilled ${capped.outside}, heap ${capped.cap} bytes)`);
+  assert.equal(full.outside, 0);
+  full.losses.forEach((l: number, i: number) => assert.ok(Math.abs(l - capped.losses[i]) <= 1e-5 * Math.abs(l), `step ${i}: ${capped.losses[i]} vs ${l}`));
+});

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { sgemm, sgemmBatched, sgemmInfo, sgemmSetBatchOptions, sgemmSetOptions, sgemmShutdown, _sgemmStats } from '../src/backends/cpu/fast/sgemm.js';
+import { sgemm, sgemmBatched, sgemmInfo, sgemmSetOptions, sgemmShutdown, _sgemmStats } from '../src/backends/cpu/fast/sgemm.js';
 import { rng } from './harness/compare.js';
 import { skipUnless } from './harness/require.js';
 
@@ -278,12 +278,11 @@ function batched(c: BatchCase): Float32Array {
   return C;
 }
 
-test('batched sgemm: per-item bits, float64 reference, broadcast / reversed / padded batch strides, groups', { skip }, () => {
+test('batched sgemm: per-item bits, float64 reference, broadcast / reversed / padded batch strides', { skip }, () => {
   sgemmSetOptions({ threads: 1, minWork: 0 });
   const r = rng(11);
   for (let it = 0; it < 120; it++) {
     const c = randomBatchCase(r, it % 10 === 0);
-    sgemmSetBatchOptions({ groupBytes: it % 2 ? 1 : 1 << 21 });
     const want = perItem(c);
     const got = batched(c);
     assert.deepEqual(got, want, c.label);
@@ -297,7 +296,6 @@ test('batched sgemm: per-item bits, float64 reference, broadcast / reversed / pa
       }
     }
   }
-  sgemmSetBatchOptions({ groupBytes: 1 << 21 });
 });
 
 test('batched sgemm: K = 0, empty batch, tiny work and out-of-bounds views', { skip }, () => {
@@ -331,7 +329,6 @@ test('batched sgemm with worker threads: same bits as one thread, run to run', {
   let rounds = 0;
   do {
     for (let i = 0; i < cases.length; i++) {
-      sgemmSetBatchOptions({ groupBytes: (rounds + i) % 3 === 0 ? 1 : 1 << 21 });
       assert.deepEqual(batched(cases[i]!), single[i], `threaded batched result differs: ${cases[i]!.label}`);
     }
     rounds++;
@@ -339,7 +336,6 @@ test('batched sgemm with worker threads: same bits as one thread, run to run', {
     await sleep(20);
   } while (Date.now() < deadline);
   if (typeof SharedArrayBuffer !== 'undefined') assert.ok(_sgemmStats().workerTasks > before, 'no batched task ran on a worker');
-  sgemmSetBatchOptions({ groupBytes: 1 << 21 });
   sgemmShutdown();
   sgemmSetOptions({ threads: 1 });
 });

@@ -50,6 +50,8 @@ export class CpuPool {
   /** Bytes of live buffers and their high-water mark (memory measurements: activations, ZeRO shards). */
   liveBytes = 0;
   peakBytes = 0;
+  /** Allocations that did not fit the heap (ordinary arrays, staged by the kernels). */
+  spilled = 0;
   constructor(private readonly maxPooledBytes = defaultPoolBytes()) {}
 
   alloc(dtype: DType, size: number): CpuBuffer {
@@ -62,6 +64,7 @@ export class CpuPool {
         return new CpuBuffer(dtype, size, heapArray(dtype, heap.buffer(), addr, size), addr);
       }
     }
+    if (heap?.shared && size > 0) this.spilled++;
     const key = storageKey(dtype, size);
     const hit = this.free.get(key)?.pop();
     this.live++;

@@ -3,12 +3,18 @@
 import type { Backend, BackendBuffer, BinaryOp, UnaryOp, View } from '../backend.js';
 import { registerBackendInstance } from '../registry.js';
 import { CpuBuffer, CpuPool } from './buffer.js';
+import { heap } from './heap.js';
 import { cpuFused } from './fused.js';
 import * as ref from './kernels.js';
 import { sgemm, sgemmBatched } from './fast/sgemm.js';
 import { binaryF32, binaryScalarF32, copyF32, sumF32, unaryF32 } from './fast/elementwise.js';
 
 const pool = new CpuPool();
+
+/** Memory of the cpu backend: the heap's high-water mark and live/peak bytes, and allocations that spilled out of it. */
+export function cpuMemoryStats(): { heapBytes: number; liveBytes: number; peakBytes: number; spilled: number } {
+  return { heapBytes: heap?.highWater ?? 0, liveBytes: heap?.liveBytes ?? 0, peakBytes: heap?.peakBytes ?? 0, spilled: pool.spilled };
+}
 
 function cpuBuf(b: BackendBuffer, op: string): CpuBuffer {
   if (b.backend !== 'cpu') throw new Error(`cpu ${op}: buffer belongs to backend '${b.backend}'`);

@@ -33,9 +33,6 @@ export function sgemmSetOptions(o: { threads?: number; minWork?: number; threadW
   if (o.threads !== undefined) setThreads(o.threads);
 }
 
-/** Kept for callers of the former grouped batch path (groups no longer exist: operands are not copied). @internal */
-export function sgemmSetBatchOptions(_o: { groupBytes?: number }): void { /* nothing to tune */ }
-
 /** Asks the worker threads to exit (they are unref()'d, so this is never needed to let a process end). */
 export function sgemmShutdown(): void {
   shutdownWorkers();
