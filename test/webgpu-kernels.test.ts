@@ -220,7 +220,7 @@ test('webgpu fused AdamW step matches the torch.optim.AdamW formula over several
     const ref = { p: [...p0], m: new Array<number>(n).fill(0), v: new Array<number>(n).fill(0) };
     grads.forEach((gr, s) => {
       const step = s + 1;
-      adamw(p.view(), L.tensor(gr).to('webgpu').view(), m.view(), v.view(), { ...hp, step }, low?.view() ?? null);
+      assert.equal(adamw([{ p: p.view(), g: L.tensor(gr).to('webgpu').view(), m: m.view(), v: v.view(), step, pLow: low?.view() ?? null }], { ...hp, decoupled: true }), true);
       const bc1 = 1 - hp.beta1 ** step, bc2 = Math.sqrt(1 - hp.beta2 ** step);
       for (let i = 0; i < n; i++) {
         const gi = gr[i]! * hp.gradScale;

@@ -3,7 +3,7 @@
 // in a browser. Storage: float32 as f32, float16 as f16 (adapters with shader-f16), int32 and int64 as
 // i32 (int64 values are range-checked on write), bool as u32; float64 and bfloat16 are refused.
 // See docs/backends.md, "webgpu".
-import type { AdamWStep, Backend, BackendBuffer, BinaryOp, FusedKernels, ReduceOp, UnaryOp, View } from '../backend.js';
+import type { AdamWHyper, AdamWParam, Backend, BackendBuffer, BinaryOp, FusedKernels, ReduceOp, UnaryOp, View } from '../backend.js';
 import type { DType, TypedArray } from '../../tensor/dtype.js';
 import type { Distribution } from '../../tensor/random.js';
 import {
@@ -201,7 +201,12 @@ export class WebGpuBackend implements Backend {
       },
       layerNorm(x, w, b, eps, out, mean, rstd) { self.layerNorm(x, w, b, eps, out, mean, rstd); },
       attention(q, k, v, out, scale, lse, causal) { return self.attention(q, k, v, out, scale, lse, causal); },
-      adamw(p, g, m, v, step, pLow) { self.adamw(p, g, m, v, step, pLow); },
+      adamw(params: readonly AdamWParam[], hp: AdamWHyper) {
+        // the kernel implements decoupled decay only; Adam's L2 penalty is decomposed by ops/
+        if (!hp.decoupled && hp.weightDecay !== 0) return false;
+        for (const e of params) self.adamw(e.p, e.g, e.m, e.v, { ...hp, step: e.step }, e.pLow ?? null);
+        return true;
+      },
     };
   }
 
@@ -627,7 +632,7 @@ export class WebGpuBackend implements Backend {
   }
 
   /** Fused AdamW step (FusedKernels.adamw) over contiguous views of equal size; moments float32. */
-  private adamw(p: View, g: View, m: View, v: View, s: AdamWStep, pLow: View | null): void {
+  private adamw(p: View, g: View, m: View, v: View, s: AdamWHyper & { step: number }, pLow: View | null): void {
     const P = this.buf(p.buf, 'adamw'), G = this.buf(g.buf, 'adamw'), Mo = this.buf(m.buf, 'adamw'), Vo = this.buf(v.buf, 'adamw');
     const Lo = pLow ? this.buf(pLow.buf, 'adamw') : null;
     if (Mo.dtype !== 'float32' || Vo.dtype !== 'float32') throw new Error(`webgpu adamw: moments must be float32, got ${Mo.dtype} and ${Vo.dtype}`);
