@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import * as L from '../src/index.js';
 import type { Tensor } from '../src/index.js';
 
-const { AdamW, Adam, PowerEma, WarmupScheduler, clipGradNorm, linearWarmup, powerEmaBeta } = L.optim;
+const { AdamW, Adam, PowerEma, WarmupScheduler, clipGradNorm, linearDecay, linearWarmup, powerEmaBeta } = L.optim;
 
 interface FixtureRun {
   kind: 'adamw' | 'adam';
@@ -263,6 +263,14 @@ test('linearWarmup and WarmupScheduler follow LambdaLR(lambda s: min(1, (s+1)/wa
   }
   const want = [[0.1, 0.01], [0.2, 0.02], [0.3, 0.03], [0.3, 0.03]];
   for (const [i, w] of want.entries()) assertClose(seen[i]!, w, 1e-15, `warm-up step ${i}`);
+});
+
+test('linearDecay follows LambdaLR(lambda s: 1 - s/total): full lr first, 1/total last, 0 past the end', () => {
+  assert.deepEqual([0, 1, 2, 3, 4, 9].map((s) => linearDecay(s, 4)), [1, 0.75, 0.5, 0.25, 0, 0]);
+  assert.equal(linearDecay(0, 1), 1);
+  assert.throws(() => linearDecay(-1, 3), /linearDecay: step must be an integer >= 0, got -1/);
+  assert.throws(() => linearDecay(1.5, 3), /step must be/);
+  assert.throws(() => linearDecay(0, 0), /linearDecay: totalSteps must be an integer >= 1, got 0/);
 });
 
 test('PowerEma follows beta = (1 - 1/k)^(1+gamma), beta_s = max(0, 1 - (1-beta)*s), in float32', () => {

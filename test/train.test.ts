@@ -34,6 +34,27 @@ test('resuming from a checkpoint continues the loss curve exactly', () => {
   assert.equal(new Set(whole.losses).size, 6, 'losses should differ step to step');
 });
 
+test('lrSchedule linear: lr_scale 1 - s/N logged per step, the losses as a constant lr until the first decayed update, resumed runs on the same schedule', () => {
+  const dataset = fakeDataset();
+  const base = { ...quiet, dataset, model: tiny, steps: 4, batch: 8, lr: 3e-3, seed: 5 } as const;
+  const out = tmp();
+  const linear = trainDiT({ ...base, out, lrSchedule: 'linear' });
+  const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(metrics.map((m) => m.lr_scale), [1, 0.75, 0.5, 0.25]);
+  const constantOut = tmp();
+  const constant = trainDiT({ ...base, out: constantOut });
+  assert.ok(!readFileSync(join(constantOut, 'metrics.jsonl'), 'utf8').includes('lr_scale'), 'a constant lr logs no lr_scale');
+  // the loss of step s is computed before update s: equal for two steps (both updates at full lr), then apart
+  assert.deepEqual(linear.losses.slice(0, 2), constant.losses.slice(0, 2));
+  assert.notDeepEqual(linear.losses.slice(2), constant.losses.slice(2));
+  // the scale is a function of the step and --steps (the total): a run resumed at step 2 of 4 takes 0.5, 0.25
+  const dir = tmp();
+  trainDiT({ ...base, steps: 2, out: dir, lrSchedule: 'linear' });
+  trainDiT({ ...base, out: dir, lrSchedule: 'linear', resume: join(dir, 'checkpoint.safetensors') });
+  const resumed = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(resumed.map((m) => [m.step, m.lr_scale]), [[1, 1], [2, 0.5], [3, 0.5], [4, 0.25]]);
+});
+
 test('training writes metrics.jsonl, a checkpoint and a sample grid; the loss falls', () => {
   const out = tmp();
   const r = trainDiT({ ...quiet, dataset: fakeDataset(), model: tiny, steps: 30, batch: 8, lr: 3e-3, seed: 1, out, sampleRows: 1, sampleSteps: 3 });
@@ -47,6 +68,13 @@ test('training writes metrics.jsonl, a checkpoint and a sample grid; the loss fa
   const png = decodePng(readFileSync(join(out, 'samples.png')));
   assert.equal(png.width, 10 * (8 + 2) + 2);
   assert.ok(readFileSync(join(out, 'samples.gif')).subarray(0, 6).toString() === 'GIF89a');
+});
+
+test('train --lr-schedule accepts constant and linear only (before any data is read)', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const r = spawnSync(process.execPath, ['bin/lavender.js', 'train', 'mnist', '--lr-schedule', 'cosine', '--steps', '1', '--out', join(tmp(), 'run')], { encoding: 'utf8' });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /--lr-schedule expects constant or linear, got 'cosine'/);
 });
 
 test('bad inputs: wrong image size, unknown preset, broken checkpoint', () => {

@@ -10,7 +10,7 @@ const SCALE_OUT = {
 
 const DIT_TRAIN = {
   steps: v, batch: v, lr: v, seed: v, backend: v, out: v, resume: v, overwrite: s, 'allow-changes': s, data: v, 'checkpoint-every': v,
-  'sample-rows': v, 'sample-steps': v, cfg: v, precision: v, ...SCALE_OUT,
+  'sample-rows': v, 'sample-steps': v, cfg: v, precision: v, 'lr-schedule': v, ...SCALE_OUT,
 } as const;
 
 export const COMMANDS: readonly CommandSpec[] = [

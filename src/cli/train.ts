@@ -102,6 +102,9 @@ export function train(p: Parsed): number | Promise<number> {
   const batch = resumedNumber(p, 'batch', 'batch', run.resumed, () => intFlag(p, 'batch', defaults.batch));
   const lr = resumedNumber(p, 'lr', 'lr', run.resumed, () => numberFlag(p, 'lr', defaults.lr));
   const scale = scaleOut(p, `train ${which}`, run.resumed);
+  const precision = precisionFlag(p);
+  // mnist's short default run decays the lr to 0 (sharper samples from the final weights)
+  const lrSchedule = lrScheduleFlag(p, which === 'mnist' ? 'linear' : 'constant');
   // the whole resume check before MNIST/CIFAR are read and before --nproc starts ranks
   if (run.resume) readResumable(run.resume, { model: ditSpec(which), steps, settings: { batch, lr, grad_accum: scale.gradAccum }, allowChanges: run.allowChanges, command: `train ${which}` });
   // data parallelism: --nproc N re-launches this command through `lavender launch`; under a launcher
@@ -131,7 +134,8 @@ export function train(p: Parsed): number | Promise<number> {
     sampleRows: p.flags.has('sample-rows') ? intFlag(p, 'sample-rows', 4, true) : undefined,
     sampleSteps: intFlag(p, 'sample-steps', 50),
     cfg: numberFlag(p, 'cfg', 2),
-    precision: precisionFlag(p),
+    precision,
+    lrSchedule,
   };
   if (!distributed(scale)) {
     trainDiT(opts);
@@ -141,6 +145,7 @@ export function train(p: Parsed): number | Promise<number> {
   const config = {
     command: `train ${which}`, steps: opts.steps, batch: opts.batch, lr: opts.lr, seed: opts.seed, device: opts.backend ?? 'cpu',
     out: resolve(opts.out), resume: opts.resume ? resolve(opts.resume) : null, checkpoint_every: opts.checkpointEvery ?? null, dataset_size: opts.dataset.n,
+    precision: opts.precision ?? 'float32', lr_schedule: opts.lrSchedule ?? 'constant',
   };
   return asRank(scale, config, (dist, log) => trainDiTDistributed({ ...opts, log, dist }));
 }
@@ -173,6 +178,12 @@ async function relaunch(p: Parsed, nproc: number): Promise<number> {
 }
 
 /** --precision fp32|bf16: bf16 runs the forward under autocast (float32 master weights and moments). */
+function lrScheduleFlag(p: Parsed, fallback: 'constant' | 'linear'): 'constant' | 'linear' {
+  const v = stringFlag(p, 'lr-schedule', fallback);
+  if (v !== 'constant' && v !== 'linear') throw new Error(`train: --lr-schedule expects constant or linear, got '${v}'`);
+  return v;
+}
+
 function precisionFlag(p: Parsed): 'float32' | 'bfloat16' {
   const v = stringFlag(p, 'precision', 'fp32');
   if (v !== 'fp32' && v !== 'bf16') throw new Error(`train: --precision expects fp32 or bf16, got '${v}'`);

@@ -4,7 +4,7 @@
 export { SGD, type SgdOptions } from './sgd.js';
 export { AdamW, Adam, AdamBase, type ParamGroup, type AdamWOptions, type ResolvedParamGroup, type AdamParamState, type AdamStateDict } from './adamw.js';
 export { clipGradNorm } from './clip.js';
-export { linearWarmup, WarmupScheduler, type LrScalable } from './schedule.js';
+export { linearDecay, linearWarmup, WarmupScheduler, type LrScalable } from './schedule.js';
 export { PowerEma, powerEmaBeta, type PowerEmaOptions, type PowerEmaStateDict } from './ema.js';
 export { lavenderflowGroups, lavenderflowRule, muPGroups, muPLrScale, infiniteDims, type LavenderflowRuleOptions, type MuPOptions } from './mup.js';
 export { saveCheckpoint, loadCheckpoint, type CheckpointMeta } from './checkpoint.js';

@@ -13,6 +13,18 @@ export function linearWarmup(step: number, warmupSteps: number): number {
   return Math.min(1, (step + 1) / warmupSteps);
 }
 
+/**
+ * Linear decay to 0 over a run of `totalSteps` optimizer steps: the step with 0-based index `step` runs at
+ * 1 - step / totalSteps of the base lr (the first at the full lr, the last at 1/totalSteps); 0 past the
+ * end. A function of the step alone, so a resumed run continues the same schedule (as
+ * `LambdaLR(opt, lambda s: 1 - s / total)` stepped after each optimizer step).
+ */
+export function linearDecay(step: number, totalSteps: number): number {
+  if (!(Number.isInteger(step) && step >= 0)) throw new Error(`linearDecay: step must be an integer >= 0, got ${step}`);
+  if (!(Number.isInteger(totalSteps) && totalSteps >= 1)) throw new Error(`linearDecay: totalSteps must be an integer >= 1, got ${totalSteps}`);
+  return Math.max(0, 1 - step / totalSteps);
+}
+
 /** Anything whose lr a scheduler can scale (AdamW, Adam). */
 export interface LrScalable {
   setLrScale(s: number): void;

@@ -66,6 +66,9 @@ export interface TrainParts<C> {
   clip?: number;
   /** Linear warm-up steps (logged as lr_scale). */
   warmup?: number;
+  /** The lr multiplier of the optimizer step with 0-based index `step` (a function of the step alone, so a
+   *  resumed run continues the same schedule; logged as lr_scale); applied after the warm-up's. */
+  lrScaleAt?: (step: number) => number;
   emas?: EmaSpec[];
   /** Added to the EMA files' metadata. */
   emaMeta?: Record<string, unknown>;
@@ -295,6 +298,7 @@ function* loop<C>(recipe: TrainRecipe<C>, o: TrainLoopOptions): Co<TrainResult> 
           }
         }
       }
+      if (parts.lrScaleAt) opt.setLrScale((sched?.scale ?? 1) * parts.lrScaleAt(step));
       const gradNorm = yield* wait(opt.step(parts.clip));
       sched?.step();
       step++;
@@ -305,7 +309,7 @@ function* loop<C>(recipe: TrainRecipe<C>, o: TrainLoopOptions): Co<TrainResult> 
       losses.push(g.loss);
       if (gradNorm !== null) gradNorms.push(gradNorm);
       metrics.append({
-        step, loss: g.loss, ...(gradNorm !== null ? { grad_norm: gradNorm } : {}), ...(sched ? { lr_scale: opt.lrScale } : {}),
+        step, loss: g.loss, ...(gradNorm !== null ? { grad_norm: gradNorm } : {}), ...(sched || parts.lrScaleAt ? { lr_scale: opt.lrScale } : {}),
         t_bins: binLosses(g.t, g.perSample).map((v) => (Number.isNaN(v) ? null : v)), seconds,
       });
       progress?.update(step, `loss ${g.loss.toFixed(4)}${gradNorm !== null ? ` |g| ${gradNorm.toFixed(2)}` : ''}`);

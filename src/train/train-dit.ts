@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { DiT, type DiTConfig } from '../models/dit.js';
 import { batchOf, DataLoader, type ImageDataset } from '../data/loader.js';
 import type { TimeSampling } from '../flow/rectified-flow.js';
+import { linearDecay } from '../optim/schedule.js';
 import { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { loadSafetensors } from '../io/safetensors.js';
@@ -20,6 +21,9 @@ export { formatMemoryReport, type DistTrainOptions, type TrainResult } from './l
 export interface TrainDiTOptions {
   /** 'bfloat16': the forward under autocast (ops/autocast.ts); float32 master weights and moments either way. */
   precision?: 'float32' | 'bfloat16';
+  /** 'linear': the lr decays linearly to 0 over the run (optim/schedule.ts linearDecay; logged as lr_scale);
+   *  default 'constant'. */
+  lrSchedule?: 'constant' | 'linear';
   dataset: ImageDataset;
   /** Preset name ('mnist', 'cifar') or a full config. */
   model: string | DiTConfig;
@@ -91,6 +95,7 @@ export function ditRecipe(o: TrainDiTOptions): TrainRecipe<Tensor> {
       return {
         model,
         optimizer: { kind: 'adam', groups: model.parameters(), lr: o.lr },
+        lrScaleAt: o.lrSchedule === 'linear' ? (step) => linearDecay(step, o.steps) : undefined,
         data: loader,
         rows: (idx) => {
           const { x, y } = batchOf(o.dataset, idx, o.backend);
