@@ -2,7 +2,7 @@
 // reference backend (no wasm fast path, no fused kernels) is registered too, so the suite always runs at
 // least once and the cpu fast paths are checked against the reference (the large tier reaches the wasm
 // kernels, which the suite proves by counting their calls).
-import './harness/wasm-calls.js'; // first: it counts calls into the wasm kernels, which load lazily
+// the large tier checks the cpu kernels' hit counters (fastHits) to show the wasm path ran
 import { test } from 'node:test';
 import * as L from '../src/index.js';
 import { cpuReferenceBackend } from '../src/backends/cpu/index.js';

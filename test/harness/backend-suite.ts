@@ -2,7 +2,7 @@
 // (fast-check), must agree forward and backward. One side gets its inputs as offset, transposed or
 // strided views (the other contiguous), so a kernel that mishandles a layout shows too. Cases with a
 // `large` tier run again at shapes that reach the cpu backend's wasm kernels, and the suite checks
-// (test/harness/wasm-calls.ts) that those kernels really ran. A new backend gets the whole suite by
+// (the kernels' hit counters, fastHits) that those kernels really ran. A new backend gets the whole suite by
 // calling runBackendSuite(name) from a test file (test/backends.test.ts does so for every registered backend).
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -13,7 +13,7 @@ import { sgemmInfo } from '../../src/backends/cpu/fast/sgemm.js';
 import { layoutsArb, layoutsFor } from './arbitraries.js';
 import { describeLayout, makeInputs, type InputSpec, type Layout } from './gradcheck.js';
 import { OP_CASES, type CaseInput, type OpCase } from './op-cases.js';
-import { countedInstances, resetWasmCalls, wasmCalls } from './wasm-calls.js';
+import { fastHits } from '../../src/backends/cpu/fast/kernels.js';
 
 export interface SuiteOptions {
   rtol?: number;
@@ -81,6 +81,9 @@ export function simdKernels(): { available: boolean; reason: string } {
   return { available, reason };
 }
 
+/** The op cases' kernel names as the cpu backend's hit counters (fastHits) spell them. */
+const WASM_KERNEL_NAMES: Record<string, string> = { tile: 'matmul' };
+
 export function runBackendSuite(device: string, opts: SuiteOptions = {}): void {
   const { rtol = 1e-4, atol = 1e-5, numRuns = 30, skip = {} } = opts;
   // the large tier keeps cpu's inputs contiguous: the wasm kernels take dense rows
@@ -100,13 +103,15 @@ export function runBackendSuite(device: string, opts: SuiteOptions = {}): void {
     if (!c.large) continue;
     const large = c.large;
     test(`[${device}] ${c.name} matches cpu at shapes that reach the wasm kernels (${large.kernels.join(', ')})`, () => {
-      resetWasmCalls();
+      const before = { ...fastHits };
       fc.assert(property(c, large.arb, ['device']), { numRuns: 3, includeErrorInReport: true });
       const simd = simdKernels();
       if (!simd.available) return; // reported by the 'wasm kernels load' test
-      const calls = wasmCalls();
-      assert.ok(countedInstances() > 0, 'the wasm modules were instantiated before test/harness/wasm-calls.ts was imported: import it first');
-      for (const k of large.kernels) assert.ok((calls[k] ?? 0) > 0, `${c.name}: the wasm export '${k}' never ran (calls: ${JSON.stringify(calls)}); the large shapes no longer reach the fast path`);
+      const ran = Object.fromEntries(Object.entries(fastHits).map(([k, n]) => [k, n - (before[k] ?? 0)]).filter(([, n]) => (n as number) > 0));
+      for (const k of large.kernels) {
+        const name = WASM_KERNEL_NAMES[k] ?? k;
+        assert.ok((ran[name] ?? 0) > 0, `${c.name}: the wasm kernel '${name}' never ran (ran: ${JSON.stringify(ran)}); the large shapes no longer reach the fast path`);
+      }
     });
   }
   test(`[${device}] random streams match cpu`, () => {

@@ -20,7 +20,8 @@ export interface OpCase {
   /**
    * Shapes large enough for the cpu backend's fast paths (wasm sgemm: M*N*K >= 4096; wasm row kernels:
    * >= 256 elements; wasm binary: rows >= 1024), and the wasm exports the case must reach on cpu
-   * (test/harness/wasm-calls.ts counts them), so the cross-backend suite compares them with the reference.
+   * (the cpu kernels count their runs in fastHits; `tile` = the gemm), so the cross-backend suite compares
+   * them with the reference.
    */
   large?: { arb: fc.Arbitrary<CaseInput>; kernels: string[] };
 }

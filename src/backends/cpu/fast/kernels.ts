@@ -85,7 +85,7 @@ export interface Kernels {
   /** Threads that run jobs (this one included). */
   threads: number;
   /** f64 view of the job block. */
-  params: Float64Array;
+  readonly params: Float64Array;
   f32(): Float32Array;
 }
 
@@ -97,9 +97,11 @@ interface PoolState {
 }
 
 let K: Kernels | null = null;
+let browserLoad: Promise<void> | null = null;
 let pool: PoolState | null = null;
 let initFailed = false;
 let f32View: Float32Array | null = null;
+let paramsView: Float64Array | null = null;
 
 const KERNEL_DIR = '../../../../kernels/';
 
@@ -123,13 +125,17 @@ function defaultThreads(): number {
   return Math.max(1, Math.min(8, hw));
 }
 
+/** The module files to try, best first: the shared-memory builds need a shared heap (threads). */
+function kernelFiles(h: Heap): string[] {
+  const order = h.shared ? ['cpu-relaxed.wasm', 'cpu-simd.wasm'] : ['cpu-relaxed-st.wasm', 'cpu-simd-st.wasm'];
+  // LAVENDER_SGEMM=simd forces the plain-SIMD kernels (for comparisons).
+  return isNode && process.env.LAVENDER_SGEMM === 'simd' ? order.filter((n) => !n.includes('relaxed')) : order;
+}
+
 function instantiate(h: Heap): Kernels | null {
   if (!node) return null;
-  let order = h.shared ? ['cpu-relaxed.wasm', 'cpu-simd.wasm'] : ['cpu-relaxed-st.wasm', 'cpu-simd-st.wasm'];
-  // LAVENDER_SGEMM=simd forces the plain-SIMD kernels (for comparisons).
-  if (process.env.LAVENDER_SGEMM === 'simd') order = order.filter((n) => !n.includes('relaxed'));
   let flagTried = false;
-  for (const name of order) {
+  for (const name of kernelFiles(h)) {
     let bytes: Uint8Array<ArrayBuffer>;
     try { bytes = node.fs.readFileSync(kernelUrl(name)) as Uint8Array<ArrayBuffer>; } catch { continue; }
     let ok = WebAssembly.validate(bytes);
@@ -140,32 +146,64 @@ function instantiate(h: Heap): Kernels | null {
       ok = WebAssembly.validate(bytes);
     }
     if (!ok) continue;
-    try {
-      const module = new WebAssembly.Module(bytes);
-      const inst = new WebAssembly.Instance(module, { env: { memory: h.memory, abort: () => { throw new Error('cpu kernels: wasm abort'); } } });
-      const ex = inst.exports as unknown as KernelExports;
-      ex.initConstants();
-      const threads = h.shared ? Math.min(defaultThreads(), MAX_SLOTS - 1) : 1;
-      return {
-        ex, heap: h, module, relaxed: ex.relaxed() === 1, MR: ex.mr(), NR: ex.nr(), threads,
-        params: new Float64Array(h.buffer(), JOB_ADDR, 512),
-        f32: () => {
-          const b = h.buffer();
-          if (!f32View || f32View.buffer !== b) f32View = new Float32Array(b);
-          return f32View;
-        },
-      };
-    } catch {
-      continue;
-    }
+    const k = fromModule(h, new WebAssembly.Module(bytes));
+    if (k) return k;
   }
   return null;
+}
+
+/** In a browser: fetch and compile the first module that validates (in the background), then set K. */
+async function loadInBrowser(h: Heap): Promise<void> {
+  for (const name of kernelFiles(h)) {
+    try {
+      const res = await fetch(kernelUrl(name));
+      if (!res.ok) continue;
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      if (!WebAssembly.validate(bytes)) continue;
+      const k = fromModule(h, await WebAssembly.compile(bytes));
+      if (k) {
+        K = k;
+        return;
+      }
+    } catch { /* the next file */ }
+  }
+  initFailed = true;
+}
+
+function fromModule(h: Heap, module: WebAssembly.Module): Kernels | null {
+  try {
+    const inst = new WebAssembly.Instance(module, { env: { memory: h.memory, abort: () => { throw new Error('cpu kernels: wasm abort'); } } });
+    const ex = inst.exports as unknown as KernelExports;
+    ex.initConstants();
+    const threads = h.shared ? Math.min(defaultThreads(), MAX_SLOTS - 1) : 1;
+    return {
+      ex, heap: h, module, relaxed: ex.relaxed() === 1, MR: ex.mr(), NR: ex.nr(), threads,
+      // a view of the job block, made again after an unshared memory grows (its old buffer detaches)
+      get params(): Float64Array {
+        const b = h.buffer();
+        if (!paramsView || paramsView.buffer !== b) paramsView = new Float64Array(b, JOB_ADDR, 512);
+        return paramsView;
+      },
+      f32: () => {
+        const b = h.buffer();
+        if (!f32View || f32View.buffer !== b) f32View = new Float32Array(b);
+        return f32View;
+      },
+    };
+  } catch {
+    return null;
+  }
 }
 
 /** The kernels, or null where wasm SIMD (or its file) is unavailable or LAVENDER_CPU_REFERENCE is set. */
 export function kernels(): Kernels | null {
   if (K || initFailed) return K;
   if (!heap || (isNode && process.env.LAVENDER_CPU_REFERENCE)) { initFailed = true; return null; }
+  if (!node) {
+    // a browser compiles asynchronously; until the kernels are in, callers run their TypeScript loops
+    if (!browserLoad) browserLoad = loadInBrowser(heap);
+    return null;
+  }
   K = instantiate(heap);
   if (!K) initFailed = true;
   return K;
