@@ -14,17 +14,20 @@ export default {
   plugins: ['@stryker-mutator/tap-runner'],
   tap: {
     // Everything that exercises these folders in-process, except the slow end-to-end runs (dist-train:
-    // minutes of child processes) and the GPU/backend suites, which do not reach them.
+    // minutes of child processes) and the GPU/backend suites, which do not reach them. Stryker runs a
+    // mutant's covering files in this order and stops at the first failure, so the targeted, fast files
+    // come first and the slow end-to-end ones last: a mutant a contract test kills costs seconds.
     testFiles: [
-      'dist/test/flow.test.js', 'dist/test/optim.test.js', 'dist/test/mup.test.js', 'dist/test/train.test.js',
-      'dist/test/t2i.test.js', 'dist/test/data.test.js', 'dist/test/mds.test.js', 'dist/test/dist.test.js',
-      'dist/test/model-info.test.js', 'dist/test/dit-parity.test.js', 'dist/test/mmdit-parity.test.js',
-      'dist/test/cli.test.js', 'dist/test/torch-pt.test.js', 'dist/test/io.test.js', 'dist/test/optim-contracts.test.js',
-      'dist/test/zero-contracts.test.js', 'dist/test/data-contracts.test.js',
+      'dist/test/optim-contracts.test.js', 'dist/test/zero-contracts.test.js', 'dist/test/data-contracts.test.js',
+      'dist/test/flow.test.js', 'dist/test/optim.test.js', 'dist/test/mup.test.js', 'dist/test/data.test.js',
+      'dist/test/mds.test.js', 'dist/test/io.test.js', 'dist/test/torch-pt.test.js', 'dist/test/model-info.test.js',
+      'dist/test/dist.test.js',
       // the one training loop, ZeRO-3, overlap, NCCL failures, the memory plan (ranks in-process; t2i-launch,
       // real processes, is left out like dist-train)
-      'dist/test/train-loop.test.js', 'dist/test/zero3.test.js', 'dist/test/grad-hooks.test.js', 'dist/test/nccl-failures.test.js',
-      'dist/test/memory-plan.test.js',
+      'dist/test/zero3.test.js', 'dist/test/grad-hooks.test.js', 'dist/test/nccl-failures.test.js', 'dist/test/memory-plan.test.js',
+      'dist/test/train-loop.test.js',
+      'dist/test/t2i.test.js', 'dist/test/train.test.js', 'dist/test/dit-parity.test.js', 'dist/test/mmdit-parity.test.js',
+      'dist/test/cli.test.js',
     ],
     nodeArgs: ['--test-reporter=tap'],
   },
