@@ -5,12 +5,18 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import '../src/index.js';
-import { tensor } from '../src/ops/creation.js';
+import { tensor, zeros } from '../src/ops/creation.js';
+import { getBackend, registerBackendInstance } from '../src/backends/registry.js';
+import { cpuReferenceBackend } from '../src/backends/cpu/index.js';
+import { clipGradNorm } from '../src/optim/clip.js';
 import { Adam, AdamW, type AdamBase, type ParamGroup } from '../src/optim/adamw.js';
 import type { ProcessGroup } from '../src/distributed/process-group.js';
 import { ZeroOptimizer, zeroFormulaBytes, type ZeroOptions, type ZeroStage } from '../src/distributed/zero.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { groups } from './harness/process-groups.js';
+
+// a second device with data (the pure reference backend), for parameters held elsewhere than the default device
+registerBackendInstance(cpuReferenceBackend);
 
 const arr = (t: Tensor) => Array.from(t.toArray());
 // several small parameters: with bucketElements 12, buckets [p0 (5), p1 (6)], [p2 (7)], [p3 (20): larger than the limit]
@@ -250,5 +256,227 @@ test('loadFullState: a one-process AdamW state loads into ZeRO 0, 1, 2 and 3 at 
     } finally {
       for (const pg of pgs) pg.destroy();
     }
+  }
+});
+
+// ---- found by the second StrykerJS run (after the tests above): boundaries, empty groups, devices, memory
+
+const buckets = (opt: ZeroOptimizer) => opt.buckets.map((b) => b.params);
+const live = () => getBackend('cpu').liveBuffers();
+
+test('bucket boundaries: a bucket may fill bucketElements exactly; a zero-size parameter does not start a bucket of its own', async () => {
+  const [pg] = await groups(1);
+  try {
+    const make = (shapes: number[][]) => new ZeroOptimizer(pg!, shapes.map((s) => zeros(s)), { stage: 0, optimizer: 'adamw', lr: 0.1, bucketElements: 12 });
+    assert.deepEqual(buckets(make([[5], [7], [3]])), [[0, 1], [2]], '5 + 7 = 12 fits');
+    assert.deepEqual(buckets(make([[0], [20], [2]])), [[0, 1], [2]], 'the empty parameter shares the next one\'s bucket');
+  } finally {
+    pg!.destroy();
+  }
+});
+
+test('a parameter group without parameters: the steps, the shard metadata per original group and both state round trips', async () => {
+  const split = (params: Tensor[]): ParamGroup[] => [
+    { params: [], lr: 0.3, weightDecay: 0, name: 'empty' },
+    { params: [params[0]!, params[1]!], lr: 0.05, weightDecay: 0.1, name: 'a' },
+    { params: [params[2]!, params[3]!], lr: 0.1, weightDecay: 0.05, name: 'b' },
+  ];
+  const gradsAt = (s: number, i: number) => { // the 2 ranks' average, as reference() forms it
+    const acc = new Float64Array(size(SHAPES[i]!));
+    for (let r = 0; r < 2; r++) gradFor(r, s, i).toArray().forEach((v, k) => (acc[k]! += v));
+    return tensor(Float32Array.from(acc, (v) => v / 2), { shape: SHAPES[i] });
+  };
+  const oneProcess = (steps: number) => {
+    const params = SHAPES.map((_, i) => init(i)), opt = new AdamW(split(params), { lr: 1, eps: 10 });
+    for (let s = 0; s < steps; s++) {
+      params.forEach((p, i) => p.setGrad(gradsAt(s, i)));
+      opt.step();
+    }
+    return { params, sd: opt.stateDict() };
+  };
+  const ref = oneProcess(4).params, at2 = oneProcess(2), paramsAt2 = at2.params.map(arr);
+  for (const stage of [1, 2] as const) {
+    const pgs = await groups(2);
+    try {
+      const zopts: ZeroOptions = { stage, optimizer: 'adamw', lr: 1, eps: 10, bucketElements: 12 };
+      const run = (rs: { pg: ProcessGroup; params: Tensor[]; opt: ZeroOptimizer }[], from: number, to: number) => (async () => {
+        for (let s = from; s < to; s++) {
+          for (const r of rs) r.params.forEach((p, i) => p.setGrad(gradFor(r.pg.rank, s, i)));
+          await Promise.all(rs.map((r) => r.opt.step()));
+        }
+      })();
+      const first = pgs.map((pg) => { const params = SHAPES.map((_, i) => init(i)); return { pg, params, opt: new ZeroOptimizer(pg, split(params), zopts) }; });
+      await run(first, 0, 2);
+      const shard = first[0]!.opt.shardState();
+      assert.equal(shard.meta.groups[0]!.numParams, 0);
+      assert.deepEqual(shard.meta.groups.slice(1).map((g) => [g.name, g.lr, g.weightDecay, g.numParams]), [['a', 0.05, 0.1, 2], ['b', 0.1, 0.05, 2]], 'hyperparameters of each original group');
+      const shards = first.map((r) => r.opt.shardState());
+      const resumed = first.map((r, k) => {
+        const params = r.params.map((p) => tensor(arr(p), { shape: p.shape }));
+        const opt = new ZeroOptimizer(r.pg, split(params), { ...zopts, lr: 7 });
+        opt.loadShard(shards[k]!.tensors, shards[k]!.meta, `shard ${k}`);
+        return { pg: r.pg, params, opt };
+      });
+      const full = pgs.map((pg) => {
+        const params = paramsAt2.map((v, i) => tensor(v, { shape: SHAPES[i] }));
+        const opt = new ZeroOptimizer(pg, split(params), { ...zopts, lr: 7 });
+        opt.loadFullState(at2.sd);
+        return { pg, params, opt };
+      });
+      await run(resumed, 2, 4);
+      await run(full, 2, 4);
+      for (const r of [...resumed, ...full]) assertParams(r.params.map(arr), ref.map(arr), 1e-6, `stage ${stage}`);
+    } finally {
+      for (const pg of pgs) pg.destroy();
+    }
+  }
+});
+
+test('lrScale, zeroGrad, loadShard at stage 0, and the per-bucket step counts of loadFullState and loadShard', async () => {
+  const pgs = await groups(2);
+  try {
+    const s0 = new ZeroOptimizer(pgs[0]!, [tensor([1, 2])], { stage: 0, optimizer: 'adamw', lr: 0.1 });
+    assert.throws(() => s0.loadShard({}, { step: 0, lrScale: 1, groups: [], steps: [] }, 'the shard'), /^Error: the shard: a sharded optimizer state cannot be loaded at ZeRO stage 0; consolidate it first \(lavender consolidate\)/);
+    // one process: p1 and p2 get no gradient on the first step, so their step counts are 1 (the optimizer's is 2)
+    const params1 = SHAPES.map((_, i) => init(i));
+    const opt1 = new AdamW(params1, { lr: 0.05, eps: 10 });
+    for (let s = 0; s < 2; s++) {
+      params1.forEach((p, i) => p.setGrad(s === 0 && (i === 1 || i === 2) ? null : gradFor(0, s, i)));
+      opt1.step();
+    }
+    const sd = opt1.stateDict();
+    assert.deepEqual(sd.state.map((s) => s.step), [2, 1, 1, 2]);
+    const ranks = pgs.map((pg) => {
+      // built on other weights: loadFullState takes the masters from the parameters as they are when it runs
+      const params = SHAPES.map((_, i) => init(i));
+      const opt = new ZeroOptimizer(pg, params, { stage: 1, optimizer: 'adamw', lr: 0.05, eps: 10, bucketElements: 12 });
+      params.forEach((p, i) => p.assign(tensor(arr(params1[i]!), { shape: p.shape })));
+      opt.loadFullState(sd);
+      return { pg, params, opt };
+    });
+    for (const r of ranks) {
+      // buckets [p0, p1], [p2], [p3]: a bucket continues at the count of its most-stepped parameter
+      assert.deepEqual(r.opt.inner.stateDict().state.map((s) => s.step), [2, 1, 2]);
+      const flatAll = r.opt.buckets.map((b) => b.params.flatMap((i) => arr(params1[i]!)));
+      r.opt.masters.forEach((m, bi) => {
+        const b = r.opt.buckets[bi]!, padded = [...flatAll[bi]!, ...Array(b.padded - b.numel).fill(0)];
+        assert.deepEqual(arr(m), padded.slice(r.pg.rank * b.shard, (r.pg.rank + 1) * b.shard), `master slice of bucket ${bi}`);
+      });
+      r.opt.setLrScale(0.5);
+      assert.equal(r.opt.lrScale, 0.5);
+      assert.equal(r.opt.inner.lrScale, 0.5);
+    }
+    const shards = ranks.map((r) => r.opt.shardState());
+    assert.deepEqual(shards[0]!.meta.steps, [2, 1, 2]);
+    assert.equal(shards[0]!.meta.lrScale, 0.5);
+    const again = ranks.map((r, k) => {
+      const opt = new ZeroOptimizer(r.pg, r.params, { stage: 1, optimizer: 'adamw', lr: 0.05, eps: 10, bucketElements: 12 });
+      opt.loadShard(shards[k]!.tensors, shards[k]!.meta, 'shard');
+      return opt;
+    });
+    assert.deepEqual(again[0]!.inner.stateDict().state.map((s) => s.step), [2, 1, 2]);
+    assert.equal(again[0]!.lrScale, 0.5);
+    // zeroGrad clears every parameter's gradient
+    ranks[0]!.params.forEach((p) => p.setGrad(tensor(arr(p), { shape: p.shape })));
+    ranks[0]!.opt.zeroGrad();
+    assert.deepEqual(ranks[0]!.params.map((p) => p.grad), [null, null, null, null]);
+  } finally {
+    for (const pg of pgs) pg.destroy();
+  }
+});
+
+test('ZeRO on parameters held by another device: every buffer it makes (zero gradients, padding, slices) is made there', async () => {
+  const pgs = await groups(2);
+  try {
+    for (const stage of [0, 1, 2] as const) {
+      const ranks = pgs.map((pg) => {
+        const params = SHAPES.map((_, i) => init(i).to('cpu-reference'));
+        return { pg, params, opt: new ZeroOptimizer(pg, params, { stage, optimizer: 'adamw', lr: 0.05, weightDecay: 0.1, bucketElements: 12, eps: 10 }) };
+      });
+      for (let s = 0; s < 2; s++) {
+        // p2 has no gradient: its zeros, the padding and the slices must be on cpu-reference too
+        for (const r of ranks) r.params.forEach((p, i) => p.setGrad(i === 2 ? null : gradFor(r.pg.rank, s, i).to('cpu-reference')));
+        await Promise.all(ranks.map((r) => r.opt.step()));
+      }
+      const want = reference({ N: 2, stage, steps: 2, nullGrad: 2 });
+      for (const r of ranks) {
+        assert.deepEqual(r.params.map((p) => p.device), ['cpu-reference', 'cpu-reference', 'cpu-reference', 'cpu-reference']);
+        assertParams(r.params.map(arr), want, 1e-6, `stage ${stage} on cpu-reference`);
+      }
+    }
+  } finally {
+    for (const pg of pgs) pg.destroy();
+  }
+});
+
+test('ZeRO frees what it allocates: live buffers stay flat over steps, a second loadFullState allocates nothing, dispose frees the rest, a failed collective leaks nothing', async () => {
+  for (const stage of [0, 1, 2] as const) {
+    const pgs = await groups(2);
+    try {
+      const ranks = pgs.map((pg) => { const params = SHAPES.map((_, i) => init(i)); return { pg, params, opt: new ZeroOptimizer(pg, params, { stage, optimizer: 'adamw', lr: 0.05, bucketElements: 12, eps: 10 }) }; });
+      const counts: number[] = [];
+      for (let s = 0; s < 3; s++) {
+        for (const r of ranks) r.params.forEach((p, i) => p.setGrad(gradFor(r.pg.rank, s, i)));
+        await Promise.all(ranks.map((r) => r.opt.step()));
+        counts.push(live());
+      }
+      assert.deepEqual(counts, [counts[0], counts[0], counts[0]], `stage ${stage}: live buffers after steps 1, 2, 3`);
+      const sd = new AdamW(SHAPES.map((_, i) => init(i)), { lr: 0.05 }).stateDict();
+      for (const r of ranks) r.opt.loadFullState(sd);
+      const before = live();
+      for (const r of ranks) r.opt.loadFullState(sd);
+      assert.equal(live(), before, `stage ${stage}: loading into existing moments allocates nothing`);
+      for (const r of ranks) r.params.forEach((p) => p.setGrad(null));
+      const held = live();
+      for (const r of ranks) r.opt.dispose();
+      // per rank: stage 0 frees the moments (2 per parameter); stages 1/2 the 3 bucket masters and their moments
+      assert.equal(held - live(), ranks.length * (stage === 0 ? 2 * SHAPES.length : 3 + 2 * 3), `stage ${stage}: dispose frees the moments and masters`);
+    } finally {
+      for (const pg of pgs) pg.destroy();
+    }
+  }
+  // a collective that fails (the group is gone): step rejects and frees its buffers
+  const pgs = await groups(2);
+  const params = SHAPES.map((_, i) => init(i));
+  const opt = new ZeroOptimizer(pgs[0]!, params, { stage: 2, optimizer: 'adamw', lr: 0.05, bucketElements: 12 });
+  params.forEach((p, i) => p.setGrad(gradFor(0, 0, i)));
+  for (const pg of pgs) pg.destroy();
+  const before = live();
+  await assert.rejects(opt.step());
+  assert.equal(live(), before - 2, 'the freed gradients of the first bucket (p0, p1); nothing else stays');
+  opt.dispose();
+});
+
+test('clipping in ZeRO uses torch\'s coefficient maxNorm / (norm + 1e-6), visible with small gradients', async () => {
+  for (const stage of [1, 2] as const) {
+    const pgs = await groups(2);
+    try {
+      // gradients ~1e-6: the 1e-6 guard changes the coefficient by tens of percent
+      const small = (rank: number, i: number) => tensor(arr(gradFor(rank, 0, i)).map((v) => v * 1e-6), { shape: SHAPES[i] });
+      const ranks = pgs.map((pg) => { const params = SHAPES.map((_, i) => init(i)); return { pg, params, opt: new ZeroOptimizer(pg, params, { stage, optimizer: 'adamw', lr: 0.05, weightDecay: 0, bucketElements: 12, eps: 1e-6 }) }; });
+      for (const r of ranks) r.params.forEach((p, i) => p.setGrad(small(r.pg.rank, i)));
+      const norms = await Promise.all(ranks.map((r) => r.opt.step({ maxGradNorm: 2e-6 })));
+      const ref = SHAPES.map((_, i) => init(i));
+      ref.forEach((p, i) => {
+        const a = arr(small(0, i)), b = arr(small(1, i));
+        p.setGrad(tensor(a.map((v, k) => (v + b[k]!) / 2), { shape: p.shape }));
+      });
+      const refNorm = clipGradNorm(ref, 2e-6);
+      new AdamW(ref, { lr: 0.05, weightDecay: 0, eps: 1e-6 }).step();
+      for (const n of norms) assert.ok(Math.abs(n.gradNorm! - refNorm) <= 1e-6 * refNorm, `norm ${n.gradNorm} vs ${refNorm}`);
+      for (const r of ranks) assertParams(r.params.map(arr), ref.map(arr), 1e-6, `stage ${stage} clipped`);
+    } finally {
+      for (const pg of pgs) pg.destroy();
+    }
+  }
+});
+
+test('the memory report names every parameter dtype', async () => {
+  const [pg] = await groups(1);
+  try {
+    const opt = new ZeroOptimizer(pg!, [init(0), init(1, 'bfloat16')], { stage: 1, optimizer: 'adamw', lr: 0.1 });
+    assert.match(opt.memoryReport().precision, /^float32\/bfloat16 parameters on cpu, /);
+  } finally {
+    pg!.destroy();
   }
 });
