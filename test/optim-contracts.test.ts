@@ -256,3 +256,46 @@ test('loadCheckpoint: bad metadata and missing moments are named with the file; 
   ];
   for (const [p, re] of cases) assert.throws(() => loadCheckpoint(p, other, opt2), (e: Error) => e.message.startsWith(`checkpoint ${p}: `) && re.test(e.message), String(re));
 });
+
+// ---- found by the second StrykerJS run (after the tests above)
+
+test('shape checks compare every dim and the rank; an unnamed group is "group i"; a disposed parameter is named by the step', () => {
+  // AdamW: a moment of the parameter's rank with one dim off; a saved group without a name
+  const p = L.zeros([2, 3]);
+  const opt = new AdamW([p], { lr: 0.1 });
+  const sd = opt.stateDict();
+  assert.throws(() => opt.loadStateDict({ ...sd, state: [{ ...sd.state[0]!, m: L.zeros([2, 4]) }] }), /parameter 0 \(group 0, params\[0\]\): saved m has shape \[2, 4\] but the parameter has shape \[2, 3\]/);
+  assert.throws(() => opt.loadStateDict({ ...sd, groups: [{ ...sd.groups[0]!, eps: -1 }] }), /^Error: AdamW.loadStateDict: saved group 0: eps must be a finite number >= 0, got -1$/);
+  const q = L.tensor([1]);
+  const optQ = new Adam([q], { lr: 0.1 });
+  q.dispose(); // (which drops its gradient; one given afterwards reaches the step)
+  q.setGrad(L.tensor([1]));
+  assert.throws(() => optQ.step(), /^Error: Adam.step: use of a disposed tensor/);
+  // PowerEma: a target or saved average with the same leading dims but another rank, or one dim off
+  const ema = new PowerEma([L.zeros([2, 1])], { gamma: 1 });
+  assert.throws(() => ema.copyTo([L.zeros([2])]), /^Error: PowerEma.copyTo: parameter 0: target has shape \[2\], the average has shape \[2, 1\]/);
+  const wide = new PowerEma([L.zeros([2, 3])], { gamma: 1 });
+  assert.throws(() => wide.loadStateDict({ gamma: 1, every: 1, lastStep: 0, ema: [L.zeros([2, 4])] }), /^Error: PowerEma.loadStateDict: parameter 0: saved ema has shape \[2, 4\], the average has shape \[2, 3\]/);
+});
+
+test('plain SGD keeps no per-parameter state; loadCheckpoint works for a model without parameters', () => {
+  const r = L.tensor([3, 1]);
+  const plain = new SGD([r], { lr: 0.5 });
+  r.setGrad(L.tensor([2, 2]));
+  const before = L.getBackend('cpu').liveBuffers();
+  L.scope(() => plain.step());
+  L.scope(() => plain.step());
+  assert.equal(L.getBackend('cpu').liveBuffers(), before, 'no velocity buffer without momentum');
+  assert.deepEqual(arr(r), [1, -1]);
+  // a model without parameters (its state lives elsewhere): the loader has no parameter to take a device from
+  const dir = mkdtempSync(join(tmpdir(), 'lav-ckpt-'));
+  const empty = new L.nn.Module();
+  const w = L.tensor([1, 2]);
+  const opt = new AdamW([w], { lr: 0.1 });
+  w.setGrad(L.tensor([1, 1]));
+  opt.step();
+  saveCheckpoint(join(dir, 'c.safetensors'), empty, opt, { format: 'lavender-train-v1', step: 1 });
+  const opt2 = new AdamW([L.tensor([1, 2])], { lr: 0.1 });
+  assert.equal(loadCheckpoint(join(dir, 'c.safetensors'), empty, opt2).meta.step, 1);
+  assert.equal(opt2.stepCount, 1);
+});
