@@ -18,7 +18,8 @@ export default {
     // mutant's covering files in this order and stops at the first failure, so the targeted, fast files
     // come first and the slow end-to-end ones last: a mutant a contract test kills costs seconds.
     testFiles: [
-      'dist/test/optim-contracts.test.js', 'dist/test/zero-contracts.test.js', 'dist/test/data-contracts.test.js',
+      'dist/test/optim-contracts.test.js', 'dist/test/checkpoint-meta.test.js', 'dist/test/zero-contracts.test.js',
+      'dist/test/data-contracts.test.js',
       'dist/test/flow.test.js', 'dist/test/optim.test.js', 'dist/test/mup.test.js', 'dist/test/data.test.js',
       'dist/test/mds.test.js', 'dist/test/io.test.js', 'dist/test/torch-pt.test.js', 'dist/test/model-info.test.js',
       'dist/test/dist.test.js',
