@@ -32,7 +32,7 @@ const MUTATIONS = [
     from: 'v128.store(c, c00, 0); v128.store(c, c01, 16);', to: 'v128.store(c, c01, 0); v128.store(c, c00, 16);', wasm: true,
     tests: ['backends', 'gradcheck'] },
   { id: 'zero-sum', what: 'ZeRO reduce-scatter sums instead of averaging', file: 'src/distributed/zero.ts',
-    from: "await this.pg.reduceScatter(g, flat, 'avg');", to: "await this.pg.reduceScatter(g, flat, 'sum');", tests: ['dist'] },
+    from: "pg.reduceScatter(g, flat, 'avg');", to: "pg.reduceScatter(g, flat, 'sum');", tests: ['dist'] },
   { id: 'adam-bias-step', what: 'Adam bias correction from the optimizer\'s step count instead of the parameter\'s', file: 'src/optim/adamw.ts',
     from: 'const biasCorrection1 = 1 - beta1 ** st.step;\n            const biasCorrection2Sqrt = Math.sqrt(1 - beta2 ** st.step);',
     to: 'const biasCorrection1 = 1 - beta1 ** this.steps;\n            const biasCorrection2Sqrt = Math.sqrt(1 - beta2 ** this.steps);', tests: ['optim'] },
