@@ -33,7 +33,7 @@ commands:
                                                  train the DiT sanity model with rectified flow; --precision
                                                  bf16: autocast (bf16 matmuls/attention, fp32 masters);
                                                  --lr-schedule linear: lr decays linearly to 0 over --steps.
-                                                 mnist defaults: 500 steps of 32, lr 2e-3, linear; cifar: 2000
+                                                 mnist defaults: 800 steps of 32, lr 2e-3, linear; cifar: 2000
                                                  steps of 64, lr 5e-4, constant. The end-of-run
                                                  sample grid is 4 rows (--sample-rows), none for runs under
                                                  100 steps unless --sample-rows is given

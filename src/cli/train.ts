@@ -27,7 +27,7 @@ import { readResumable } from '../train/resume.js';
 import { ditSpec, mmditSpec } from '../train/model-spec.js';
 
 // mnist: recognisable digits in well under 15 minutes on a 2-vCPU machine (see the README grid and bench/RESULTS.md).
-export const TRAIN_DEFAULTS = { mnist: { steps: 500, batch: 32, lr: 2e-3 }, cifar: { steps: 2000, batch: 64, lr: 5e-4 } } as const;
+export const TRAIN_DEFAULTS = { mnist: { steps: 800, batch: 32, lr: 2e-3 }, cifar: { steps: 2000, batch: 64, lr: 5e-4 } } as const;
 
 /** The run directory and resume flags of every train command, checked before any work (see run-dir.ts). */
 function runFlags(p: Parsed, which: string): { out: string; resume?: string; overwrite: boolean; allowChanges: boolean; resumed?: CheckpointMeta } {
