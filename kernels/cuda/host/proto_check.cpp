@@ -2,6 +2,13 @@
 // CMake defines LAV_CUBLAS_HEADER / LAV_NCCL_HEADER to the header it found (CUDA toolkit include dirs,
 // LAVENDER_CUDA_INCLUDE_PATH, the nvidia-* Python wheels); where one is absent that half of the check is
 // compiled out and the report says so. A mismatch fails the build with the function's name.
+//
+// A vendor function may be overloaded in C++ (CUDA 13's cublas_api.h adds inline overloads of
+// cublasGemmStridedBatchedEx that take the old cudaDataType compute type), so `decltype(&fn)` is not
+// usable. Instead each of our prototypes is translated into the vendor's types (vendor_of: our enums to
+// theirs, pointers and everything else unchanged) and the overload with exactly that signature is picked
+// by conversion (pick<P>(&fn)): no such overload fails the build naming lav_vendor_<fn>; then fn_eq
+// checks that the picked signature is ABI-equivalent to ours (enum sizes, constness, arity).
 #include <type_traits>
 #include "cublas_proto.h"
 #include "nccl_proto.h"
@@ -39,7 +46,25 @@ struct fn_eq<R1 (*)(A1...), R2 (*)(A2...)> {
   }
   static constexpr bool value = arity && eq<R1, R2>() && params<arity>();
 };
+
+// our type -> the vendor header's type; specialised for our enums once the header is included
+template <class T>
+struct vendor_of { using type = T; };
+template <class T>
+struct vendor_of<T*> { using type = typename vendor_of<T>::type*; };
+template <class T>
+struct vendor_of<const T> { using type = const typename vendor_of<T>::type; };
+template <class F>
+struct vendor_fn;
+template <class R, class... A>
+struct vendor_fn<R (*)(A...)> { using type = typename vendor_of<R>::type (*)(typename vendor_of<A>::type...); };
+/** Selects, from a possibly overloaded name, the function whose type is exactly P. */
+template <class P>
+constexpr P pick(P f) { return f; }
 }  // namespace lav_abi
+#define LAV_VENDOR_TYPE(ours, theirs) \
+  template <>                         \
+  struct lav_abi::vendor_of<ours> { using type = theirs; };
 
 // self-checks of the helper, so it is exercised even where no vendor header exists
 static_assert(lav_abi::eq<int, lav::cublas::Status>(), "abi helper: enum vs int");
@@ -52,8 +77,14 @@ static_assert(sizeof(lav::nccl::UniqueId) == 128, "ncclUniqueId is 128 bytes");
 
 #if defined(LAV_CUBLAS_HEADER)
 #include LAV_STR(LAV_CUBLAS_HEADER)
-#define LAV_CHECK_CUBLAS(fn) \
-  static_assert(lav_abi::fn_eq<decltype(&::fn), lav::cublas::pfn_##fn>::value, #fn ": prototype in cublas_proto.h differs from cublas_api.h");
+LAV_VENDOR_TYPE(lav::cublas::Status, cublasStatus_t)
+LAV_VENDOR_TYPE(lav::cublas::Operation, cublasOperation_t)
+LAV_VENDOR_TYPE(lav::cublas::Math, cublasMath_t)
+LAV_VENDOR_TYPE(lav::cublas::ComputeType, cublasComputeType_t)
+LAV_VENDOR_TYPE(lav::cublas::GemmAlgo, cublasGemmAlgo_t)
+#define LAV_CHECK_CUBLAS(fn)                                                                                       \
+  constexpr auto lav_vendor_##fn = lav_abi::pick<lav_abi::vendor_fn<lav::cublas::pfn_##fn>::type>(&::fn);         \
+  static_assert(lav_abi::fn_eq<std::remove_cv_t<decltype(lav_vendor_##fn)>, lav::cublas::pfn_##fn>::value, #fn ": prototype in cublas_proto.h differs from cublas_api.h");
 LAV_CHECK_CUBLAS(cublasCreate_v2)
 LAV_CHECK_CUBLAS(cublasDestroy_v2)
 LAV_CHECK_CUBLAS(cublasSetStream_v2)
@@ -74,8 +105,13 @@ static_assert((int)CUBLAS_GEMM_DEFAULT == lav::cublas::GEMM_DEFAULT, "cublasGemm
 
 #if defined(LAV_NCCL_HEADER)
 #include LAV_STR(LAV_NCCL_HEADER)
-#define LAV_CHECK_NCCL(fn) \
-  static_assert(lav_abi::fn_eq<decltype(&::fn), lav::nccl::pfn_##fn>::value, #fn ": prototype in nccl_proto.h differs from nccl.h");
+LAV_VENDOR_TYPE(lav::nccl::Result, ncclResult_t)
+LAV_VENDOR_TYPE(lav::nccl::DataType, ncclDataType_t)
+LAV_VENDOR_TYPE(lav::nccl::RedOp, ncclRedOp_t)
+LAV_VENDOR_TYPE(lav::nccl::UniqueId, ncclUniqueId)
+#define LAV_CHECK_NCCL(fn)                                                                                   \
+  constexpr auto lav_vendor_##fn = lav_abi::pick<lav_abi::vendor_fn<lav::nccl::pfn_##fn>::type>(&::fn);    \
+  static_assert(lav_abi::fn_eq<std::remove_cv_t<decltype(lav_vendor_##fn)>, lav::nccl::pfn_##fn>::value, #fn ": prototype in nccl_proto.h differs from nccl.h");
 LAV_CHECK_NCCL(ncclGetVersion)
 LAV_CHECK_NCCL(ncclGetUniqueId)
 LAV_CHECK_NCCL(ncclCommInitRank)
