@@ -2,8 +2,9 @@
 // host runtime / kernel launchers in kernels/cuda/. Nothing here computes. Every entry point catches
 // C++ exceptions and rethrows them as JavaScript errors prefixed "cuda: " (the process never aborts).
 //
-// Strided operands arrive packed in one Float64Array (see src/backends/cuda/addon.ts, `Pack`):
+// Strided operands arrive packed in one Float64Array (see src/backends/cuda/index.ts, `Pack`):
 //   shape = [ndim, d0 .. d{ndim-1}]      arg = [ptr, dtype, offset, s0 .. s{ndim-1}]
+// elementwise descriptors start with the path plan.ts chose: [path, shape, arg...].
 // Device pointers travel as doubles; they are checked to be exact (< 2^53) when handed out.
 #include <napi.h>
 
@@ -183,21 +184,33 @@ cudaStream_t ready(const char* what) {
   return r.stream();
 }
 
+// elementwise descriptors: [path, ndim, dims..., arg, arg, ...] (path: a LavPath from plan.ts)
+struct Elementwise {
+  int path;
+  LavShape sh;
+  std::vector<LavArg> args;
+};
+Elementwise elementwise(const Napi::Value& v, int nargs) {
+  Reader rd = reader(v);
+  Elementwise e;
+  e.path = (int)rd.int64();
+  if (e.path < LAV_PATH_VEC || e.path > LAV_PATH_GENERIC) throw lav::Error("unknown elementwise path " + std::to_string(e.path));
+  e.sh = rd.shape();
+  for (int k = 0; k < nargs; k++) e.args.push_back(rd.arg(e.sh.ndim));
+  return e;
+}
+
 Napi::Value Fill(const Napi::CallbackInfo& info) {
   auto s = ready("fill");
-  Reader rd = reader(info[0]);
-  LavShape sh = rd.shape();
-  LavArg d = rd.arg(sh.ndim);
-  Runtime::get().launched(lav_fill(sh, d, num(info, 1), s), "fill");
+  auto e = elementwise(info[0], 1);
+  Runtime::get().launched(lav_fill(e.path, e.sh, e.args[0], num(info, 1), s), "fill");
   return info.Env().Undefined();
 }
 
 Napi::Value Copy(const Napi::CallbackInfo& info) {
   auto s = ready("copy");
-  Reader rd = reader(info[0]);
-  LavShape sh = rd.shape();
-  LavArg a = rd.arg(sh.ndim), b = rd.arg(sh.ndim);
-  Runtime::get().launched(lav_copy(sh, a, b, (int)num(info, 1), s), "copy");
+  auto e = elementwise(info[0], 2);
+  Runtime::get().launched(lav_copy(e.path, e.sh, e.args[0], e.args[1], (int)num(info, 1), s), "copy");
   return info.Env().Undefined();
 }
 
@@ -205,10 +218,8 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
   auto s = ready("unary");
   int op = (int)num(info, 0);
   if (op < 0 || op >= LAV_UNARY_COUNT) throw lav::Error("unary: unknown op code " + std::to_string(op));
-  Reader rd = reader(info[1]);
-  LavShape sh = rd.shape();
-  LavArg x = rd.arg(sh.ndim), o = rd.arg(sh.ndim);
-  Runtime::get().launched(lav_unary(op, sh, x, o, s), "unary");
+  auto e = elementwise(info[1], 2);
+  Runtime::get().launched(lav_unary(e.path, op, e.sh, e.args[0], e.args[1], s), "unary");
   return info.Env().Undefined();
 }
 
@@ -216,19 +227,51 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
   auto s = ready("binary");
   int op = (int)num(info, 0);
   if (op < 0 || op >= LAV_BINARY_COUNT) throw lav::Error("binary: unknown op code " + std::to_string(op));
-  Reader rd = reader(info[1]);
-  LavShape sh = rd.shape();
-  LavArg a = rd.arg(sh.ndim), b = rd.arg(sh.ndim), o = rd.arg(sh.ndim);
-  Runtime::get().launched(lav_binary(op, sh, a, b, o, s), "binary");
+  auto e = elementwise(info[1], 3);
+  Runtime::get().launched(lav_binary(e.path, op, e.sh, e.args[0], e.args[1], e.args[2], s), "binary");
+  return info.Env().Undefined();
+}
+
+// binaryScalar(op, [path, shape, x, out], scalar)
+Napi::Value BinaryScalar(const Napi::CallbackInfo& info) {
+  auto s = ready("binaryScalar");
+  int op = (int)num(info, 0);
+  if (op < 0 || op >= LAV_BINARY_COUNT) throw lav::Error("binaryScalar: unknown op code " + std::to_string(op));
+  auto e = elementwise(info[1], 2);
+  Runtime::get().launched(lav_binary_scalar(e.path, op, e.sh, e.args[0], num(info, 2), e.args[1], s), "binaryScalar");
   return info.Env().Undefined();
 }
 
 Napi::Value Where(const Napi::CallbackInfo& info) {
   auto s = ready("where");
-  Reader rd = reader(info[0]);
-  LavShape sh = rd.shape();
-  LavArg c = rd.arg(sh.ndim), a = rd.arg(sh.ndim), b = rd.arg(sh.ndim), o = rd.arg(sh.ndim);
-  Runtime::get().launched(lav_where(sh, c, a, b, o, s), "where");
+  auto e = elementwise(info[0], 4);
+  Runtime::get().launched(lav_where(e.path, e.sh, e.args[0], e.args[1], e.args[2], e.args[3], s), "where");
+  return info.Env().Undefined();
+}
+
+// [path, shape, x, g, out]
+Napi::Value SiluBackward(const Napi::CallbackInfo& info) {
+  auto s = ready("siluBackward");
+  auto e = elementwise(info[0], 3);
+  Runtime::get().launched(lav_silu_backward(e.path, e.sh, e.args[0], e.args[1], e.args[2], s), "siluBackward");
+  return info.Env().Undefined();
+}
+
+// [path, shape, a, b, out]
+Napi::Value Swiglu(const Napi::CallbackInfo& info) {
+  auto s = ready("swiglu");
+  auto e = elementwise(info[0], 3);
+  Runtime::get().launched(lav_swiglu(e.path, e.sh, e.args[0], e.args[1], e.args[2], s), "swiglu");
+  return info.Env().Undefined();
+}
+
+// ([path, shape, a, b, g, da, db], hasDa, hasDb) (da/db args present but ignored when absent)
+Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
+  auto s = ready("swigluBackward");
+  auto e = elementwise(info[0], 5);
+  bool hasDa = num(info, 1) != 0, hasDb = num(info, 2) != 0;
+  Runtime::get().launched(lav_swiglu_backward(e.path, e.sh, e.args[0], e.args[1], e.args[2], hasDa ? &e.args[3] : nullptr,
+                                              hasDb ? &e.args[4] : nullptr, s), "swigluBackward");
   return info.Env().Undefined();
 }
 
@@ -250,8 +293,7 @@ Napi::Value Gather(const Napi::CallbackInfo& info) {
   LavArg x = rd.arg(sh.ndim), idx = rd.arg(sh.ndim), o = rd.arg(sh.ndim);
   int64_t stride = (int64_t)num(info, 1), size = (int64_t)num(info, 2);
   Runtime& r = Runtime::get();
-  r.launched(lav_gather(sh, x, stride, size, idx, o, r.indexFlag(), s), "gather");
-  r.checkIndexFlag("gather", size);
+  r.launched(lav_gather(sh, x, stride, size, idx, o, r.indexFlag(), s), "gather");  // a bad index throws at the next sync
   return info.Env().Undefined();
 }
 
@@ -263,7 +305,6 @@ Napi::Value ScatterAdd(const Napi::CallbackInfo& info) {
   int64_t stride = (int64_t)num(info, 1), size = (int64_t)num(info, 2);
   Runtime& r = Runtime::get();
   r.launched(lav_scatter_add(sh, d, stride, size, idx, src, r.indexFlag(), s), "scatterAdd");
-  r.checkIndexFlag("scatterAdd", size);
   return info.Env().Undefined();
 }
 
@@ -310,14 +351,6 @@ Napi::Value SoftmaxBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value SiluBackward(const Napi::CallbackInfo& info) {
-  auto s = ready("siluBackward");
-  Reader rd = reader(info[0]);
-  int64_t n = rd.int64();
-  LavArg x = rd.arg(0), g = rd.arg(0), o = rd.arg(0);
-  Runtime::get().launched(lav_silu_backward(n, x, g, o, s), "siluBackward");
-  return info.Env().Undefined();
-}
 
 // [rows, cols, hasW, hasB, x, w, b, out, mean, rstd] (w/b args present but ignored when absent)
 Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
@@ -338,6 +371,20 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   bool hasLse = rd.int64() != 0;
   LavArg q = rd.arg(3), k = rd.arg(3), v = rd.arg(3), o = rd.arg(3), lse = rd.arg(0);
   Runtime::get().launched(lav_attention(B, H, Tq, Tk, D, q, k, v, o, hasLse ? &lse : nullptr, num(info, 1), (int)num(info, 2), s), "attention");
+  return info.Env().Undefined();
+}
+
+// [B, H, Tq, Tk, D, q, k, v, out, lse, dout, dq, dk, dv (3 strides each; lse 0), delta (arg, 0 strides)] + (scale, causal)
+Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
+  auto s = ready("attentionBackward");
+  Reader rd = reader(info[0]);
+  int64_t B = rd.int64(), H = rd.int64(), Tq = rd.int64(), Tk = rd.int64(), D = rd.int64();
+  LavArg q = rd.arg(3), k = rd.arg(3), v = rd.arg(3), o = rd.arg(3), lse = rd.arg(0), g = rd.arg(3), dq = rd.arg(3), dk = rd.arg(3),
+         dv = rd.arg(3), delta = rd.arg(0);
+  if (delta.dtype != LAV_F32) throw lav::Error("attentionBackward: the delta scratch must be float32");
+  Runtime::get().launched(lav_attention_backward(B, H, Tq, Tk, D, q, k, v, o, lse, g, dq, dk, dv, (float*)delta.ptr + delta.offset,
+                                                 num(info, 1), (int)num(info, 2), s),
+                          "attentionBackward");
   return info.Env().Undefined();
 }
 
@@ -468,6 +515,9 @@ Napi::Object Init_(Napi::Env env, Napi::Object exports) {
   LAV_EXPORT("copy", Copy);
   LAV_EXPORT("unary", Unary);
   LAV_EXPORT("binary", Binary);
+  LAV_EXPORT("binaryScalar", BinaryScalar);
+  LAV_EXPORT("swiglu", Swiglu);
+  LAV_EXPORT("swigluBackward", SwigluBackward);
   LAV_EXPORT("where", Where);
   LAV_EXPORT("reduce", Reduce);
   LAV_EXPORT("gather", Gather);
@@ -479,6 +529,7 @@ Napi::Object Init_(Napi::Env env, Napi::Object exports) {
   LAV_EXPORT("siluBackward", SiluBackward);
   LAV_EXPORT("layerNorm", LayerNorm);
   LAV_EXPORT("attention", Attention);
+  LAV_EXPORT("attentionBackward", AttentionBackward);
   LAV_EXPORT("adamw", AdamW);
   LAV_EXPORT("buildInfo", BuildInfo);
   LAV_EXPORT("selfTest", SelfTest);

@@ -198,3 +198,96 @@ test('GPU: six fused AdamW steps (changing gradients, a bf16 copy of the weights
     assert.deepEqual(Array.from(low.to('cpu').to('float32').toArray()), Array.from(pc.to('bfloat16').to('float32').to('cpu').toArray()));
   });
 });
+
+/** Max |a - b| / max |b| over two cpu float arrays. */
+const relErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let e = 0, s = 0;
+  for (let i = 0; i < b.length; i++) { e = Math.max(e, Math.abs(a[i]! - b[i]!)); s = Math.max(s, Math.abs(b[i]!)); }
+  return e / (s || 1);
+};
+
+test('GPU: the elementwise kernels agree with the cpu on every path (vector, 32-bit strided, generic) and dtype', { skip: gpuSkip }, () => {
+  const be = L.getBackend('cuda') as CudaBackend;
+  L.scope(() => {
+    const g = new L.Generator(5);
+    // 1003 elements: a vector body and a scalar tail; a slice at an odd offset: not 16-byte aligned (strided path);
+    // a transposed view (strided); float64 and int32 (generic path in double)
+    const x = L.randn([17, 59], { generator: g }), y = L.randn([17, 59], { generator: g });
+    const views: [string, (t: L.Tensor) => L.Tensor][] = [['dense', (t) => t], ['offset', (t) => L.slice(t, 1, 1, 59)], ['transposed', (t) => L.transpose(t, 0, 1)]];
+    for (const [name, f] of views) {
+      for (const dtype of ['float32', 'bfloat16', 'float64'] as const) {
+        const tol = dtype === 'bfloat16' ? 1e-2 : 1e-6;
+        const xc = f(x.to('cuda').to(dtype)), yc = f(y.to('cuda').to(dtype));
+        const xs = f(x.to(dtype === 'bfloat16' ? 'float32' : dtype)), ys = f(y.to(dtype === 'bfloat16' ? 'float32' : dtype));
+        const cmp = (got: L.Tensor, want: L.Tensor, what: string) => {
+          const e = relErr(got.to('float32').to('cpu').toArray(), want.to('float32').toArray());
+          assert.ok(e < tol, `${what} ${name} ${dtype}: rel err ${e}`);
+        };
+        const round = (t: L.Tensor) => (dtype === 'bfloat16' ? t.to('bfloat16').to('float32') : t);
+        cmp(L.add(xc, yc), L.add(round(xs), round(ys)), 'add');
+        cmp(L.mul(xc, 2.5), L.mul(round(xs), 2.5), 'mul scalar');
+        cmp(L.sub(1, xc), L.sub(1, round(xs)), 'rsub scalar');
+        cmp(L.exp(xc), L.exp(round(xs)), 'exp');
+        cmp(L.where(L.gt(xc, 0), xc, yc), L.where(L.gt(round(xs), 0), round(xs), round(ys)), 'where');
+        assert.deepEqual(Array.from(L.lt(xc, 0.25).to('cpu').toArray()), Array.from(L.lt(round(xs), 0.25).toArray()), `lt ${name} ${dtype}`);
+        assert.deepEqual(Array.from(L.gt(0.25, xc).to('cpu').toArray()), Array.from(L.gt(0.25, round(xs)).toArray()), `scalar-first gt ${name} ${dtype}`);
+      }
+    }
+    // mixed float32 + bf16 (the residual add under autocast), fill, and int32 math in double
+    const mixed = L.add(x.to('cuda'), y.to('cuda').to('bfloat16'));
+    assert.equal(mixed.dtype, 'float32');
+    assert.ok(relErr(mixed.to('cpu').toArray(), L.add(x, y.to('bfloat16').to('float32')).toArray()) < 1e-6);
+    const big = L.tensor([2 ** 24 + 1, -7], { dtype: 'int32' });
+    assert.deepEqual(Array.from(L.add(big.to('cuda'), 2).to('cpu').toArray()), [2 ** 24 + 3, -5]);
+    assert.deepEqual(Array.from(L.full([5], 3.5, { device: 'cuda', dtype: 'bfloat16' }).to('float32').to('cpu').toArray()), [3.5, 3.5, 3.5, 3.5, 3.5]);
+    // SwiGLU fused forward and backward against the composition on the cpu
+    const a = L.randn([6, 40], { generator: g, requiresGrad: true }), b = L.randn([6, 40], { generator: g, requiresGrad: true });
+    const ac = a.to('cuda').detach().requiresGrad_(), bc = b.to('cuda').detach().requiresGrad_();
+    const yc = L.swiglu(ac, bc), ycpu = L.mul(L.silu(a), b);
+    assert.ok(relErr(yc.to('cpu').toArray(), ycpu.toArray()) < 1e-6);
+    L.sum(L.square(yc)).backward();
+    L.sum(L.square(ycpu)).backward();
+    assert.ok(relErr(ac.grad!.to('cpu').toArray(), a.grad!.toArray()) < 1e-5, 'swiglu da');
+    assert.ok(relErr(bc.grad!.to('cpu').toArray(), b.grad!.toArray()) < 1e-5, 'swiglu db');
+  });
+  assert.equal(be.liveBuffers() >= 0, true);
+});
+
+test('GPU: a bad gather index is raised, named, at the next read (no sync of its own) and cleared', { skip: gpuSkip }, () => {
+  const be = L.getBackend('cuda') as CudaBackend;
+  L.scope(() => {
+    const x = L.tensor([1, 2, 3]).to('cuda');
+    const idx = L.tensor([0, 7], { dtype: 'int64' }).to('cuda');
+    const out = be.alloc('float32', 2);
+    be.gather(x.view(), 0, idx.view(), { buf: out, shape: [2], strides: [1], offset: 0 });
+    throwsMsg(() => be.read(out), /^cuda: gather: index 7 is out of range for an axis of size 3 \(found by a kernel queued before this cuda read\)/);
+    be.free(out);
+    assert.deepEqual(Array.from(L.mul(x, 2).to('cpu').toArray()), [2, 4, 6]);
+  });
+});
+
+test('GPU: the fused attention backward (not yet run on a GPU before) matches the composed one', { skip: gpuSkip }, () => {
+  const be = L.getBackend('cuda') as CudaBackend;
+  L.scope(() => {
+    const g = new L.Generator(9);
+    for (const [B, H, Tq, Tk, D, causal] of [[2, 3, 40, 40, 32, false], [1, 2, 33, 70, 64, false], [1, 1, 50, 50, 128, true]] as const) {
+      const q = L.randn([B, H, Tq, D], { generator: g }).to('cuda'), k = L.randn([B, H, Tk, D], { generator: g }).to('cuda'), v = L.randn([B, H, Tk, D], { generator: g }).to('cuda');
+      const out = L.zeros([B, H, Tq, D], { device: 'cuda' }), lse = L.zeros([B, H, Tq], { device: 'cuda' });
+      const scale = 1 / Math.sqrt(D);
+      assert.equal(be.fused.attention!(q.view(), k.view(), v.view(), out.view(), scale, lse.view(), causal), true);
+      const dout = L.randn([B, H, Tq, D], { generator: g }).to('cuda');
+      const [dq, dk, dv] = [q, k, v].map((t) => L.zeros(t.shape, { device: 'cuda' })) as [L.Tensor, L.Tensor, L.Tensor];
+      assert.equal(be.fused.attentionBackward!(q.view(), k.view(), v.view(), out.view(), lse.view(), dout.view(), dq.view(), dk.view(), dv.view(), scale, causal), true);
+      // the reference: autograd through the composed attention on the cpu
+      const [qr, kr, vr] = [q, k, v].map((t) => t.to('cpu').detach().requiresGrad_()) as [L.Tensor, L.Tensor, L.Tensor];
+      let s = L.mul(L.matmul(qr, L.transpose(kr, -2, -1)), scale);
+      if (causal) s = L.add(s, L.tensor(Array.from({ length: Tq * Tk }, (_, i) => (i % Tk > Math.floor(i / Tk) ? -Infinity : 0)), { shape: [Tq, Tk] }));
+      const o = L.matmul(L.softmax(s, -1), vr);
+      L.sum(L.mul(o, dout.to('cpu'))).backward();
+      for (const [name, got, want] of [['dq', dq, qr], ['dk', dk, kr], ['dv', dv, vr]] as const) {
+        const e = relErr(got.to('cpu').toArray(), want.grad!.toArray());
+        assert.ok(e < 1e-4, `${name} [${B},${H},${Tq},${Tk},${D}] causal=${causal}: rel err ${e}`);
+      }
+    }
+  });
+});

@@ -1,182 +1,112 @@
-// Elementwise kernels over strided operands: fill, copy (with dtype conversion and accumulate), unary,
-// binary, where, and the SiLU backward. One grid-stride loop per op; the op and dtypes are uniform
-// runtime switches, the arithmetic type C is float, or double where an operand is float64/int32/int64
-// (so integer results match the cpu reference, which computes in double).
-#include "common.cuh"
+// The elementwise launchers: fill, copy (dtype conversion, accumulate), unary, where, and the SiLU / SwiGLU
+// fused maps (binary ops: binary.cu). Each picks, once per launch, a kernel compiled for its op and operand
+// types (map.cuh, ops.cuh): specialised kernels for float32 / bfloat16 / float16 operands (bool outputs
+// and conditions), the generic kernel for everything else (float64, integers, other mixtures).
+#include "map.cuh"
+#include "ops.cuh"
 
 namespace {
 
-template <class C>
-LAV_DEV C sigmoid_(C x) { return x >= (C)0 ? (C)1 / ((C)1 + exp(-x)) : exp(x) / ((C)1 + exp(x)); }
 
-template <class C>
-LAV_DEV C unary_op(int op, C x) {
-  switch (op) {
-    case LAV_NEG: return -x;
-    case LAV_ABS: return fabs(x);
-    case LAV_EXP: return exp(x);
-    case LAV_LOG: return log(x);
-    case LAV_SQRT: return sqrt(x);
-    case LAV_RSQRT: return (C)1 / sqrt(x);
-    case LAV_SIN: return sin(x);
-    case LAV_COS: return cos(x);
-    case LAV_TANH: return tanh(x);
-    case LAV_SIGMOID: return sigmoid_(x);
-    case LAV_SILU: return x * sigmoid_(x);
-    case LAV_GELU: return (C)0.5 * x * ((C)1 + erf(x * (C)0.70710678118654752440));
-    case LAV_GELU_TANH: return (C)0.5 * x * ((C)1 + tanh((C)0.79788456080286535588 * (x + (C)0.044715 * x * x * x)));
-    case LAV_RELU: return x > (C)0 ? x : (C)0;
-    case LAV_ERF: return erf(x);
-    case LAV_ERFINV: return erfinv(x);
-    case LAV_SIGN: return x > (C)0 ? (C)1 : x < (C)0 ? (C)-1 : (C)0;
-    case LAV_FLOOR: return floor(x);
-    case LAV_CEIL: return ceil(x);
-    case LAV_ROUND: return rint(x);
-    case LAV_RECIPROCAL: return (C)1 / x;
-    case LAV_SQUARE: return x * x;
-    default: return lav_truthy(x) ? (C)0 : (C)1;  // not
+/** A fused map over same-dtype operands a = {out, in...}: specialised when all are float32/bf16/f16. */
+template <int N, class F>
+cudaError_t same_dtype_map(int path, const LavShape& sh, const F& f, const LavArg* a, cudaStream_t s) {
+  bool same = lav_family(a[0].dtype);
+  for (int k = 1; k < N; k++) same = same && a[k].dtype == a[0].dtype;
+  cudaError_t e = cudaSuccess;
+  if (lav_typed_path(path) && same) {
+    lav_with_half_or_float(a[0].dtype, [&](auto t) {
+      using T = typename decltype(t)::type;
+      if constexpr (N == 2) e = lav_launch_typed<T, T>(path, sh, f, a, s);
+      else if constexpr (N == 3) e = lav_launch_typed<T, T, T>(path, sh, f, a, s);
+      else e = lav_launch_typed<T, T, T, T>(path, sh, f, a, s);
+    });
+    return e;
   }
+  return lav_launch_generic<N>(sh, f, a, s);
 }
-
-template <class C>
-LAV_DEV C binary_op(int op, C a, C b) {
-  switch (op) {
-    case LAV_ADD: return a + b;
-    case LAV_SUB: return a - b;
-    case LAV_MUL: return a * b;
-    case LAV_DIV: return a / b;
-    case LAV_POW: return pow(a, b);
-    case LAV_MAXIMUM: return (isnan(a) || isnan(b)) ? (C)NAN : a > b ? a : b;
-    case LAV_MINIMUM: return (isnan(a) || isnan(b)) ? (C)NAN : a < b ? a : b;
-    case LAV_EQ: return (C)(a == b);
-    case LAV_NE: return (C)(a != b);
-    case LAV_LT: return (C)(a < b);
-    case LAV_LE: return (C)(a <= b);
-    case LAV_GT: return (C)(a > b);
-    case LAV_GE: return (C)(a >= b);
-    case LAV_AND: return (C)(lav_truthy(a) && lav_truthy(b));
-    default: return (C)(lav_truthy(a) || lav_truthy(b));  // or
-  }
-}
-
-template <class C>
-__global__ void fill_k(LavShape sh, LavArg d, C v) {
-  LAV_GRID_LOOP(i, sh.n) lav_st<C>(d.ptr, d.dtype, lav_offset(sh, d, i), v);
-}
-
-template <class C>
-__global__ void copy_k(LavShape sh, LavArg s, LavArg d, int acc) {
-  LAV_GRID_LOOP(i, sh.n) {
-    int64_t so = s.offset, dof = d.offset, j = i;
-    for (int k = sh.ndim - 1; k >= 0; k--) {
-      int64_t q = j / sh.dims[k], r = j - q * sh.dims[k];
-      so += r * s.strides[k]; dof += r * d.strides[k]; j = q;
-    }
-    C v = lav_ld<C>(s.ptr, s.dtype, so);
-    if (acc) v += lav_ld<C>(d.ptr, d.dtype, dof);
-    lav_st<C>(d.ptr, d.dtype, dof, v);
-  }
-}
-
-// dense float32 -> float32 / bf16 <-> float32 fast paths (the common casts of mixed precision)
-__global__ void copy_dense_f32(int64_t n, const float* __restrict__ s, float* __restrict__ d, int acc) {
-  LAV_GRID_LOOP(i, n) d[i] = acc ? d[i] + s[i] : s[i];
-}
-
-template <class C>
-__global__ void unary_k(int op, LavShape sh, LavArg x, LavArg o) {
-  LAV_GRID_LOOP(i, sh.n) {
-    int64_t xo = x.offset, oo = o.offset, j = i;
-    for (int k = sh.ndim - 1; k >= 0; k--) {
-      int64_t q = j / sh.dims[k], r = j - q * sh.dims[k];
-      xo += r * x.strides[k]; oo += r * o.strides[k]; j = q;
-    }
-    lav_st<C>(o.ptr, o.dtype, oo, unary_op<C>(op, lav_ld<C>(x.ptr, x.dtype, xo)));
-  }
-}
-
-template <class C>
-__global__ void binary_k(int op, LavShape sh, LavArg a, LavArg b, LavArg o) {
-  LAV_GRID_LOOP(i, sh.n) {
-    int64_t ao = a.offset, bo = b.offset, oo = o.offset, j = i;
-    for (int k = sh.ndim - 1; k >= 0; k--) {
-      int64_t q = j / sh.dims[k], r = j - q * sh.dims[k];
-      ao += r * a.strides[k]; bo += r * b.strides[k]; oo += r * o.strides[k]; j = q;
-    }
-    lav_st<C>(o.ptr, o.dtype, oo, binary_op<C>(op, lav_ld<C>(a.ptr, a.dtype, ao), lav_ld<C>(b.ptr, b.dtype, bo)));
-  }
-}
-
-template <class C>
-__global__ void where_k(LavShape sh, LavArg c, LavArg a, LavArg b, LavArg o) {
-  LAV_GRID_LOOP(i, sh.n) {
-    int64_t co = c.offset, ao = a.offset, bo = b.offset, oo = o.offset, j = i;
-    for (int k = sh.ndim - 1; k >= 0; k--) {
-      int64_t q = j / sh.dims[k], r = j - q * sh.dims[k];
-      co += r * c.strides[k]; ao += r * a.strides[k]; bo += r * b.strides[k]; oo += r * o.strides[k]; j = q;
-    }
-    bool t = lav_truthy(lav_ld<double>(c.ptr, c.dtype, co));
-    lav_st<C>(o.ptr, o.dtype, oo, t ? lav_ld<C>(a.ptr, a.dtype, ao) : lav_ld<C>(b.ptr, b.dtype, bo));
-  }
-}
-
-template <class C>
-__global__ void silu_bwd_k(int64_t n, LavArg x, LavArg g, LavArg o) {
-  LAV_GRID_LOOP(i, n) {
-    C v = lav_ld<C>(x.ptr, x.dtype, x.offset + i), s = sigmoid_(v);
-    lav_st<C>(o.ptr, o.dtype, o.offset + i, lav_ld<C>(g.ptr, g.dtype, g.offset + i) * s * ((C)1 + v * ((C)1 - s)));
-  }
-}
-
-constexpr int T = 256;
 
 }  // namespace
 
-extern "C" cudaError_t lav_fill(LavShape sh, LavArg d, double v, cudaStream_t s) {
+extern "C" cudaError_t lav_fill(int path, LavShape sh, LavArg d, double v, cudaStream_t s) {
   if (sh.n == 0) return cudaSuccess;
-  // the value is converted once, as the cpu's storeFn does; float math would round large ints
-  fill_k<double><<<lav_blocks(sh.n, T), T, 0, s>>>(sh, d, v);
-  return cudaGetLastError();
+  cudaError_t e = cudaSuccess;
+  if (lav_typed_path(path) && lav_with_half_or_float(d.dtype, [&](auto t) {
+        e = lav_launch_typed<typename decltype(t)::type>(path, sh, lav_op::Const<float>{(float)v}, &d, s);
+      }))
+    return e;
+  // converted once in double, as the cpu's storeFn does (float would round large integers)
+  return lav_launch_generic<1>(sh, lav_op::Const<double>{v}, &d, s);
 }
 
-extern "C" cudaError_t lav_copy(LavShape sh, LavArg src, LavArg dst, int acc, cudaStream_t s) {
+extern "C" cudaError_t lav_copy(int path, LavShape sh, LavArg src, LavArg dst, int acc, cudaStream_t s) {
   if (sh.n == 0) return cudaSuccess;
-  if (sh.ndim == 1 && src.strides[0] == 1 && dst.strides[0] == 1 && src.dtype == LAV_F32 && dst.dtype == LAV_F32) {
-    copy_dense_f32<<<lav_blocks(sh.n, T), T, 0, s>>>(sh.n, (const float*)src.ptr + src.offset, (float*)dst.ptr + dst.offset, acc);
-  } else if (lav_wide(src.dtype) || lav_wide(dst.dtype)) {
-    copy_k<double><<<lav_blocks(sh.n, T), T, 0, s>>>(sh, src, dst, acc);
-  } else {
-    copy_k<float><<<lav_blocks(sh.n, T), T, 0, s>>>(sh, src, dst, acc);
+  const LavArg plain[2] = {dst, src}, accumulate[3] = {dst, dst, src};  // {out, in...}
+  cudaError_t e = cudaSuccess;
+  if (lav_typed_path(path) && lav_family(src.dtype) && lav_family(dst.dtype)) {
+    lav_with_half_or_float(dst.dtype, [&](auto td) {
+      lav_with_half_or_float(src.dtype, [&](auto ts) {
+        using D = typename decltype(td)::type;
+        using S = typename decltype(ts)::type;
+        e = acc ? lav_launch_typed<D, D, S>(path, sh, lav_op::Accumulate{}, accumulate, s) : lav_launch_typed<D, S>(path, sh, lav_op::Identity{}, plain, s);
+      });
+    });
+    return e;
   }
-  return cudaGetLastError();
+  return acc ? lav_launch_generic<3>(sh, lav_op::Accumulate{}, accumulate, s) : lav_launch_generic<2>(sh, lav_op::Identity{}, plain, s);
 }
 
-extern "C" cudaError_t lav_unary(int op, LavShape sh, LavArg x, LavArg o, cudaStream_t s) {
+extern "C" cudaError_t lav_unary(int path, int op, LavShape sh, LavArg x, LavArg o, cudaStream_t s) {
   if (sh.n == 0) return cudaSuccess;
-  if (lav_wide(x.dtype) || lav_wide(o.dtype)) unary_k<double><<<lav_blocks(sh.n, T), T, 0, s>>>(op, sh, x, o);
-  else unary_k<float><<<lav_blocks(sh.n, T), T, 0, s>>>(op, sh, x, o);
-  return cudaGetLastError();
+  const LavArg a[2] = {o, x};
+  cudaError_t e = cudaSuccess;
+  if (lav_typed_path(path) && op != LAV_NOT && lav_family(x.dtype) && x.dtype == o.dtype) {
+    lav_with_unary(op, [&](auto f) { e = same_dtype_map<2>(path, sh, f, a, s); });
+    return e;
+  }
+  if (!lav_with_unary(op, [&](auto f) { e = lav_launch_generic<2>(sh, f, a, s); })) return cudaErrorInvalidValue;
+  return e;
 }
 
-extern "C" cudaError_t lav_binary(int op, LavShape sh, LavArg a, LavArg b, LavArg o, cudaStream_t s) {
+extern "C" cudaError_t lav_where(int path, LavShape sh, LavArg c, LavArg a, LavArg b, LavArg o, cudaStream_t s) {
   if (sh.n == 0) return cudaSuccess;
-  if (lav_wide(a.dtype) || lav_wide(b.dtype) || lav_wide(o.dtype)) binary_k<double><<<lav_blocks(sh.n, T), T, 0, s>>>(op, sh, a, b, o);
-  else binary_k<float><<<lav_blocks(sh.n, T), T, 0, s>>>(op, sh, a, b, o);
-  return cudaGetLastError();
+  const LavArg args[4] = {o, c, a, b};
+  cudaError_t e = cudaSuccess;
+  if (lav_typed_path(path) && c.dtype == LAV_BOOL && lav_family(o.dtype) && a.dtype == o.dtype && b.dtype == o.dtype) {
+    lav_with_half_or_float(o.dtype, [&](auto t) {
+      using T = typename decltype(t)::type;
+      e = lav_launch_typed<T, bool, T, T>(path, sh, lav_op::Where{}, args, s);
+    });
+    return e;
+  }
+  return lav_launch_generic<4>(sh, lav_op::Where{}, args, s);
 }
 
-extern "C" cudaError_t lav_where(LavShape sh, LavArg c, LavArg a, LavArg b, LavArg o, cudaStream_t s) {
+extern "C" cudaError_t lav_silu_backward(int path, LavShape sh, LavArg x, LavArg g, LavArg o, cudaStream_t s) {
   if (sh.n == 0) return cudaSuccess;
-  if (lav_wide(a.dtype) || lav_wide(b.dtype) || lav_wide(o.dtype)) where_k<double><<<lav_blocks(sh.n, T), T, 0, s>>>(sh, c, a, b, o);
-  else where_k<float><<<lav_blocks(sh.n, T), T, 0, s>>>(sh, c, a, b, o);
-  return cudaGetLastError();
+  const LavArg a[3] = {o, x, g};
+  return same_dtype_map<3>(path, sh, lav_op::SiluBackward{}, a, s);
 }
 
-extern "C" cudaError_t lav_silu_backward(int64_t n, LavArg x, LavArg g, LavArg o, cudaStream_t s) {
-  if (n == 0) return cudaSuccess;
-  if (lav_wide(x.dtype) || lav_wide(o.dtype)) silu_bwd_k<double><<<lav_blocks(n, T), T, 0, s>>>(n, x, g, o);
-  else silu_bwd_k<float><<<lav_blocks(n, T), T, 0, s>>>(n, x, g, o);
-  return cudaGetLastError();
+extern "C" cudaError_t lav_swiglu(int path, LavShape sh, LavArg x, LavArg y, LavArg o, cudaStream_t s) {
+  if (sh.n == 0) return cudaSuccess;
+  const LavArg a[3] = {o, x, y};
+  return same_dtype_map<3>(path, sh, lav_op::Swiglu{}, a, s);
+}
+
+extern "C" cudaError_t lav_swiglu_backward(int path, LavShape sh, LavArg x, LavArg y, LavArg g, const LavArg* dx, const LavArg* dy,
+                                           cudaStream_t s) {
+  if (sh.n == 0) return cudaSuccess;
+  cudaError_t e = cudaSuccess;
+  if (dx) {
+    const LavArg a[4] = {*dx, x, y, g};
+    e = same_dtype_map<4>(path, sh, lav_op::SwigluDa{}, a, s);
+  }
+  if (dy && e == cudaSuccess) {
+    const LavArg a[3] = {*dy, x, g};
+    e = same_dtype_map<3>(path, sh, lav_op::SwigluDb{}, a, s);
+  }
+  return e;
 }
 
 extern "C" const char* lav_kernels_build_info(void) {

@@ -3,8 +3,13 @@
 
 namespace {
 
-LAV_DEV void report(LavIndexError* err, int64_t v) {
-  if (atomicExch(&err->flag, 1) == 0) err->value = v;
+// the first bad index wins; the host reads the record at its next synchronisation (no sync here)
+LAV_DEV void report(LavIndexError* err, int op, int64_t v, int64_t axSize) {
+  if (atomicExch(&err->flag, 1) == 0) {
+    err->op = op;
+    err->value = v;
+    err->axisSize = axSize;
+  }
 }
 
 __global__ void gather_k(LavShape sh, LavArg x, int64_t axStride, int64_t axSize, LavArg idx, LavArg o, LavIndexError* err) {
@@ -16,7 +21,7 @@ __global__ void gather_k(LavShape sh, LavArg x, int64_t axStride, int64_t axSize
     }
     double fv = lav_ld<double>(idx.ptr, idx.dtype, io);
     int64_t v = (int64_t)fv;
-    if (!(fv >= 0) || (double)v != fv || v >= axSize) { report(err, (int64_t)fv); continue; }
+    if (!(fv >= 0) || (double)v != fv || v >= axSize) { report(err, 0, (int64_t)fv, axSize); continue; }
     if (x.dtype == LAV_F64 || x.dtype == LAV_I64 || x.dtype == LAV_I32)
       lav_st<double>(o.ptr, o.dtype, oo, lav_ld<double>(x.ptr, x.dtype, xo + v * axStride));
     else
@@ -47,7 +52,7 @@ __global__ void scatter_add_k(LavShape sh, LavArg d, int64_t axStride, int64_t a
     }
     double fv = lav_ld<double>(idx.ptr, idx.dtype, io);
     int64_t v = (int64_t)fv;
-    if (!(fv >= 0) || (double)v != fv || v >= axSize) { report(err, (int64_t)fv); continue; }
+    if (!(fv >= 0) || (double)v != fv || v >= axSize) { report(err, 1, (int64_t)fv, axSize); continue; }
     atomic_add(d.ptr, d.dtype, dof + v * axStride, lav_ld<double>(src.ptr, src.dtype, so));
   }
 }

@@ -33,15 +33,21 @@ enum LavUnary {
 };
 enum LavBinary {
   LAV_ADD, LAV_SUB, LAV_MUL, LAV_DIV, LAV_POW, LAV_MAXIMUM, LAV_MINIMUM, LAV_EQ, LAV_NE, LAV_LT, LAV_LE, LAV_GT, LAV_GE,
-  LAV_AND, LAV_OR, LAV_BINARY_COUNT
+  LAV_AND, LAV_OR,
+  LAV_RSUB, LAV_RDIV, LAV_RPOW,  // s - x, s / x, s ** x (binary_scalar with the scalar first)
+  LAV_BINARY_COUNT
 };
+/** How an elementwise launch walks its operands (kernels/cuda/map.cuh; chosen by src/backends/cuda/plan.ts). */
+enum LavPath { LAV_PATH_VEC = 0, LAV_PATH_STRIDED32 = 1, LAV_PATH_GENERIC = 2 };
 enum LavReduce { LAV_SUM, LAV_MAX, LAV_MIN, LAV_PROD, LAV_ARGMAX, LAV_ARGMIN, LAV_REDUCE_COUNT };
 
-/** Where a kernel reports an out-of-range index: flag != 0 and the offending value. */
+/** Where a kernel reports the first out-of-range index: flag != 0, the op (0 gather, 1 scatterAdd), the
+ *  offending value and the axis size. Read and cleared at the next synchronisation (no sync of its own). */
 struct LavIndexError {
   int32_t flag;
-  int32_t pad_;
+  int32_t op;
   int64_t value;
+  int64_t axisSize;
 };
 
 #ifdef __cplusplus
@@ -49,13 +55,21 @@ extern "C" {
 #endif
 
 // Every launcher enqueues on `s` and returns cudaGetLastError() after the launch (cudaSuccess when there
-// was nothing to do). Shapes have been validated and coalesced by the TypeScript side.
-cudaError_t lav_fill(LavShape shape, LavArg dst, double value, cudaStream_t s);
-cudaError_t lav_copy(LavShape shape, LavArg src, LavArg dst, int accumulate, cudaStream_t s);
-cudaError_t lav_unary(int op, LavShape shape, LavArg x, LavArg out, cudaStream_t s);
-cudaError_t lav_binary(int op, LavShape shape, LavArg a, LavArg b, LavArg out, cudaStream_t s);
-cudaError_t lav_where(LavShape shape, LavArg c, LavArg a, LavArg b, LavArg out, cudaStream_t s);
-cudaError_t lav_silu_backward(int64_t n, LavArg x, LavArg g, LavArg out, cudaStream_t s);
+// was nothing to do). Shapes have been validated and coalesced by the TypeScript side, which also chose
+// the path (a LavPath): a specialised path is taken when the operand dtypes have one, else the generic.
+cudaError_t lav_fill(int path, LavShape shape, LavArg dst, double value, cudaStream_t s);
+cudaError_t lav_copy(int path, LavShape shape, LavArg src, LavArg dst, int accumulate, cudaStream_t s);
+cudaError_t lav_unary(int path, int op, LavShape shape, LavArg x, LavArg out, cudaStream_t s);
+cudaError_t lav_binary(int path, int op, LavShape shape, LavArg a, LavArg b, LavArg out, cudaStream_t s);
+/** out = x op scalar, the scalar already rounded to x's dtype (scalar-first forms: LAV_RSUB.., swapped comparisons). */
+cudaError_t lav_binary_scalar(int path, int op, LavShape shape, LavArg x, double scalar, LavArg out, cudaStream_t s);
+cudaError_t lav_where(int path, LavShape shape, LavArg c, LavArg a, LavArg b, LavArg out, cudaStream_t s);
+cudaError_t lav_silu_backward(int path, LavShape shape, LavArg x, LavArg g, LavArg out, cudaStream_t s);
+/** out = silu(a) * b. */
+cudaError_t lav_swiglu(int path, LavShape shape, LavArg a, LavArg b, LavArg out, cudaStream_t s);
+/** da = g * b * silu'(a), db = g * silu(a); either may be null. */
+cudaError_t lav_swiglu_backward(int path, LavShape shape, LavArg a, LavArg b, LavArg g, const LavArg* da, const LavArg* db,
+                                cudaStream_t s);
 /** outer: kept dims (x and out strides), inner: reduced dims (x strides in xin). */
 cudaError_t lav_reduce(int op, LavShape outer, LavShape inner, LavArg x, LavArg xin, LavArg out, cudaStream_t s);
 cudaError_t lav_softmax(int64_t rows, int64_t cols, LavArg x, LavArg out, int log, double scale, cudaStream_t s);
@@ -73,6 +87,12 @@ cudaError_t lav_random(LavShape shape, LavArg out, int dist, uint64_t seed, uint
  *  strides are given per [B,H,T] dim in args' strides[0..2]. lse (float32 [B,H,Tq]) may be null. */
 cudaError_t lav_attention(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D, LavArg q, LavArg k, LavArg v, LavArg out,
                           const LavArg* lse, double scale, int causal, cudaStream_t s);
+/** Flash-style attention backward from the forward's output and float32 row log-sum-exp (lse contiguous
+ *  [B,H,Tq]); q/k/v/out/dout/dq/dk/dv as in lav_attention (unit last stride); delta: float32 scratch of
+ *  B*H*Tq. Not yet run on a GPU (kernels/cuda/attention_bwd.cu). */
+cudaError_t lav_attention_backward(int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D, LavArg q, LavArg k, LavArg v, LavArg out,
+                                   LavArg lse, LavArg dout, LavArg dq, LavArg dk, LavArg dv, float* delta, double scale, int causal,
+                                   cudaStream_t s);
 /** One AdamW step over n contiguous elements, torch.optim.AdamW semantics; p/m/v float32 (or float64),
  *  g any float dtype, pLow (optional) receives a low-precision copy of the updated p. */
 cudaError_t lav_adamw(int64_t n, LavArg p, LavArg g, LavArg m, LavArg v, const LavArg* pLow, double lr, double beta1,

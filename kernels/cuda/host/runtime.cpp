@@ -186,6 +186,8 @@ DeviceInfo Runtime::init(int device, const std::vector<std::string>& libDirs) {
     cublasCheck(cb.setWorkspace(cb.handle, alloc_->allocate(size_t(32) << 20), size_t(32) << 20), "cublasSetWorkspace");
     flag_ = static_cast<LavIndexError*>(alloc_->allocate(sizeof(LavIndexError)));
     check(cudaMallocHost(reinterpret_cast<void**>(&hostFlag_), sizeof(LavIndexError)), "cudaMallocHost");
+    check(cudaMemsetAsync(flag_, 0, sizeof(LavIndexError), stream_), "cudaMemsetAsync");
+    hostFlag_->flag = 0;
     device_ = device;
     ready_ = true;
   }
@@ -227,7 +229,17 @@ void Runtime::free(void* p) {
 
 void Runtime::synchronize(const std::string& what) {
   requireReady("synchronize");
+  // the index-error record rides along with every synchronisation (gather/scatterAdd never sync)
+  check(cudaMemcpyAsync(hostFlag_, flag_, sizeof(LavIndexError), cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync");
   check(cudaStreamSynchronize(stream_), what + " (an earlier kernel may have failed asynchronously)");
+  if (hostFlag_->flag) {
+    const LavIndexError e = *hostFlag_;
+    hostFlag_->flag = 0;
+    check(cudaMemsetAsync(flag_, 0, sizeof(LavIndexError), stream_), "cudaMemsetAsync");
+    throw Error(std::string(e.op == 0 ? "gather" : "scatterAdd") + ": index " + std::to_string((long long)e.value) +
+                " is out of range for an axis of size " + std::to_string((long long)e.axisSize) + " (found by a kernel queued before this " +
+                what + ")");
+  }
 }
 
 void Runtime::launched(cudaError_t e, const char* kernel) {
@@ -236,15 +248,7 @@ void Runtime::launched(cudaError_t e, const char* kernel) {
 
 LavIndexError* Runtime::indexFlag() {
   requireReady("index");
-  check(cudaMemsetAsync(flag_, 0, sizeof(LavIndexError), stream_), "cudaMemsetAsync");
   return flag_;
-}
-
-void Runtime::checkIndexFlag(const char* op, int64_t axisSize) {
-  check(cudaMemcpyAsync(hostFlag_, flag_, sizeof(LavIndexError), cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync");
-  synchronize(op);
-  if (hostFlag_->flag)
-    throw Error(std::string(op) + ": index " + std::to_string((long long)hostFlag_->value) + " is out of range for an axis of size " + std::to_string((long long)axisSize));
 }
 
 void Runtime::gemm(const GemmArgs& g) {

@@ -61,9 +61,8 @@ class Runtime {
   void synchronize(const std::string& what);
   /** Runs after a launch: a launch error names the kernel. */
   void launched(cudaError_t e, const char* kernel);
-  /** Index-error flag for gather/scatterAdd: reset before, checked (synchronously) after. */
+  /** Index-error record for gather/scatterAdd; synchronize() reads it, throws naming the op, and clears it. */
   LavIndexError* indexFlag();
-  void checkIndexFlag(const char* op, int64_t axisSize);
   void gemm(const GemmArgs& g);
 
   // NCCL (process groups for src/dist)

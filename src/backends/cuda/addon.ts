@@ -19,6 +19,8 @@ export const DTYPE_CODES: Record<DType, number> = { float32: 0, float64: 1, int3
 export const UNARY_OPS: readonly UnaryOp[] = ['neg', 'abs', 'exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'silu',
   'gelu', 'gelu_tanh', 'relu', 'erf', 'erfinv', 'sign', 'floor', 'ceil', 'round', 'reciprocal', 'square', 'not'];
 export const BINARY_OPS: readonly BinaryOp[] = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or'];
+/** binaryScalar's codes: the binary ops, then the scalar-first forms s - x, s / x, s ** x (lav.h LAV_RSUB..). */
+export const BINARY_SCALAR_CODES: Readonly<Record<string, number>> = Object.fromEntries([...BINARY_OPS, 'rsub', 'rdiv', 'rpow'].map((o, i) => [o, i]));
 export const REDUCE_OPS: readonly ReduceOp[] = ['sum', 'max', 'min', 'prod', 'argmax', 'argmin'];
 
 export interface ProbeInfo { code: number; name: string; message: string; count: number; driverVersion: number; runtimeVersion: number }
@@ -26,7 +28,8 @@ export interface DeviceInfo { index: number; name: string; major: number; minor:
 export interface MemStats { inUse: number; cached: number; reserved: number; peak: number; hits: number; misses: number; liveBlocks: number }
 export interface AddonBuildInfo { kernels: string; cudartVersion: number; archs?: string; protoCheck: { cublas: string; nccl: string } }
 
-/** The addon's exports (bindings/addon.cc). Descriptors are Float64Arrays packed by `Pack`. */
+/** The addon's exports (bindings/addon.cc). Descriptors are Float64Arrays packed by `Pack`; elementwise
+ *  ones (fill, copy, unary, binary, binaryScalar, where, siluBackward, swiglu*) start with the path. */
 export interface CudaAddon {
   probe(): ProbeInfo;
   init(device: number, libDirs: string[]): DeviceInfo;
@@ -41,6 +44,9 @@ export interface CudaAddon {
   copy(desc: Float64Array, accumulate: number): void;
   unary(op: number, desc: Float64Array): void;
   binary(op: number, desc: Float64Array): void;
+  binaryScalar(op: number, desc: Float64Array, scalar: number): void;
+  swiglu(desc: Float64Array): void;
+  swigluBackward(desc: Float64Array, hasDa: number, hasDb: number): void;
   where(desc: Float64Array): void;
   reduce(op: number, desc: Float64Array): void;
   gather(desc: Float64Array, axisStride: number, axisSize: number): void;
@@ -52,6 +58,7 @@ export interface CudaAddon {
   siluBackward(desc: Float64Array): void;
   layerNorm(desc: Float64Array, eps: number): void;
   attention(desc: Float64Array, scale: number, causal: number): void;
+  attentionBackward(desc: Float64Array, scale: number, causal: number): void;
   adamw(desc: Float64Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, bc1: number, bc2sqrt: number, gradScale: number): void;
   buildInfo(): AddonBuildInfo;
   selfTest(): string;

@@ -5,15 +5,19 @@
 // dtypes on the device: float32, float64 (cuBLAS DGEMM, double kernels: for the gradient checker and
 // the suite), bfloat16 and float16 (stored natively, computed in float32: matmuls accumulate in float32),
 // int32, int64 (stored as real 64-bit integers; `read` returns them as float64, like the cpu backend),
-// bool (one byte). Elementwise math runs in float32 for float32/bf16/f16 and in double when an operand
-// is float64/int32/int64, so integer results match the cpu reference.
+// bool (one byte). Elementwise kernels are compiled per op and dtype (kernels/cuda/map.cuh): float32 /
+// bf16 / f16 operands compute in float32 with 128-bit vector accesses where contiguous and 32-bit index
+// math where it fits (plan.ts picks the path); float64 / integer operands go through the generic kernel in
+// double, so integer results match the cpu reference. Scalars travel as kernel arguments (binaryScalar).
+// gather/scatterAdd never synchronise: a bad index is recorded on the device and thrown, naming the op,
+// at the next read or synchronize.
 import type { AdamWHyper, AdamWParam, Backend, BackendBuffer, BinaryOp, FusedKernels, ReduceOp, UnaryOp, View } from '../backend.js';
 import type { BackendEntry } from '../registry.js';
 import type { DType, TypedArray } from '../../tensor/dtype.js';
 import type { Distribution } from '../../tensor/random.js';
 import { contiguousStrides, numel } from '../../tensor/shape.js';
-import { BINARY_OPS, DTYPE_CODES, REDUCE_OPS, UNARY_OPS, libDirs, loadAddon, type CudaAddon, type DeviceInfo, type MemStats, type ProbeInfo } from './addon.js';
-import { MAX_DIMS, coalesce, planGemm } from './plan.js';
+import { BINARY_OPS, BINARY_SCALAR_CODES, DTYPE_CODES, REDUCE_OPS, UNARY_OPS, libDirs, loadAddon, type CudaAddon, type DeviceInfo, type MemStats, type ProbeInfo } from './addon.js';
+import { MAX_DIMS, coalesce, planElementwise, planGemm, scalarFirstOp } from './plan.js';
 
 const BYTES: Record<DType, number> = { float32: 4, float64: 8, int32: 4, int64: 8, bfloat16: 2, float16: 2, bool: 1 };
 const GEMM_DTYPES = new Set<DType>(['float32', 'float64', 'bfloat16', 'float16']);
@@ -147,18 +151,28 @@ export function createCudaBackend(): CudaBackend {
   };
   const contiguous = (buffer: CudaBuffer, shape: readonly number[]): View => ({ buf: buffer, shape, strides: contiguousStrides(shape), offset: 0 });
 
+  /** The descriptor of an elementwise launch over `shape` ([path, shape, args]); null when empty. */
+  const ew = (shape: readonly number[], views: readonly View[]): Float64Array | null => {
+    if (numel(shape) === 0) return null;
+    const plan = planElementwise(shape, views.map((v) => {
+      const b = v.buf as CudaBuffer;
+      return { strides: v.strides, offset: v.offset, ptr: b.ptr, bytes: BYTES[b.dtype] };
+    }));
+    const p = new Pack().num(plan.path).shape(plan.shape);
+    views.forEach((v, k) => p.arg(v.buf, v.offset, plan.strides[k]));
+    return p.done();
+  };
+
   const fill = (dst: View, value: number): void => {
     buf(dst, 'fill');
-    const c = coalesce(dst.shape, [dst.strides]);
-    if (numel(c.shape) === 0) return;
-    addon.fill(new Pack().shape(c.shape).arg(dst.buf, dst.offset, c.strides[0]).done(), value);
+    const d = ew(dst.shape, [dst]);
+    if (d) addon.fill(d, value);
   };
 
   const copy = (src: View, dst: View, accumulate: boolean): void => {
     buf(src, 'copy'); buf(dst, 'copy');
-    const c = coalesce(src.shape, [src.strides, dst.strides]);
-    if (numel(c.shape) === 0) return;
-    addon.copy(new Pack().shape(c.shape).arg(src.buf, src.offset, c.strides[0]).arg(dst.buf, dst.offset, c.strides[1]).done(), accumulate ? 1 : 0);
+    const d = ew(src.shape, [src, dst]);
+    if (d) addon.copy(d, accumulate ? 1 : 0);
   };
 
   /** A contiguous copy of a view in `dtype` (a temporary the caller frees). */
@@ -203,14 +217,6 @@ export function createCudaBackend(): CudaBackend {
     }
   };
 
-  const elementwise = (shape: readonly number[], views: View[]): Pack | null => {
-    const c = coalesce(shape, views.map((v) => v.strides));
-    if (numel(c.shape) === 0) return null;
-    const p = new Pack().shape(c.shape);
-    views.forEach((v, k) => p.arg(v.buf, v.offset, c.strides[k]));
-    return p;
-  };
-
   const reduce = (op: ReduceOp, x: View, axes: readonly number[], out: View): void => {
     buf(x, op); buf(out, op);
     const kept = x.shape.map((_, d) => d).filter((d) => !axes.includes(d));
@@ -231,6 +237,17 @@ export function createCudaBackend(): CudaBackend {
     else addon.scatterAdd(p, base.strides[axis]!, base.shape[axis]!);
   };
 
+  /** The fused attention kernels' reach: [B, H, T, D] views with unit stride on D, one float dtype, D <= 128. */
+  const attentionFits = (vs: View[]): boolean => {
+    if (vs.some((t) => t.shape.length !== 4 || (t.strides[3] !== 1 && t.shape[3] !== 1))) return false;
+    const [q, k, v] = vs as [View, View, View];
+    const [B, H, , D] = q.shape as [number, number, number, number];
+    const Tk = k.shape[2]!;
+    const dts = new Set(vs.map((t) => buf(t, 'attention').dtype));
+    if (D > 128 || D < 1 || dts.size !== 1 || ![...dts].every((d) => d === 'float32' || d === 'bfloat16' || d === 'float16')) return false;
+    return !(B > 65535 || H > 65535 || v.shape[3] !== D || k.shape[3] !== D || v.shape[2] !== Tk);
+  };
+
   const fused: Partial<FusedKernels> = {
     softmax(x, out, log, scale) {
       const [rows, cols] = rowsCols(x);
@@ -242,8 +259,21 @@ export function createCudaBackend(): CudaBackend {
         .arg(buf(out, 'softmaxBackward'), out.offset).done(), scale);
     },
     siluBackward(x, g, out) {
-      addon.siluBackward(new Pack().num(numel(x.shape)).arg(buf(x, 'siluBackward'), x.offset).arg(buf(g, 'siluBackward'), g.offset)
-        .arg(buf(out, 'siluBackward'), out.offset).done());
+      for (const v of [x, g, out]) buf(v, 'siluBackward');
+      const d = ew(out.shape, [x, g, out]);
+      if (d) addon.siluBackward(d);
+    },
+    swiglu(a, b, out) {
+      for (const v of [a, b, out]) buf(v, 'swiglu');
+      const d = ew(out.shape, [a, b, out]);
+      if (d) addon.swiglu(d);
+      return true;
+    },
+    swigluBackward(a, b, g, da, db) {
+      for (const v of [a, b, g, da ?? a, db ?? a]) buf(v, 'swigluBackward');
+      const d = ew(a.shape, [a, b, g, da ?? a, db ?? a]);
+      if (d) addon.swigluBackward(d, da ? 1 : 0, db ? 1 : 0);
+      return true;
     },
     layerNorm(x, w, b, eps, out, mean, rstd) {
       const [rows, cols] = rowsCols(x);
@@ -253,18 +283,34 @@ export function createCudaBackend(): CudaBackend {
         .arg(buf(out, 'layerNorm'), out.offset).arg(buf(mean, 'layerNorm'), mean.offset).arg(buf(rstd, 'layerNorm'), rstd.offset).done(), eps);
     },
     attention(q, k, v, out, scale, lse, causal) {
-      const vs = [q, k, v, out];
-      if (vs.some((t) => t.shape.length !== 4 || t.strides[3] !== 1 && t.shape[3] !== 1)) return false;
-      const [B, H, Tq, D] = q.shape as [number, number, number, number];
-      const Tk = k.shape[2]!;
-      const dts = new Set(vs.map((t) => buf(t, 'attention').dtype));
-      if (D > 128 || D < 1 || dts.size !== 1 || ![...dts].every((d) => d === 'float32' || d === 'bfloat16' || d === 'float16')) return false;
-      if (B > 65535 || H > 65535 || v.shape[3] !== D || k.shape[3] !== D || v.shape[2] !== Tk) return false;
+      if (!attentionFits([q, k, v, out])) return false;
       if (lse && (buf(lse, 'attention').dtype !== 'float32')) return false;
-      const p = new Pack().num(B, H, Tq, Tk, D, lse ? 1 : 0);
-      for (const t of vs) p.arg(t.buf, t.offset, t.strides.slice(0, 3));
+      const [B, H, Tq, D] = q.shape as [number, number, number, number];
+      const p = new Pack().num(B, H, Tq, k.shape[2]!, D, lse ? 1 : 0);
+      for (const t of [q, k, v, out]) p.arg(t.buf, t.offset, t.strides.slice(0, 3));
       p.arg(lse ? lse.buf : q.buf, lse?.offset ?? 0);
       addon.attention(p.done(), scale, causal ? 1 : 0);
+      return true;
+    },
+    // kernels/cuda/attention_bwd.cu: not yet run on a GPU; LAVENDER_CUDA_ATTENTION_BACKWARD=0 falls back
+    // to the composed backward (src/ops/nn.ts), which the GPU script's tests compare it with
+    attentionBackward(q, k, v, out, lse, dout, dq, dk, dv, scale, causal) {
+      if (process.env.LAVENDER_CUDA_ATTENTION_BACKWARD === '0') return false;
+      if (!attentionFits([q, k, v, out, dout, dq, dk, dv])) return false;
+      const L = buf(lse, 'attentionBackward');
+      const [B, H, Tq, D] = q.shape as [number, number, number, number];
+      if (L.dtype !== 'float32' || lse.strides.at(-1) !== 1 || numel(lse.shape) !== B * H * Tq) return false;
+      const delta = alloc('float32', B * H * Tq);
+      try {
+        const p = new Pack().num(B, H, Tq, k.shape[2]!, D);
+        for (const t of [q, k, v, out]) p.arg(t.buf, t.offset, t.strides.slice(0, 3));
+        p.arg(lse.buf, lse.offset);
+        for (const t of [dout, dq, dk, dv]) p.arg(t.buf, t.offset, t.strides.slice(0, 3));
+        p.arg(delta, 0);
+        addon.attentionBackward(p.done(), scale, causal ? 1 : 0);
+      } finally {
+        release(delta);
+      }
       return true;
     },
     adamw(params: readonly AdamWParam[], s: AdamWHyper) {
@@ -307,18 +353,23 @@ export function createCudaBackend(): CudaBackend {
     copy,
     unary(op: UnaryOp, x, out) {
       buf(x, op); buf(out, op);
-      const p = elementwise(x.shape, [x, out]);
-      if (p) addon.unary(UNARY_OPS.indexOf(op), p.done());
+      const d = ew(x.shape, [x, out]);
+      if (d) addon.unary(UNARY_OPS.indexOf(op), d);
     },
     binary(op: BinaryOp, a, b, out) {
       buf(a, op); buf(b, op); buf(out, op);
-      const p = elementwise(out.shape, [a, b, out]);
-      if (p) addon.binary(BINARY_OPS.indexOf(op), p.done());
+      const d = ew(out.shape, [a, b, out]);
+      if (d) addon.binary(BINARY_OPS.indexOf(op), d);
+    },
+    binaryScalar(op: BinaryOp, a, s, out, scalarFirst) {
+      buf(a, op); buf(out, op);
+      const d = ew(out.shape, [a, out]);
+      if (d) addon.binaryScalar(BINARY_SCALAR_CODES[scalarFirst ? scalarFirstOp(op) : op]!, d, s);
     },
     where(c, a, b, out) {
       for (const v of [c, a, b, out]) buf(v, 'where');
-      const p = elementwise(out.shape, [c, a, b, out]);
-      if (p) addon.where(p.done());
+      const d = ew(out.shape, [c, a, b, out]);
+      if (d) addon.where(d);
     },
     reduce,
     matmul,

@@ -1,6 +1,7 @@
 // Pure layout planning for the cuda backend, kept free of the addon so it is tested on any machine:
-// coalescing strided iteration spaces for the elementwise kernels, and mapping a batched row-major
-// matmul over arbitrary strides onto one cublasGemmStridedBatchedEx call (column-major).
+// coalescing strided iteration spaces for the elementwise kernels and choosing how they walk them
+// (planElementwise), and mapping a batched row-major matmul over arbitrary strides onto one
+// cublasGemmStridedBatchedEx call (column-major).
 
 export const MAX_DIMS = 8;
 
@@ -31,6 +32,53 @@ export function coalesce(shape: readonly number[], strides: readonly (readonly n
     strides.forEach((s, k) => outStrides[k]!.push(s[d]!));
   }
   return { shape: outShape, strides: outStrides };
+}
+
+/** How an elementwise kernel walks its operands (LavPath in kernels/cuda/lav.h, kernels in map.cuh). */
+export const PATH_VEC = 0, PATH_STRIDED32 = 1, PATH_GENERIC = 2;
+export type ElementwisePath = typeof PATH_VEC | typeof PATH_STRIDED32 | typeof PATH_GENERIC;
+
+/** One operand of an elementwise launch: its strides over the iteration shape, element offset, and where
+ *  its buffer starts (a device address) with the element size, for the alignment of vector accesses. */
+export interface Operand {
+  strides: readonly number[];
+  offset: number;
+  ptr: number;
+  bytes: number;
+}
+
+export interface ElementwisePlan {
+  path: ElementwisePath;
+  shape: number[];
+  strides: number[][];
+}
+
+const INT32_MAX = 0x7fffffff;
+
+/**
+ * Coalesce, then pick the path: VEC when every operand is contiguous over the whole range and starts on
+ * a 16-byte boundary (128-bit loads); STRIDED32 when the element count and every operand's reach (the
+ * largest and smallest offset from its start) fit in int32; GENERIC otherwise. The addon takes VEC or
+ * STRIDED32 only for dtypes with specialised kernels (float32/bfloat16/float16) and falls back itself.
+ */
+export function planElementwise(shape: readonly number[], operands: readonly Operand[]): ElementwisePlan {
+  const c = coalesce(shape, operands.map((o) => o.strides));
+  const n = c.shape.reduce((a, b) => a * b, 1);
+  const dense = c.shape.length === 0 || (c.shape.length === 1 && c.strides.every((s) => s[0] === 1));
+  const aligned = operands.every((o) => (o.ptr + o.offset * o.bytes) % 16 === 0);
+  if (dense && aligned) return { path: PATH_VEC, ...c };
+  const fits = n <= INT32_MAX && c.strides.every((st) => {
+    let hi = 0, lo = 0;
+    st.forEach((s, d) => { const r = (c.shape[d]! - 1) * s; if (r > 0) hi += r; else lo += r; });
+    return hi <= INT32_MAX && lo >= -INT32_MAX;
+  });
+  return { path: fits ? PATH_STRIDED32 : PATH_GENERIC, ...c };
+}
+
+/** The op code binaryScalar sends for `s op x` (scalarFirst): reversed forms, or the mirrored comparison. */
+export function scalarFirstOp(op: string): string {
+  const mirror: Record<string, string> = { sub: 'rsub', div: 'rdiv', pow: 'rpow', lt: 'gt', le: 'ge', gt: 'lt', ge: 'le' };
+  return mirror[op] ?? op;
 }
 
 /** How a logical R x C matrix with strides (sr, sc) is handed to cuBLAS as the transpose X^T = op(Y), Y column-major. */
