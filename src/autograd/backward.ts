@@ -10,6 +10,7 @@ import { sameShape, shapeStr } from '../tensor/shape.js';
 import { noGrad } from './grad-mode.js';
 import { gradReady } from './hooks.js';
 import { withAutocast } from './autocast-mode.js';
+import type { DType } from '../tensor/dtype.js';
 
 export interface BackwardOptions {
   /** Keep saved tensors so backward can run through the same graph again. */
@@ -38,6 +39,16 @@ function addInto(acc: Tensor, g: Tensor): Tensor {
   const out = emptyTensor(acc.backend, acc.shape, acc.dtype);
   out.backend.binary('add', acc.view('backward'), g.view('backward'), out.view());
   acc.dispose();
+  g.dispose();
+  return out;
+}
+
+/** A gradient in its input's dtype, as torch's engine casts: under autocast on a backend that computes in
+ *  bf16, a float32 gradient flows back into a bf16 matmul output (and a rule must see matching dtypes). */
+function inDtype(g: Tensor, dtype: DType): Tensor {
+  if (g.dtype === dtype) return g;
+  const out = emptyTensor(g.backend, g.shape, dtype);
+  out.backend.copy(g.view('backward'), out.view(), false);
   g.dispose();
   return out;
 }
@@ -116,8 +127,8 @@ export function backward(root: Tensor | readonly Tensor[], grad?: Tensor | reado
         if (!sameShape(ig.shape, inp.shape)) {
           throw new Error(`backward: gradient rule of '${node.op}' returned shape ${shapeStr(ig.shape)} for input ${k} of shape ${shapeStr(inp.shape)} (internal error)`);
         }
-        const acc = grads.get(inp);
-        grads.set(inp, acc ? addInto(acc, ig) : ig);
+        const acc = grads.get(inp), cast = inDtype(ig, inp.dtype);
+        grads.set(inp, acc ? addInto(acc, cast) : cast);
       });
     }
   }));

@@ -1,6 +1,7 @@
 // Copying ops: cat, stack, split/chunk, pad, gather, index_select, dtype casts and device moves.
 import { getBackend } from '../backends/registry.js';
-import { DTYPES, isFloat, type DType } from '../tensor/dtype.js';
+import { DTYPES, isFloat, promote, type DType } from '../tensor/dtype.js';
+import { autocastDtype } from '../autograd/autocast-mode.js';
 import { normAxis, shapeStr } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { zeros } from './creation.js';
@@ -9,6 +10,12 @@ import { contiguous, slice, unsqueeze } from './views.js';
 
 export function cat(tensors: readonly Tensor[], axis = 0): Tensor {
   if (tensors.length === 0) throw new Error('cat: expected a non-empty list of tensors');
+  // under autocast, float tensors of mixed precision are concatenated in the widest (torch's "promote"
+  // policy): a float32 parameter beside a bf16 matmul output, on a backend that computes in bf16
+  if (autocastDtype() && tensors.every((t) => isFloat(t.dtype)) && tensors.some((t) => t.dtype !== tensors[0]!.dtype)) {
+    const d = tensors.map((t) => t.dtype).reduce(promote);
+    return cat(tensors.map((t) => (t.dtype === d ? t : cast(t, d))), axis);
+  }
   const be = backendOf('cat', ...tensors);
   const first = tensors[0]!;
   const ax = normAxis('cat', axis, first.ndim);
