@@ -94,12 +94,18 @@ try {
 
 const archs = process.env.LAVENDER_CUDA_ARCHS || '80-real;90';
 const search = headerSearch();
-const args = [cmakeJs, 'build', '-O', out, '-p', String(Math.max(1, cpus().length)),
-  `--CDCMAKE_CUDA_COMPILER=${nvcc.path}`, `--CDLAVENDER_CUDA_ARCHS=${archs}`, `--CDLAVENDER_HEADER_SEARCH=${search.join(';')}`];
+const defs = [`--CDCMAKE_CUDA_COMPILER=${nvcc.path}`, `--CDLAVENDER_CUDA_ARCHS=${archs}`, `--CDLAVENDER_HEADER_SEARCH=${search.join(';')}`];
 console.log(`lavender: building the cuda addon with nvcc ${nvcc.version} (${nvcc.path}), archs ${archs}...`);
 mkdirSync(out, { recursive: true });
-const r = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', timeout: 30 * 60 * 1000, maxBuffer: 64 << 20 });
-const log = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+// configure every time (a few seconds): `cmake-js build` alone keeps the first configure's cache, so a
+// changed LAVENDER_CUDA_INCLUDE_PATH or LAVENDER_CUDA_ARCHS would be ignored; the build stays incremental
+const opts = { cwd: root, encoding: 'utf8', timeout: 30 * 60 * 1000, maxBuffer: 64 << 20 };
+let r = spawnSync(process.execPath, [cmakeJs, 'configure', '-O', out, ...defs], opts);
+let log = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+if (r.status === 0) {
+  r = spawnSync(process.execPath, [cmakeJs, 'build', '-O', out, '-p', String(Math.max(1, cpus().length)), ...defs], opts);
+  log += `${r.stdout ?? ''}${r.stderr ?? ''}`;
+}
 writeFileSync(join(out, 'build.log'), log);
 if (r.status !== 0 || !existsSync(addonFile)) {
   const reason = `the build failed (exit ${r.status ?? r.signal}); see build/native/build.log`;
