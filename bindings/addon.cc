@@ -374,6 +374,18 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// [rows, cols, hasW, hasDw, hasDb, x, mean, rstd, w, g, dx, dw, db] (absent args present but ignored)
+Napi::Value LayerNormBackward(const Napi::CallbackInfo& info) {
+  auto s = ready("layerNormBackward");
+  Reader rd = reader(info[0]);
+  int64_t rows = rd.int64(), cols = rd.int64();
+  bool hasW = rd.int64() != 0, hasDw = rd.int64() != 0, hasDb = rd.int64() != 0;
+  LavArg x = rd.arg(0), mean = rd.arg(0), rstd = rd.arg(0), w = rd.arg(0), g = rd.arg(0), dx = rd.arg(0), dw = rd.arg(0), db = rd.arg(0);
+  Runtime::get().launched(lav_layer_norm_backward(rows, cols, x, mean, rstd, hasW ? &w : nullptr, g, dx, hasDw ? &dw : nullptr, hasDb ? &db : nullptr, s),
+                          "layerNormBackward");
+  return info.Env().Undefined();
+}
+
 // [B, H, Tq, Tk, D, q, k, v, out, lse, dout, dq, dk, dv (3 strides each; lse 0), delta (arg, 0 strides)] + (scale, causal)
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   auto s = ready("attentionBackward");
@@ -528,6 +540,7 @@ Napi::Object Init_(Napi::Env env, Napi::Object exports) {
   LAV_EXPORT("softmaxBackward", SoftmaxBackward);
   LAV_EXPORT("siluBackward", SiluBackward);
   LAV_EXPORT("layerNorm", LayerNorm);
+  LAV_EXPORT("layerNormBackward", LayerNormBackward);
   LAV_EXPORT("attention", Attention);
   LAV_EXPORT("attentionBackward", AttentionBackward);
   LAV_EXPORT("adamw", AdamW);

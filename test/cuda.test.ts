@@ -291,3 +291,20 @@ test('GPU: the fused attention backward (not yet run on a GPU before) matches th
     }
   });
 });
+
+test('GPU: the fused layer norm backward (not yet run on a GPU before) matches the cpu, with and without affine', { skip: !hasGpu && 'no CUDA device' }, () => {
+  L.scope(() => {
+    const g = new L.Generator(11);
+    for (const affine of [false, true]) {
+      const x = L.randn([37, 300], { generator: g }), gy = L.randn([37, 300], { generator: g });
+      const w = affine ? L.randn([300], { generator: g }) : null, b = affine ? L.randn([300], { generator: g }) : null;
+      const grads = (dev: 'cpu' | 'cuda') => {
+        const [xd, wd, bd] = [x, w, b].map((t) => (t ? t.to(dev).detach().requiresGrad_() : null));
+        L.sum(L.mul(L.layerNorm(xd!, [300], wd, bd), gy.to(dev))).backward();
+        return [xd, wd, bd].filter((t): t is L.Tensor => !!t).map((t) => t.grad!.to('cpu').toArray());
+      };
+      const want = grads('cpu'), got = grads('cuda');
+      got.forEach((a, i) => assert.ok(relErr(a, want[i]!) < 1e-4, `layerNorm grad ${i} affine=${affine}: rel err ${relErr(a, want[i]!)}`));
+    }
+  });
+});

@@ -174,6 +174,12 @@ module.exports = {
   softmax(desc, log, scale) { num('softmax', scale); const { args, nums } = rowsArgs('softmax', desc, 2, 2); args.forEach((a) => inBounds('softmax', { ...a, strides: [1] }, [nums[0] * nums[1]])); },
   softmaxBackward(desc, scale) { num('softmaxBackward', scale); const { args, nums } = rowsArgs('softmaxBackward', desc, 2, 3); args.forEach((a) => inBounds('softmaxBackward', { ...a, strides: [1] }, [nums[0] * nums[1]])); },
   layerNorm(desc, eps) { num('layerNorm', eps); const { args, nums } = rowsArgs('layerNorm', desc, 4, 6); inBounds('layerNorm', { ...args[0], strides: [1] }, [nums[0] * nums[1]]); },
+  layerNormBackward(desc) {
+    const { args, nums } = rowsArgs('layerNormBackward', desc, 5, 8);
+    const [rows, cols] = nums;
+    for (const k of [0, 4, 5]) inBounds('layerNormBackward', { ...args[k], strides: [1] }, [rows * cols]);
+    for (const k of [1, 2]) inBounds('layerNormBackward', { ...args[k], strides: [1] }, [rows]);
+  },
   attention(desc, scale, causal) {
     count('attention');
     const r = new Reader('attention', desc);

@@ -57,6 +57,7 @@ export interface CudaAddon {
   softmaxBackward(desc: Float64Array, scale: number): void;
   siluBackward(desc: Float64Array): void;
   layerNorm(desc: Float64Array, eps: number): void;
+  layerNormBackward(desc: Float64Array): void;
   attention(desc: Float64Array, scale: number, causal: number): void;
   attentionBackward(desc: Float64Array, scale: number, causal: number): void;
   adamw(desc: Float64Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, bc1: number, bc2sqrt: number, gradScale: number): void;

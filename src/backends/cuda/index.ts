@@ -282,6 +282,15 @@ export function createCudaBackend(): CudaBackend {
         .arg(w ? buf(w, 'layerNorm') : X, w?.offset ?? 0).arg(b ? buf(b, 'layerNorm') : X, b?.offset ?? 0)
         .arg(buf(out, 'layerNorm'), out.offset).arg(buf(mean, 'layerNorm'), mean.offset).arg(buf(rstd, 'layerNorm'), rstd.offset).done(), eps);
     },
+    // kernels/cuda/reduce.cu layer_norm_bwd_k: not yet run on a GPU
+    layerNormBackward(x, mean, rstd, weight, g, dx, dweight, dbias) {
+      const [rows, cols] = rowsCols(x);
+      const X = buf(x, 'layerNormBackward');
+      const arg = (v: View | null, p: Pack) => p.arg(v ? buf(v, 'layerNormBackward') : X, v?.offset ?? 0);
+      const p = new Pack().num(rows, cols, weight ? 1 : 0, dweight ? 1 : 0, dbias ? 1 : 0);
+      for (const v of [x, mean, rstd, weight, g, dx, dweight, dbias]) arg(v, p);
+      addon.layerNormBackward(p.done());
+    },
     attention(q, k, v, out, scale, lse, causal) {
       if (!attentionFits([q, k, v, out])) return false;
       if (lse && (buf(lse, 'attention').dtype !== 'float32')) return false;
@@ -299,7 +308,8 @@ export function createCudaBackend(): CudaBackend {
       if (!attentionFits([q, k, v, out, dout, dq, dk, dv])) return false;
       const L = buf(lse, 'attentionBackward');
       const [B, H, Tq, D] = q.shape as [number, number, number, number];
-      if (L.dtype !== 'float32' || lse.strides.at(-1) !== 1 || numel(lse.shape) !== B * H * Tq) return false;
+      const dense = contiguousStrides(lse.shape).every((st, d) => st === lse.strides[d] || lse.shape[d] === 1);
+      if (L.dtype !== 'float32' || !dense || numel(lse.shape) !== B * H * Tq) return false;
       const delta = alloc('float32', B * H * Tq);
       try {
         const p = new Pack().num(B, H, Tq, k.shape[2]!, D);
