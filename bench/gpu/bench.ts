@@ -1,6 +1,6 @@
 // GPU benchmarks for bench/gpu/run.sh (compiled to dist/bench/gpu/bench.js):
 //   matmul  float32 and bfloat16 GFLOP/s through the cuda backend (cuBLAS), sizes given on the command line
-//   mmdit   one MMDiT block (double block) training step at dim 2560, 64 text + 256 image tokens, batch 8:
+//   mmdit [fp32|bf16]  one MMDiT block (double block) training step (bf16: under autocast) at dim 2560, 64 text + 256 image tokens, batch 8:
 //           forward, backward, AdamW, with its FLOPs counted and MFU against the card's dense bf16 peak
 //   parity [cuda|webgpu]  the DiT fixtures through runForward on that backend vs PyTorch's outputs (test/fixtures/dit)
 //   webgpu-info    the WebGPU adapter (Dawn over the Vulkan driver), its limits, shader-f16, the kernel profile
@@ -8,6 +8,8 @@
 //                  sizes on the command line; then every tile at the largest size (to choose the planner's tiles)
 //   nccl    a 1-rank NCCL process group on this GPU: all-reduce, reduce-scatter, all-gather, broadcast and
 //           barrier round trips (values checked), polled through stream markers with the async-error query
+//   elementwise [log2n] [backend]  add / mul / add-scalar / copy of 2^26 float32 and bfloat16 elements through the
+//           backend's primitives, effective GB/s (bytes read + written per second); torch_ew.py is the reference
 //   check   no GPU: validates the configs, FLOP counts and that every step is wired (used by --dry-run)
 // Prints one JSON object per line.
 import { join } from 'node:path';
@@ -20,18 +22,12 @@ import { initProcessGroup } from '../../src/distributed/process-group.js';
 import { createServer } from 'node:net';
 import type { WebGpuBackend } from '../../src/backends/webgpu/index.js';
 import { TILES } from '../../src/backends/webgpu/matmul.js';
+import { peakBf16Tflops } from './peak.js';
+import { autocast } from '../../src/ops/autocast.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const [what = 'check', ...rest] = process.argv.slice(2);
 
-/** Dense peak TFLOP/s (bf16 tensor cores, no sparsity) by device name, for MFU. */
-export function peakBf16Tflops(name: string): number {
-  if (/H200|H100.*(SXM|HBM3)|GH200/i.test(name)) return 989;
-  if (/H100/i.test(name)) return 756; // PCIe
-  if (/A100/i.test(name)) return 312;
-  if (/L40S/i.test(name)) return 362;
-  return NaN;
-}
 
 export const MMDIT_BLOCK = { dim: 2560, heads: 8, text: 64, image: 256, batch: 8 };
 
@@ -67,7 +63,7 @@ function matmulBench(sizes: number[]): void {
   }
 }
 
-function mmditBench(): void {
+function mmditBench(precision: 'fp32' | 'bf16'): void {
   const be = L.getBackend('cuda') as CudaBackend;
   const c = MMDIT_BLOCK;
   const model = new L.MMDiT({ dim: c.dim, n_layers: 1, n_double_layers: 1, n_heads: c.heads, global_conddim: c.dim, cond_seq_dim: c.dim, max_seq: c.image, in_channels: 4, patch_size: 2 }, { device: 'cuda' });
@@ -76,7 +72,7 @@ function mmditBench(): void {
   const x = L.randn([c.batch, 4, side, side], { device: 'cuda' }), cs = L.randn([c.batch, c.text - 8, c.dim], { device: 'cuda' });
   const t = L.rand([c.batch], { device: 'cuda' }), target = L.randn([c.batch, 4, side, side], { device: 'cuda' });
   const step = () => L.scope(() => {
-    const out = model.forward(x, t, cs);
+    const out = autocast(precision === 'bf16' ? 'bfloat16' : 'float32', () => model.forward(x, t, cs));
     const loss = L.mean(L.square(L.sub(out, target)));
     loss.backward();
     opt.step();
@@ -85,7 +81,42 @@ function mmditBench(): void {
   const s = time(step, be, 5);
   const flops = mmditBlockFlops();
   const peak = peakBf16Tflops(be.device.name);
-  console.log(JSON.stringify({ bench: 'mmdit-block-step', dtype: 'float32', ...c, seconds: s, tflops: flops / s / 1e12, mfu_vs_bf16_peak: flops / s / 1e12 / peak, device: be.device.name, mem: be.memStats() }));
+  console.log(JSON.stringify({ bench: 'mmdit-block-step', framework: 'lavender', precision, ...c, seconds: s, tflops: flops / s / 1e12, mfu_vs_bf16_peak: flops / s / 1e12 / peak, device: be.device.name, mem: be.memStats() }));
+}
+
+/** Effective bandwidth of the elementwise primitives on contiguous operands (outputs preallocated). */
+function elementwiseBench(log2n: number, backend: string): void {
+  const be = L.getBackend(backend);
+  const n = 2 ** log2n;
+  const sync = () => be.synchronize?.();
+  // bfloat16 where the backend computes in it (on cpu it is a storage dtype)
+  for (const dtype of ['float32', ...(be.lowPrecision?.includes('bfloat16') ? ['bfloat16'] as const : [])] as const) {
+    const bytes = dtype === 'float32' ? 4 : 2;
+    const bufs = [0, 1, 2].map(() => be.alloc(dtype, n));
+    const [a, b, o] = bufs.map((buf): L.View => ({ buf, shape: [n], strides: [1], offset: 0 })) as [L.View, L.View, L.View];
+    be.fill(a, 1.25);
+    be.fill(b, -0.5);
+    const cases: [string, () => void, number][] = [
+      ['add', () => be.binary('add', a, b, o), 3],
+      ['mul', () => be.binary('mul', a, b, o), 3],
+      ['add-scalar', () => (be.binaryScalar ? be.binaryScalar('add', a, 0.5, o, false) : be.binary('add', a, b, o)), 2],
+      ['copy', () => be.copy(a, o, false), 2],
+    ];
+    for (const [op, fn, moved] of cases) {
+      fn();
+      sync();
+      const reps = backend === 'cpu' ? 3 : 50;
+      const t0 = performance.now();
+      for (let i = 0; i < reps; i++) fn();
+      sync();
+      const s = (performance.now() - t0) / 1000 / reps;
+      console.log(JSON.stringify({ bench: 'elementwise', framework: 'lavender', backend, op, dtype, n, seconds: s, gbps: (moved * n * bytes) / s / 1e9 }));
+    }
+    const check = be.read(o.buf);
+    const want = dtype === 'float32' ? 1.25 : 0x3fa0;  // the copy of a (bf16 reads back as raw bits: 1.25)
+    if (check[0] !== want || check[n - 1] !== want) throw new Error(`elementwise bench: copy of ${dtype} read back ${check[0]}, ${check[n - 1]}`);
+    for (const buf of bufs) be.free(buf);
+  }
 }
 
 function relErr(a: L.Tensor, b: L.Tensor): number {
@@ -202,11 +233,12 @@ async function ncclRoundTrip(): Promise<void> {
 
 switch (what) {
   case 'matmul': matmulBench(rest.length ? rest.map(Number) : [1024, 2048, 4096, 8192]); break;
-  case 'mmdit': mmditBench(); break;
+  case 'mmdit': mmditBench(rest[0] === 'bf16' ? 'bf16' : 'fp32'); break;
   case 'parity': parity(rest[0] ?? 'cuda'); break;
   case 'webgpu-info': webgpuInfo(); break;
   case 'webgpu-matmul': webgpuMatmul(rest.length ? rest.map(Number) : [1024, 2048, 4096]); break;
   case 'nccl': await ncclRoundTrip(); break;
+  case 'elementwise': elementwiseBench(Number(rest[0] ?? 26), rest[1] ?? 'cuda'); break;
   case 'check': check(); break;
-  default: throw new Error(`bench/gpu/bench: unknown '${what}' (matmul, mmdit, parity, webgpu-info, webgpu-matmul, nccl, check)`);
+  default: throw new Error(`bench/gpu/bench: unknown '${what}' (matmul, mmdit, parity, elementwise, webgpu-info, webgpu-matmul, nccl, check)`);
 }

@@ -11,13 +11,14 @@
 #   unpacks, finds cuBLAS/NCCL in the wheels (LAVENDER_CUDA_LIB_PATH), rebuilds the addon against the
 #   wheels' headers when cmake is there (the cuBLAS/NCCL prototype check then runs for real), brings up
 #   Vulkan for the webgpu backend (the debs unpacked with dpkg -x, VK_DRIVER_FILES = NVIDIA's ICD), and runs:
-#   1 probe + lavender info, 2 test/cuda.test (GPU tests), 3 the cross-backend suite (cuda and webgpu; 2 and 3
-#   with LAVENDER_REQUIRE_CUDA=1: a missing device fails them instead of skipping),
-#   4 DiT parity on cuda, 5 matmul f32/bf16 vs torch.mm, 6 one MMDiT block training step (MFU),
-#   7 webgpu adapter info, 8 the webgpu kernel tests on the GPU (every matmul tile, f16, fused attention),
-#   9 DiT parity on webgpu, 10 webgpu matmul f32/f16 1024-4096 and a tile sweep, 11 the DiT-MNIST training
-#   step at batch 64 on webgpu, on cuda and in PyTorch (cuda), 12 a 1-rank NCCL process-group round trip,
-#   13 a ZeRO-2 train t2i run over NCCL on the cuda backend.
+#   the steps in STEPS below, in priority order, within a time budget: probe + lavender info, test/cuda.test
+#   (GPU tests), elementwise bandwidth vs torch (torch_ew.py), the full 4.78B LavenderFlow step in bf16 at
+#   batch 16 (t2i-step.ts) vs PyTorch eager and torch.compile (torch_t2i_step.py), the MMDiT block step
+#   (bf16 and fp32) vs PyTorch, the DiT-MNIST step at batch 64/256 (cuda, webgpu, PyTorch), `lavender train
+#   t2i --backend cuda --precision bf16` (small preset), DiT parity on cuda, the cross-backend suite,
+#   matmul f32/bf16 vs torch.mm, then the webgpu steps (adapter info, kernel tests, parity, matmul), then a
+#   1-rank NCCL process-group round trip and a ZeRO-2 train t2i run over NCCL. The GPU tests and the suite
+#   run with LAVENDER_REQUIRE_CUDA=1: a missing device fails them instead of skipping.
 #   --only REGEX runs the steps whose name matches (e.g. --only webgpu; the probe always runs).
 #   Results: $OUT/gpu-results.jsonl (or build/gpu-results/ when $OUT is unset) and a log beside it.
 # --dry-run: pack, unpack into a scratch copy, check that every step is wired, stop before the GPU (the
@@ -161,36 +162,53 @@ rebuild_there() {
   grep -E "lavender: checking|not found; the" "$RESULTS/cmake.log" | sed 's/^/[gpu-run]   /'
 }
 
+# Steps in priority order (issue 10 first: the build, the GPU tests, bandwidth, the MMDiT and full-model
+# steps against PyTorch), each "name|cap seconds|command". The whole run must fit one 9-minute device
+# call: LAVENDER_GPU_BUDGET_S (default 500) counts from the script's start (unpack and rebuild included);
+# each step runs under `timeout` for min(its cap, what is left), and a step is skipped when under 20 s remain.
+T2I_DATA=build/t2i-shards
+T2I_SMALL=build/t2i-shards-small
 STEPS=(
-  "probe|node -e \"const a=require(process.env.LAVENDER_CUDA_ADDON||'./build/native/Release/lavender_cuda.node');console.log(JSON.stringify({probe:a.probe(),build:a.buildInfo()}))\""
-  "info|node bin/lavender.js info --json"
-  "cuda-tests|LAVENDER_REQUIRE_CUDA=1 node --test dist/test/cuda.test.js"
-  "suite|LAVENDER_REQUIRE_CUDA=1 node --test dist/test/backends.test.js"
-  "dit-parity|node dist/bench/gpu/bench.js parity"
-  "matmul|node dist/bench/gpu/bench.js matmul 1024 2048 4096 8192 && python3 bench/gpu/torch_mm.py 1024 2048 4096 8192"
-  "mmdit-block|node dist/bench/gpu/bench.js mmdit"
-  "webgpu-info|node dist/bench/gpu/bench.js webgpu-info"
-  "webgpu-kernels|LAVENDER_REQUIRE_WEBGPU=1 node --test dist/test/webgpu-kernels.test.js dist/test/webgpu.test.js"
-  "webgpu-parity|node dist/bench/gpu/bench.js parity webgpu"
-  "webgpu-matmul|node dist/bench/gpu/bench.js webgpu-matmul 1024 2048 4096"
-  "dit-step|for b in webgpu cuda; do node bin/lavender.js bench train-step --model dit-mnist --batch 64 --backend \$b --steps 10 --warmup 3 --json; done; python3 bench/torch_train_step.py mnist 64 8 10 cuda"
-  "nccl-round-trip|node dist/bench/gpu/bench.js nccl"
-  "zero2-t2i-nccl|rm -rf build/gpu-t2i && node bin/lavender.js make-shards --synthetic-t2i --out build/gpu-t2i/shards --samples 16 --latent-size 8 --cond-dim 32 --tokens 8 && node bin/lavender.js train t2i --data build/gpu-t2i/shards --preset mmdit-tiny --latent-size 8 --tokens 8 --steps 2 --batch 4 --backend cuda --dist-backend nccl --nproc 1 --zero 2 --out build/gpu-t2i/run && node -e \"const l=require('fs').readFileSync('build/gpu-t2i/run/metrics.jsonl','utf8').trim().split('\\\\n').map(JSON.parse);if(l.length!==2||!l.every(r=>Number.isFinite(r.loss)))process.exit(1);console.log(JSON.stringify({bench:'zero2-t2i-nccl',steps:l.length,losses:l.map(r=>r.loss),ok:true}))\""
+  "probe|30|node -e \"const a=require(process.env.LAVENDER_CUDA_ADDON||'./build/native/Release/lavender_cuda.node');console.log(JSON.stringify({probe:a.probe(),build:a.buildInfo()}))\""
+  "info|30|node bin/lavender.js info --json"
+  "cuda-tests|60|LAVENDER_REQUIRE_CUDA=1 node --test dist/test/cuda.test.js"
+  "elementwise|40|node dist/bench/gpu/bench.js elementwise 26 cuda | tee \$RESULTS/elementwise-lavender.jsonl && python3 bench/gpu/torch_ew.py --lavender \$RESULTS/elementwise-lavender.jsonl"
+  "t2i-step|230|node bin/lavender.js make-shards --synthetic-t2i --out $T2I_DATA --samples 32 --latent-size 32 --cond-dim 2048 --tokens 120 >/dev/null && timeout 110 node dist/bench/gpu/t2i-step.js --data $T2I_DATA --preset lavenderflow-2560-highres --batch 16 --tokens 120 --latent-size 32 --steps 4 --warmup 2 --backend cuda --precision bf16; timeout 110 python3 bench/gpu/torch_t2i_step.py --preset lavenderflow-2560-highres --batch 16 --tokens 120 --latent 32 --steps 4 --warmup 2 --compile"
+  "mmdit-block|60|node dist/bench/gpu/bench.js mmdit bf16 && python3 bench/gpu/torch_t2i_step.py --block --steps 5 --warmup 2 && node dist/bench/gpu/bench.js mmdit fp32"
+  "dit-step|60|for b in cuda webgpu; do node bin/lavender.js bench train-step --model dit-mnist --batch 64 --backend \$b --steps 10 --warmup 3 --json; done; node bin/lavender.js bench train-step --model dit-mnist --batch 256 --backend cuda --steps 10 --warmup 3 --json; python3 bench/torch_train_step.py mnist 64 8 10 cuda; python3 bench/torch_train_step.py mnist 256 8 10 cuda"
+  "t2i-train|40|node bin/lavender.js make-shards --synthetic-t2i --out $T2I_SMALL --samples 16 --latent-size 16 --cond-dim 256 --tokens 24 >/dev/null && node bin/lavender.js train t2i --data $T2I_SMALL --preset mmdit-small --latent-size 16 --tokens 24 --batch 4 --steps 3 --backend cuda --precision bf16 --out build/t2i-run --overwrite"
+  "bf16-curve|60|node scripts/bf16-loss-curve.mjs --backend cuda"
+  "dit-parity|30|node dist/bench/gpu/bench.js parity"
+  "suite|90|LAVENDER_REQUIRE_CUDA=1 node --test dist/test/backends.test.js"
+  "matmul|40|node dist/bench/gpu/bench.js matmul 1024 2048 4096 8192 && python3 bench/gpu/torch_mm.py 1024 2048 4096 8192"
+  "webgpu-info|20|node dist/bench/gpu/bench.js webgpu-info"
+  "webgpu-kernels|60|LAVENDER_REQUIRE_WEBGPU=1 node --test dist/test/webgpu-kernels.test.js dist/test/webgpu.test.js"
+  "webgpu-parity|30|node dist/bench/gpu/bench.js parity webgpu"
+  "webgpu-matmul|60|node dist/bench/gpu/bench.js webgpu-matmul 1024 2048 4096"
+  "nccl-round-trip|30|node dist/bench/gpu/bench.js nccl"
+  "zero2-t2i-nccl|40|rm -rf build/gpu-t2i && node bin/lavender.js make-shards --synthetic-t2i --out build/gpu-t2i/shards --samples 16 --latent-size 8 --cond-dim 32 --tokens 8 && node bin/lavender.js train t2i --data build/gpu-t2i/shards --preset mmdit-tiny --latent-size 8 --tokens 8 --steps 2 --batch 4 --backend cuda --dist-backend nccl --nproc 1 --zero 2 --out build/gpu-t2i/run && node -e \"const l=require('fs').readFileSync('build/gpu-t2i/run/metrics.jsonl','utf8').trim().split('\\\\n').map(JSON.parse);if(l.length!==2||!l.every(r=>Number.isFinite(r.loss)))process.exit(1);console.log(JSON.stringify({bench:'zero2-t2i-nccl',steps:l.length,losses:l.map(r=>r.loss),ok:true}))\""
 )
+BUDGET=${LAVENDER_GPU_BUDGET_S:-500}
+export RESULTS
 
 run_steps() {
   local fails=0
   for s in "${STEPS[@]}"; do
-    local name=${s%%|*} cmd=${s#*|}
+    local name=${s%%|*} rest=${s#*|}
+    local cap=${rest%%|*} cmd=${rest#*|}
     if [ -n "$ONLY" ] && [ "$name" != probe ] && ! [[ $name =~ $ONLY ]]; then continue; fi
-    say "step $name: $cmd"
-    local t0=$SECONDS
-    if bash -c "$cmd" > "$RESULTS/$name.log" 2>&1; then st=ok; else st=FAIL; fails=$((fails+1)); fi
+    local left=$((BUDGET - SECONDS))
+    if [ "$left" -lt 20 ]; then say "step $name: skipped, ${left}s of the ${BUDGET}s budget left"; continue; fi
+    local lim=$(( cap < left ? cap : left ))
+    say "step $name (at most ${lim}s): $cmd"
+    local t0=$SECONDS st
+    timeout -k 5 "$lim" bash -c "$cmd" > "$RESULTS/$name.log" 2>&1
+    case $? in 0) st=ok ;; 124|137) st="TIMEOUT after ${lim}s"; fails=$((fails+1)) ;; *) st=FAIL; fails=$((fails+1)) ;; esac
     grep -h '^{' "$RESULTS/$name.log" | sed "s/^{/{\"step\":\"$name\",/" >> "$RESULTS/gpu-results.jsonl"
     grep -E "^# (pass|fail|skipped)" "$RESULTS/$name.log" | tr '\n' ' ' | sed "s/^/[gpu-run]   /"; echo
     say "step $name: $st in $((SECONDS-t0))s (log $RESULTS/$name.log)"
   done
-  say "$fails step(s) failed; results in $RESULTS/gpu-results.jsonl"
+  say "$fails step(s) failed; $((SECONDS))s of the ${BUDGET}s budget used; results in $RESULTS/gpu-results.jsonl"
   return $fails
 }
 
@@ -202,13 +220,34 @@ case $MODE in
     say "unpacking into a scratch node dir $scratch (the payload overlays this tree, as on the GPU machine)"
     unpack "$scratch/bin" || { say "unpack failed"; exit 1; }
     find_wheels
-    python3 -m py_compile bench/gpu/torch_mm.py && say "torch_mm.py compiles"
-    for s in "${STEPS[@]}"; do say "wired: ${s%%|*}"; done
-    for f in dist/test/cuda.test.js dist/test/backends.test.js dist/bench/gpu/bench.js bin/lavender.js test/fixtures/dit/small.expected.safetensors; do
+    python3 -m py_compile bench/gpu/torch_mm.py bench/gpu/torch_ew.py bench/gpu/torch_t2i_step.py bench/torch_train_step.py && say "the PyTorch scripts compile"
+    total=0
+    for s in "${STEPS[@]}"; do r=${s#*|}; total=$((total + ${r%%|*})); say "wired: ${s%%|*} (cap ${r%%|*}s)"; done
+    say "step caps add up to ${total}s; the budget (LAVENDER_GPU_BUDGET_S) is ${BUDGET}s from the script's start"
+    for f in dist/test/cuda.test.js dist/test/backends.test.js dist/bench/gpu/bench.js dist/bench/gpu/t2i-step.js bin/lavender.js test/fixtures/dit/small.expected.safetensors; do
       [ -e "$f" ] || { say "missing $f"; exit 1; }
     done
     node dist/bench/gpu/bench.js check | tee "$RESULTS/check.json"
-    bash -c "${STEPS[0]#*|}"
+    p=${STEPS[0]#*|}; bash -c "${p#*|}"
+    # the new benches at toy sizes on the cpu backend / CPU PyTorch: the same model on both sides
+    # (parameter counts agree), the elementwise bench and its comparison, the train t2i command
+    d=$(mktemp -d)
+    node bin/lavender.js make-shards --synthetic-t2i --out "$d/shards" --samples 8 --latent-size 8 --cond-dim 32 --tokens 8 >/dev/null \
+      && node dist/bench/gpu/t2i-step.js --data "$d/shards" --preset mmdit-tiny --batch 4 --tokens 8 --latent-size 8 --steps 1 --warmup 1 --backend cpu --precision bf16 > "$d/lav.json" \
+      && python3 bench/gpu/torch_t2i_step.py --preset mmdit-tiny --batch 4 --tokens 8 --latent 8 --steps 1 --warmup 1 --device cpu --compile > "$d/torch.json" \
+      && python3 - "$d/lav.json" "$d/torch.json" <<'PY' || { say "the t2i-step benches disagree or failed"; exit 1; }
+import json, sys
+lav, torch = json.loads(open(sys.argv[1]).readline()), json.loads(open(sys.argv[2]).readline())
+keys = ('parameters', 'batch', 'text_tokens', 'image_tokens')
+assert all(lav[k] == torch[k] for k in keys), {k: (lav[k], torch[k]) for k in keys}
+print('[gpu-run] t2i-step: lavender and PyTorch run the same model and batch here (%d parameters, %d + %d tokens)' % (lav['parameters'], lav['text_tokens'], lav['image_tokens']))
+PY
+    node dist/bench/gpu/bench.js elementwise 16 cpu > "$d/ew.jsonl" && python3 bench/gpu/torch_ew.py --log2n 16 --device cpu --lavender "$d/ew.jsonl" | grep -q elementwise-ratio \
+      && say "elementwise bench and its comparison run here (cpu, 2^16: functional only)" || { say "the elementwise bench failed"; exit 1; }
+    node bin/lavender.js make-shards --synthetic-t2i --out "$d/small" --samples 8 --latent-size 16 --cond-dim 256 --tokens 24 >/dev/null \
+      && node bin/lavender.js train t2i --data "$d/small" --preset mmdit-small --latent-size 16 --tokens 24 --batch 4 --steps 1 --backend cpu --precision bf16 --out "$d/run" > "$d/train.log" 2>&1 \
+      && say "train t2i --precision bf16 with the t2i-train step's flags runs here on cpu" || { say "train t2i failed: $(tail -3 "$d/train.log")"; exit 1; }
+    rm -rf "$d"
     # the payload carries Dawn and the pack the Vulkan debs
     tar -tJf "$PACK/payload.tar.xz" > "$RESULTS/payload.list"
     grep -q 'node_modules/webgpu/dist/linux-x64/dawn.node' "$RESULTS/payload.list" && say "payload carries dawn.node" || { say "payload lacks dawn.node"; exit 1; }
