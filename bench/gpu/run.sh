@@ -229,20 +229,24 @@ case $MODE in
     done
     node dist/bench/gpu/bench.js check | tee "$RESULTS/check.json"
     p=${STEPS[0]#*|}; bash -c "${p#*|}"
+    # a Python with PyTorch for the CPU-side checks (here: Debian's /usr/bin/python3)
+    PY=python3
+    python3 -c 'import torch' 2>/dev/null || PY=/usr/bin/python3
+    $PY -c 'import torch' 2>/dev/null || { say "no Python with PyTorch here: cannot check the PyTorch references"; exit 1; }
     # the new benches at toy sizes on the cpu backend / CPU PyTorch: the same model on both sides
     # (parameter counts agree), the elementwise bench and its comparison, the train t2i command
     d=$(mktemp -d)
     node bin/lavender.js make-shards --synthetic-t2i --out "$d/shards" --samples 8 --latent-size 8 --cond-dim 32 --tokens 8 >/dev/null \
       && node dist/bench/gpu/t2i-step.js --data "$d/shards" --preset mmdit-tiny --batch 4 --tokens 8 --latent-size 8 --steps 1 --warmup 1 --backend cpu --precision bf16 > "$d/lav.json" \
-      && python3 bench/gpu/torch_t2i_step.py --preset mmdit-tiny --batch 4 --tokens 8 --latent 8 --steps 1 --warmup 1 --device cpu --compile > "$d/torch.json" \
-      && python3 - "$d/lav.json" "$d/torch.json" <<'PY' || { say "the t2i-step benches disagree or failed"; exit 1; }
+      && $PY bench/gpu/torch_t2i_step.py --preset mmdit-tiny --batch 4 --tokens 8 --latent 8 --steps 1 --warmup 1 --device cpu --compile > "$d/torch.json" \
+      && $PY - "$d/lav.json" "$d/torch.json" <<'PY' || { say "the t2i-step benches disagree or failed"; exit 1; }
 import json, sys
 lav, torch = json.loads(open(sys.argv[1]).readline()), json.loads(open(sys.argv[2]).readline())
 keys = ('parameters', 'batch', 'text_tokens', 'image_tokens')
 assert all(lav[k] == torch[k] for k in keys), {k: (lav[k], torch[k]) for k in keys}
 print('[gpu-run] t2i-step: lavender and PyTorch run the same model and batch here (%d parameters, %d + %d tokens)' % (lav['parameters'], lav['text_tokens'], lav['image_tokens']))
 PY
-    node dist/bench/gpu/bench.js elementwise 16 cpu > "$d/ew.jsonl" && python3 bench/gpu/torch_ew.py --log2n 16 --device cpu --lavender "$d/ew.jsonl" | grep -q elementwise-ratio \
+    node dist/bench/gpu/bench.js elementwise 16 cpu > "$d/ew.jsonl" && $PY bench/gpu/torch_ew.py --log2n 16 --device cpu --lavender "$d/ew.jsonl" | grep -q elementwise-ratio \
       && say "elementwise bench and its comparison run here (cpu, 2^16: functional only)" || { say "the elementwise bench failed"; exit 1; }
     node bin/lavender.js make-shards --synthetic-t2i --out "$d/small" --samples 8 --latent-size 16 --cond-dim 256 --tokens 24 >/dev/null \
       && node bin/lavender.js train t2i --data "$d/small" --preset mmdit-small --latent-size 16 --tokens 24 --batch 4 --steps 1 --backend cpu --precision bf16 --out "$d/run" > "$d/train.log" 2>&1 \
