@@ -400,6 +400,29 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// [count, hasLow, (p, g, m, v, low: byte addresses; n, bc1, bc2sqrt) x count] + (lr, beta1, beta2, eps, weightDecay, gradScale)
+Napi::Value AdamWMulti(const Napi::CallbackInfo& info) {
+  auto s = ready("adamwMulti");
+  Reader rd = reader(info[0]);
+  LavAdamWTable t{};
+  t.count = (int32_t)rd.int64();
+  if (t.count < 0 || t.count > LAV_ADAMW_MULTI) throw lav::Error("adamwMulti: " + std::to_string(t.count) + " tensors (at most " + std::to_string(LAV_ADAMW_MULTI) + ")");
+  const int hasLow = (int)rd.int64();
+  for (int k = 0; k < t.count; k++) {
+    LavAdamWEntry& e = t.e[k];
+    e.p = (float*)(uintptr_t)rd.next();
+    e.g = (const float*)(uintptr_t)rd.next();
+    e.m = (float*)(uintptr_t)rd.next();
+    e.v = (float*)(uintptr_t)rd.next();
+    e.low = (void*)(uintptr_t)rd.next();
+    e.n = rd.int64();
+    e.bc1 = (float)rd.next();
+    e.bc2sqrt = (float)rd.next();
+  }
+  Runtime::get().launched(lav_adamw_multi(&t, hasLow, num(info, 1), num(info, 2), num(info, 3), num(info, 4), num(info, 5), num(info, 6), s), "adamwMulti");
+  return info.Env().Undefined();
+}
+
 // [n, hasLow, p, g, m, v, pLow] + (lr, beta1, beta2, eps, weightDecay, bc1, bc2sqrt, gradScale)
 Napi::Value AdamW(const Napi::CallbackInfo& info) {
   auto s = ready("adamw");
@@ -544,6 +567,7 @@ Napi::Object Init_(Napi::Env env, Napi::Object exports) {
   LAV_EXPORT("attention", Attention);
   LAV_EXPORT("attentionBackward", AttentionBackward);
   LAV_EXPORT("adamw", AdamW);
+  LAV_EXPORT("adamwMulti", AdamWMulti);
   LAV_EXPORT("buildInfo", BuildInfo);
   LAV_EXPORT("selfTest", SelfTest);
   LAV_EXPORT("ncclLoad", NcclLoad);

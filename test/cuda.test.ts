@@ -308,3 +308,26 @@ test('GPU: the fused layer norm backward (not yet run on a GPU before) matches t
     }
   });
 });
+
+test('GPU: multi-tensor AdamW (not yet run on a GPU before) over 50 tensors of odd sizes equals the per-tensor formula', { skip: !hasGpu && 'no CUDA device' }, () => {
+  const be = L.getBackend('cuda') as CudaBackend;
+  L.scope(() => {
+    const g = new L.Generator(13);
+    const sizes = Array.from({ length: 50 }, (_, i) => 1 + ((i * 37) % 101));
+    const ps = sizes.map((n) => L.randn([n], { generator: g })), gs = sizes.map((n) => L.randn([n], { generator: g }));
+    const dev = ps.map((p, i) => ({ p: p.to('cuda'), g: gs[i]!.to('cuda'), m: L.zeros([sizes[i]!], { device: 'cuda' }), v: L.zeros([sizes[i]!], { device: 'cuda' }),
+      low: L.zeros([sizes[i]!], { device: 'cuda', dtype: 'bfloat16' }) }));
+    const hp = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, decoupled: true };
+    assert.equal(be.fused.adamw!(dev.map((d, i) => ({ p: d.p.view(), g: d.g.view(), m: d.m.view(), v: d.v.view(), step: 1 + (i % 3), pLow: i % 2 ? d.low.view() : null })), hp), true);
+    dev.forEach((d, i) => {
+      const step = 1 + (i % 3), bc1 = 1 - 0.9 ** step, bc2 = Math.sqrt(1 - 0.95 ** step);
+      const p0 = ps[i]!.toArray(), g0 = gs[i]!.toArray(), pn = d.p.to('cpu').toArray();
+      for (let j = 0; j < sizes[i]!; j++) {
+        const m = 0.1 * g0[j]!, v = 0.05 * g0[j]! ** 2;
+        const want = p0[j]! * (1 - 1e-3) - (1e-2 / bc1) * m / (Math.sqrt(v) / bc2 + 1e-8);
+        assert.ok(Math.abs(pn[j]! - want) < 1e-5, `tensor ${i} element ${j}: ${pn[j]} vs ${want}`);
+      }
+      if (i % 2) assert.ok(relErr(d.low.to('float32').to('cpu').toArray(), pn) < 1e-2, `bf16 copy of tensor ${i}`);
+    });
+  });
+});

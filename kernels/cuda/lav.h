@@ -50,6 +50,23 @@ struct LavIndexError {
   int64_t axisSize;
 };
 
+/** One tensor of a multi-tensor AdamW launch (float32 p, g, m, v; low: a bf16 copy of p or null). */
+#define LAV_ADAMW_MULTI 48
+struct LavAdamWEntry {
+  float* p;
+  const float* g;
+  float* m;
+  float* v;
+  void* low;
+  int64_t n;
+  float bc1, bc2sqrt;  // 1 - beta1^step, sqrt(1 - beta2^step)
+};
+struct LavAdamWTable {
+  int32_t count;
+  int32_t pad_;
+  LavAdamWEntry e[LAV_ADAMW_MULTI];
+};
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -102,6 +119,9 @@ cudaError_t lav_attention_backward(int64_t B, int64_t H, int64_t Tq, int64_t Tk,
 cudaError_t lav_adamw(int64_t n, LavArg p, LavArg g, LavArg m, LavArg v, const LavArg* pLow, double lr, double beta1,
                       double beta2, double eps, double weightDecay, double bc1, double bc2sqrt, double gradScale,
                       cudaStream_t s);
+/** AdamW over up to LAV_ADAMW_MULTI float32 tensors in one launch (the table travels as the kernel argument). */
+cudaError_t lav_adamw_multi(const LavAdamWTable* table, int hasLow, double lr, double beta1, double beta2, double eps, double weightDecay,
+                            double gradScale, cudaStream_t s);
 /** Kernel-side self check without a GPU is impossible; this returns the number of compiled kernels' archs. */
 const char* lav_kernels_build_info(void);
 

@@ -201,6 +201,25 @@ module.exports = {
     if (delta.dtype !== 0) fail('attentionBackward', 'delta scratch must be float32');
     num('attentionBackward', scale);
   },
+  adamwMulti(desc, ...hp) {
+    count('adamwMulti');
+    hp.forEach((v) => num('adamwMulti', v));
+    if (hp.length !== 6) fail('adamwMulti', `${hp.length} hyperparameters`);
+    const r = new Reader('adamwMulti', desc);
+    const n = r.int(), low = r.int();
+    if (n < 1 || n > 48 || ![0, 1].includes(low)) fail('adamwMulti', `count ${n} low ${low}`);
+    for (let k = 0; k < n; k++) {
+      const ptrs = [r.int(), r.int(), r.int(), r.int(), r.int()], elems = r.int(), bc1 = r.next(), bc2 = r.next();
+      if (!(bc1 > 0 && bc1 <= 1 && bc2 > 0 && bc2 <= 1)) fail('adamwMulti', `bias corrections ${bc1}, ${bc2}`);
+      ptrs.forEach((p, i) => {
+        if (i === 4 && !low) { if (p !== 0) fail('adamwMulti', 'a low pointer without hasLow'); return; }
+        const base = [...live.keys()].filter((q) => q <= p).reduce((a, b) => Math.max(a, b), -1);
+        const bytes = i === 4 ? 2 : 4;
+        if (base < 0 || p + elems * bytes > base + live.get(base)) fail('adamwMulti', `tensor ${k} operand ${i} spans past its allocation`);
+      });
+    }
+    r.end();
+  },
   adamw(desc, ...hp) {
     hp.forEach((v) => num('adamw', v));
     if (hp.length !== 8) fail('adamw', `${hp.length} hyperparameters`);

@@ -60,6 +60,7 @@ export interface CudaAddon {
   layerNormBackward(desc: Float64Array): void;
   attention(desc: Float64Array, scale: number, causal: number): void;
   attentionBackward(desc: Float64Array, scale: number, causal: number): void;
+  adamwMulti(desc: Float64Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, gradScale: number): void;
   adamw(desc: Float64Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, bc1: number, bc2sqrt: number, gradScale: number): void;
   buildInfo(): AddonBuildInfo;
   selfTest(): string;

@@ -21,6 +21,8 @@ import { MAX_DIMS, coalesce, planElementwise, planGemm, scalarFirstOp } from './
 
 const BYTES: Record<DType, number> = { float32: 4, float64: 8, int32: 4, int64: 8, bfloat16: 2, float16: 2, bool: 1 };
 const GEMM_DTYPES = new Set<DType>(['float32', 'float64', 'bfloat16', 'float16']);
+/** Tensors per multi-tensor AdamW launch: LAV_ADAMW_MULTI in kernels/cuda/lav.h. */
+const ADAMW_MULTI = 48;
 
 export class CudaBuffer implements BackendBuffer {
   readonly backend = 'cuda';
@@ -326,13 +328,35 @@ export function createCudaBackend(): CudaBackend {
     adamw(params: readonly AdamWParam[], s: AdamWHyper) {
       // the kernel implements decoupled decay only; Adam's L2 penalty is decomposed by ops/
       if (!s.decoupled && s.weightDecay !== 0) return false;
-      for (const { p, g, m, v, step, pLow } of params) {
+      const gs = s.gradScale ?? 1;
+      // float32 p, g, m, v (optionally a bf16 copy of p), contiguous: the multi-tensor kernel, up to
+      // ADAMW_MULTI tensors a launch; anything else one launch per tensor
+      const dense = (t: View) => t.strides.every((st, d) => st === contiguousStrides(t.shape)[d] || t.shape[d] === 1);
+      const multi: AdamWParam[][] = [[], []];  // without / with a bf16 copy
+      for (const e of params) {
+        const { p, g, m, v, step, pLow } = e;
+        const f32 = [p, g, m, v].every((t) => buf(t, 'adamw').dtype === 'float32' && dense(t));
+        if (f32 && (!pLow || (buf(pLow, 'adamw').dtype === 'bfloat16' && dense(pLow)))) {
+          multi[pLow ? 1 : 0]!.push(e);
+          continue;
+        }
         const n = numel(p.shape);
         const pk = new Pack().num(n, pLow ? 1 : 0);
         for (const t of [p, g, m, v]) pk.arg(buf(t, 'adamw'), t.offset);
         pk.arg(pLow ? buf(pLow, 'adamw') : p.buf, pLow?.offset ?? 0);
-        addon.adamw(pk.done(), s.lr, s.beta1, s.beta2, s.eps, s.weightDecay, 1 - s.beta1 ** step, Math.sqrt(1 - s.beta2 ** step), s.gradScale ?? 1);
+        addon.adamw(pk.done(), s.lr, s.beta1, s.beta2, s.eps, s.weightDecay, 1 - s.beta1 ** step, Math.sqrt(1 - s.beta2 ** step), gs);
       }
+      const addr = (t: View) => (t.buf as CudaBuffer).ptr + t.offset * BYTES[t.buf.dtype];
+      multi.forEach((list, low) => {
+        for (let i = 0; i < list.length; i += ADAMW_MULTI) {
+          const chunk = list.slice(i, i + ADAMW_MULTI);
+          const pk = new Pack().num(chunk.length, low);
+          for (const { p, g, m, v, step, pLow } of chunk) {
+            pk.num(addr(p), addr(g), addr(m), addr(v), pLow ? addr(pLow) : 0, numel(p.shape), 1 - s.beta1 ** step, Math.sqrt(1 - s.beta2 ** step));
+          }
+          addon.adamwMulti(pk.done(), s.lr, s.beta1, s.beta2, s.eps, s.weightDecay, gs);
+        }
+      });
       return true;
     },
   };
