@@ -2,7 +2,8 @@
 //   matmul  float32 and bfloat16 GFLOP/s through the cuda backend (cuBLAS), sizes given on the command line
 //   mmdit [fp32|bf16]  one MMDiT block (double block) training step (bf16: under autocast) at dim 2560, 64 text + 256 image tokens, batch 8:
 //           forward, backward, AdamW, with its FLOPs counted and MFU against the card's dense bf16 peak
-//   parity [cuda|webgpu]  the DiT fixtures through runForward on that backend vs PyTorch's outputs (test/fixtures/dit)
+//   parity [cuda|webgpu]  the DiT and MMDiT fixtures through runForward on that backend vs PyTorch's outputs and
+//           gradients (test/fixtures/dit, test/fixtures/mmdit)
 //   webgpu-info    the WebGPU adapter (Dawn over the Vulkan driver), its limits, shader-f16, the kernel profile
 //   webgpu-matmul  float32 and float16 (shader-f16) TFLOP/s through the webgpu backend with the planner's kernel,
 //                  sizes on the command line; then every tile at the largest size (to choose the planner's tiles)
@@ -127,15 +128,16 @@ function relErr(a: L.Tensor, b: L.Tensor): number {
 }
 
 function parity(backend = 'cuda'): void {
-  for (const name of ['small', 'rgb']) {
-    const f = (part: string) => join(root, 'test', 'fixtures', 'dit', `${name}.${part}`);
-    const got = runForward({ model: 'dit', config: f('config.json'), weights: f('weights.safetensors'), inputs: f('inputs.safetensors'), grad: true, backend });
+  // the DiT and MMDiT fixtures (PyTorch outputs and gradients); the issue's bars: outputs < 1e-4, gradients < 1e-3
+  for (const [model, name] of [['dit', 'small'], ['dit', 'rgb'], ['mmdit', 'tiny'], ['mmdit', 'single_only_nonsquare']] as const) {
+    const f = (part: string) => join(root, 'test', 'fixtures', model, `${name}.${part}`);
+    const got = runForward({ model, config: f('config.json'), weights: f('weights.safetensors'), inputs: f('inputs.safetensors'), grad: true, backend });
     const { tensors: want } = loadSafetensors(f('expected.safetensors'));
     const grads = Object.keys(want).filter((k) => k.startsWith('grad.'));
     const worst = Math.max(...grads.map((k) => relErr(got[k]!.to('cpu'), want[k]!)));
     const out = relErr(got.output!.to('cpu'), want.output!), loss = relErr(got.loss!.to('cpu'), want.loss!);
     const ok = out < 1e-4 && loss < 1e-3 && worst < 1e-3;
-    console.log(JSON.stringify({ bench: 'dit-parity', fixture: name, backend, output_rel_err: out, loss_rel_err: loss, worst_grad_rel_err: worst, ok }));
+    console.log(JSON.stringify({ bench: `${model}-parity`, fixture: name, backend, output_rel_err: out, loss_rel_err: loss, worst_grad_rel_err: worst, ok }));
     if (!ok) process.exitCode = 1;
   }
 }

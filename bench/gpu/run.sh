@@ -15,7 +15,8 @@
 #   (GPU tests), elementwise bandwidth vs torch (torch_ew.py), the full 4.78B LavenderFlow step in bf16 at
 #   batch 16 (t2i-step.ts) vs PyTorch eager and torch.compile (torch_t2i_step.py), the MMDiT block step
 #   (bf16 and fp32) vs PyTorch, the DiT-MNIST step at batch 64/256 (cuda, webgpu, PyTorch), `lavender train
-#   t2i --backend cuda --precision bf16` (small preset), DiT parity on cuda, the cross-backend suite,
+#   t2i --backend cuda --precision bf16` (small preset), bf16 vs fp32 loss curves, DiT and MMDiT parity on cuda
+#   (outputs < 1e-4, gradients < 1e-3 vs PyTorch), the cross-backend suite,
 #   matmul f32/bf16 vs torch.mm, then the webgpu steps (adapter info, kernel tests, parity, matmul), then a
 #   1-rank NCCL process-group round trip and a ZeRO-2 train t2i run over NCCL. The GPU tests and the suite
 #   run with LAVENDER_REQUIRE_CUDA=1: a missing device fails them instead of skipping.
@@ -178,7 +179,7 @@ STEPS=(
   "dit-step|60|for b in cuda webgpu; do node bin/lavender.js bench train-step --model dit-mnist --batch 64 --backend \$b --steps 10 --warmup 3 --json; done; node bin/lavender.js bench train-step --model dit-mnist --batch 256 --backend cuda --steps 10 --warmup 3 --json; python3 bench/torch_train_step.py mnist 64 8 10 cuda; python3 bench/torch_train_step.py mnist 256 8 10 cuda"
   "t2i-train|40|node bin/lavender.js make-shards --synthetic-t2i --out $T2I_SMALL --samples 16 --latent-size 16 --cond-dim 256 --tokens 24 >/dev/null && node bin/lavender.js train t2i --data $T2I_SMALL --preset mmdit-small --latent-size 16 --tokens 24 --batch 4 --steps 3 --backend cuda --precision bf16 --out build/t2i-run --overwrite"
   "bf16-curve|60|node scripts/bf16-loss-curve.mjs --backend cuda"
-  "dit-parity|30|node dist/bench/gpu/bench.js parity"
+  "parity|40|node dist/bench/gpu/bench.js parity"
   "suite|90|LAVENDER_REQUIRE_CUDA=1 node --test dist/test/backends.test.js"
   "matmul|40|node dist/bench/gpu/bench.js matmul 1024 2048 4096 8192 && python3 bench/gpu/torch_mm.py 1024 2048 4096 8192"
   "webgpu-info|20|node dist/bench/gpu/bench.js webgpu-info"
@@ -220,7 +221,9 @@ case $MODE in
     say "unpacking into a scratch node dir $scratch (the payload overlays this tree, as on the GPU machine)"
     unpack "$scratch/bin" || { say "unpack failed"; exit 1; }
     find_wheels
-    python3 -m py_compile bench/gpu/torch_mm.py bench/gpu/torch_ew.py bench/gpu/torch_t2i_step.py bench/torch_train_step.py && say "the PyTorch scripts compile"
+    # compile without writing __pycache__ (py_compile would rewrite the tracked .pyc files)
+    python3 -c 'import sys; [compile(open(f).read(), f, "exec") for f in sys.argv[1:]]' bench/gpu/torch_mm.py bench/gpu/torch_ew.py \
+      bench/gpu/torch_t2i_step.py bench/torch_train_step.py && say "the PyTorch scripts compile"
     total=0
     for s in "${STEPS[@]}"; do r=${s#*|}; total=$((total + ${r%%|*})); say "wired: ${s%%|*} (cap ${r%%|*}s)"; done
     say "step caps add up to ${total}s; the budget (LAVENDER_GPU_BUDGET_S) is ${BUDGET}s from the script's start"
