@@ -3,7 +3,8 @@
 // the protocol bindings/addon.cc reads: descriptor layouts consumed exactly, op codes, the elementwise
 // path (VEC only for contiguous 16-byte-aligned operands, STRIDED32 only within int32), every operand
 // inside a live allocation, no double free. A training step of the MMDiT (float32 and bf16 autocast,
-// fused attention forward/backward, SwiGLU, AdamW) and a DiT through the CLI run over it.
+// fused attention forward/backward, SwiGLU, AdamW), a convolution in one chunk, and a DiT through the CLI
+// run over it.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
@@ -44,7 +45,11 @@ test('an MMDiT training step (fp32 and bf16 autocast) and assorted views keep to
       L.full([3, 5], 2, { device: 'cuda', dtype: 'bfloat16' }).to('float32').toArray();
       L.sum(a, 0).toArray(); L.softmax(a, -1); L.layerNorm(a, [9]);
     });
-    console.log(JSON.stringify({ calls: fake.fakeCalls(), liveBuffers: be.liveBuffers() }));`;
+    // a differentiable 3x3 convolution over a batch of 64 is one im2col chunk on cuda (the cpu's cache-sized chunk holds 4 items)
+    const g0 = fake.fakeCalls().gemm;
+    L.scope(() => L.conv2d(L.randn([64, 64, 32, 32], { device: 'cuda' }), L.randn([64, 64, 3, 3], { device: 'cuda', requiresGrad: true })));
+    const convGemms = fake.fakeCalls().gemm - g0;
+    console.log(JSON.stringify({ calls: fake.fakeCalls(), liveBuffers: be.liveBuffers(), convGemms }));`;
   const r = run(['--input-type=module', '-e', script]);
   assert.equal(r.status, 0, r.stderr);
   const { calls } = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { calls: Record<string, number> };
@@ -54,6 +59,7 @@ test('an MMDiT training step (fp32 and bf16 autocast) and assorted views keep to
     assert.ok((calls[k] ?? 0) > 0, `${k} was called (calls: ${JSON.stringify(calls)})`);
   }
   assert.equal(calls.alloc, calls.free + JSON.parse(r.stdout.trim().split('\n').at(-1)!).liveBuffers, 'every buffer is freed or still live');
+  assert.equal(JSON.parse(r.stdout.trim().split('\n').at(-1)!).convGemms, 1, 'one GEMM for the whole convolution (Backend.convChunkFloats)');
 });
 
 test('the DiT-MNIST training step of `lavender bench train-step --backend cuda` keeps to the addon protocol', () => {

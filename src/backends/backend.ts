@@ -127,6 +127,9 @@ export interface Backend {
   /** Low-precision float dtypes the backend computes in natively (autocast casts to them); absent: none,
    *  and autocast emulates them by rounding float32 values (src/ops/autocast.ts). */
   readonly lowPrecision?: readonly DType[];
+  /** Optional: floats of im2col columns a convolution builds at once (default a few MiB, sized for a CPU
+   *  cache; a GPU, where each chunk costs launches, takes far larger chunks). */
+  readonly convChunkFloats?: number;
   /** Block until all queued work has finished (asynchronous devices); for timing. Absent = synchronous. */
   synchronize?(): void;
 

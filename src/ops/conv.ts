@@ -27,7 +27,9 @@ function geometry(x: Tensor, w: Tensor, stride: number): Geometry {
   const [O, , KH, KW] = w.shape as [number, number, number, number];
   const OH = Math.floor((H - KH) / stride) + 1, OW = Math.floor((W - KW) / stride) + 1;
   const K = C * KH * KW, J = OH * OW;
-  return { N, C, H, W, O, KH, KW, OH, OW, stride, K, J, G: Math.max(1, Math.min(N, Math.floor(CHUNK_FLOATS / Math.max(1, K * J)))) };
+  // a backend with its own budget (a GPU: launches cost more than memory) overrides the cache-sized chunk
+  const chunk = x.backend.convChunkFloats ?? CHUNK_FLOATS;
+  return { N, C, H, W, O, KH, KW, OH, OW, stride, K, J, G: Math.max(1, Math.min(N, Math.floor(chunk / Math.max(1, K * J)))) };
 }
 
 const v = (buf: View['buf'], shape: number[], strides: number[], offset: number): View => ({ buf, shape, strides, offset });

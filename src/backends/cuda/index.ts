@@ -365,6 +365,8 @@ export function createCudaBackend(): CudaBackend {
     name: 'cuda',
     available: true,
     lowPrecision: ['bfloat16', 'float16'],
+    // 2^26 floats (256 MiB) of conv columns at once: per-chunk launches, not cache size, are the cost here
+    convChunkFloats: 1 << 26,
     device,
     addon,
     tf32: process.env.LAVENDER_CUDA_TF32 === '1',
