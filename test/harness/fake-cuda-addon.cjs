@@ -9,7 +9,7 @@
 const BYTES = [4, 8, 4, 8, 2, 2, 1];  // kernels/cuda/lav.h LavDType order
 const UNARY = 23, BINARY = 18, REDUCE = 6;
 const live = new Map();  // ptr -> bytes
-let next = 1 << 20;
+let next = 1 << 20, inUse = 0, peak = 0;
 const calls = {};
 const count = (name) => (calls[name] = (calls[name] ?? 0) + 1);
 const fail = (what, msg) => { throw new Error(`fake cuda addon: ${what}: ${msg}`); };
@@ -95,10 +95,19 @@ module.exports = {
     const p = next;
     next += Math.max(512, Math.ceil(bytes / 512) * 512);
     live.set(p, bytes);
+    inUse += bytes;
+    peak = Math.max(peak, inUse);
     return p;
   },
-  free(ptr) { count('free'); if (!live.delete(ptr)) fail('free', `pointer ${ptr} is not live`); },
-  memStats: () => ({ inUse: [...live.values()].reduce((a, b) => a + b, 0), cached: 0, reserved: 0, peak: 0, hits: 0, misses: 0, liveBlocks: live.size }),
+  free(ptr) {
+    count('free');
+    const bytes = live.get(ptr);
+    if (bytes === undefined) fail('free', `pointer ${ptr} is not live`);
+    live.delete(ptr);
+    inUse -= bytes;
+  },
+  // bytes requested (no size-class rounding): peak is what the program held at once
+  memStats: () => ({ inUse, cached: 0, reserved: 0, peak, hits: 0, misses: 0, liveBlocks: live.size }),
   emptyCache() {},
   write(ptr, byteOffset, data) {
     count('write');
