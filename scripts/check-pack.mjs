@@ -29,7 +29,7 @@ try {
   console.log(`packed ${packed.filename}: ${files.length} files, ${(packed.size / 2 ** 20).toFixed(2)} MiB (${(packed.unpackedSize / 2 ** 20).toFixed(2)} MiB unpacked)`);
 
   // 2. contents: everything the exports, the bin and the install script need; nothing of the test suite
-  const needed = ['bin/lavender.js', 'scripts/build-native.mjs', 'CMakeLists.txt', 'dist/src/cli/main.js', 'dist/kernels/sgemm-simd.wasm', 'dist/src/backends/webgpu/wgsl.generated.js', 'README.md', 'package.json'];
+  const needed = ['bin/lavender.js', 'scripts/build-native.mjs', 'CMakeLists.txt', 'dist/src/cli/main.js', 'dist/kernels/cpu-simd.wasm', 'dist/kernels/cpu-simd-st.wasm', 'dist/src/backends/webgpu/wgsl.generated.js', 'README.md', 'package.json'];
   for (const target of Object.values(pkg.exports)) {
     if (typeof target === 'string') needed.push(target.replace(/^\.\//, ''));
     else for (const p of Object.values(target)) needed.push(p.replace(/^\.\//, ''));

@@ -54,7 +54,7 @@ const stubNode = {
 };
 
 const root = join(here, '../..');
-if (!existsSync(join(root, 'dist/kernels/sgemm-simd-st.wasm')) || !existsSync(join(root, 'dist/kernels/rowops-simd.wasm'))) {
+if (!existsSync(join(root, 'dist/kernels/cpu-simd-st.wasm'))) {
   execFileSync(process.execPath, [join(root, 'scripts/build-wasm.mjs')], { stdio: 'inherit', cwd: root });
 }
 
