@@ -23,7 +23,9 @@ const fail = (msg) => {
 
 try {
   // 1. pack
-  const packed = JSON.parse(run(npm, ['pack', '--json', '--pack-destination', tmp, ...(noBuild ? ['--ignore-scripts'] : [])], root))[0];
+  // the prepare script's build output shares stdout with npm's JSON: parse from the line that opens the array
+  const out = run(npm, ['pack', '--json', '--pack-destination', tmp, ...(noBuild ? ['--ignore-scripts'] : [])], root);
+  const packed = JSON.parse(out.slice(Math.max(0, out.search(/^\[/m))))[0];
   const files = packed.files.map((f) => f.path);
   const tarball = join(tmp, packed.filename);
   console.log(`packed ${packed.filename}: ${files.length} files, ${(packed.size / 2 ** 20).toFixed(2)} MiB (${(packed.unpackedSize / 2 ** 20).toFixed(2)} MiB unpacked)`);
