@@ -1,7 +1,8 @@
 // The one training loop (src/train/loop.ts) in its configurations, on tiny models with ranks in this
 // process: text-to-image and DiT data parallelism through the process group at ZeRO 0-3 against one rank,
 // gradient accumulation against the large batch, activation checkpointing against the plain backward,
-// overlapped reduction against reduction after the backward, resuming at another world size.
+// overlapped reduction against reduction after the backward, resuming at another world size, and
+// mixed precision with a decaying lr on each of those paths.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -116,6 +117,30 @@ test('train mnist\'s loop (DiT, label dropout from the sharded generator) on 2 r
   assertLossesClose(runs[0]!.losses, one.losses, 'DiT zero 3');
   const d = maxDiff(join(out, 'checkpoint.safetensors'), join(refOut, 'checkpoint.safetensors'));
   assert.ok(d < 1e-5, `final weights differ by up to ${d}`);
+});
+
+test('--precision bf16 and --lr-schedule linear on every path: 2 ranks at ZeRO 0 and 3 (block-wise) and activation checkpointing follow the 1-rank run; lr_scale is 1 - s/N', async () => {
+  const dataset = fakeImages();
+  const base = { progress: false, log: () => {}, sampleRows: 0, dataset, model: tinyDiT, steps: 3, batch: 4, lr: 3e-3, seed: 5, lrSchedule: 'linear' } as const;
+  const fp32 = trainDiT({ ...base, out: tmp() });
+  const refOut = tmp();
+  const one = trainDiT({ ...base, precision: 'bfloat16', out: refOut });
+  const rel = (a: number[], b: number[]) => Math.max(...a.map((v, i) => Math.abs(v - b[i]!) / Math.abs(b[i]!)));
+  // the bf16 rounding is real: the run leaves the float32 one (the first loss is the same forward)
+  const apart = rel(one.losses.slice(1), fp32.losses.slice(1));
+  assert.ok(apart > 1e-4, `the bf16 run should differ from the float32 one (losses within ${apart})`);
+  assert.deepEqual(metrics(refOut).map((m) => (m as { lr_scale?: number }).lr_scale), [0, 1, 2].map((s) => 1 - s / 3));
+  const checkpointed = trainDiT({ ...base, precision: 'bfloat16', checkpointActivations: true, out: tmp() });
+  assertLossesClose(checkpointed.losses, one.losses, 'bf16 with recomputed blocks', 1e-6);
+  const drift: Record<string, number> = { checkpointed: rel(checkpointed.losses, one.losses) };
+  for (const zero of [0, 3] as ZeroStage[]) {
+    const out = tmp();
+    const runs = await onRanks(2, (pg) => trainDiTDistributed({ ...base, precision: 'bfloat16', out, dist: { pg, zero } }));
+    drift[`zero ${zero}`] = rel(runs[0]!.losses, one.losses);
+    assert.ok(drift[`zero ${zero}`]! < apart / 10, `bf16 on 2 ranks at ZeRO ${zero}: losses within ${drift[`zero ${zero}`]} of the 1-rank bf16 run (float32 is ${apart} away)`);
+    assert.deepEqual(metrics(out).map((m) => (m as { lr_scale?: number }).lr_scale), [0, 1, 2].map((s) => 1 - s / 3), `ZeRO ${zero} lr_scale`);
+  }
+  console.log(`# bf16 + linear decay: float32 run ${apart} away; relative loss drift ${JSON.stringify(drift)}`);
 });
 
 test('--grad-accum 4 --batch 8 equals --batch 32 (one rank, and 2 ranks at ZeRO 2 with --grad-accum 2 --batch 8 against --batch 16)', async () => {
