@@ -53,6 +53,14 @@ test('lrSchedule linear: lr_scale 1 - s/N logged per step, the losses as a const
   trainDiT({ ...base, out: dir, lrSchedule: 'linear', resume: join(dir, 'checkpoint.safetensors') });
   const resumed = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual(resumed.map((m) => [m.step, m.lr_scale]), [[1, 1], [2, 0.5], [3, 0.5], [4, 0.25]]);
+  // an interrupted run (stopped in step 3, after the checkpoint of step 2) resumed with the same --steps
+  // continues the uninterrupted one exactly
+  const cut = tmp();
+  assert.throws(() => trainDiT({ ...base, out: cut, lrSchedule: 'linear', checkpointEvery: 2, onStep: ({ step }) => {
+    if (step === 3) throw new Error('interrupted');
+  } }), /interrupted/);
+  const rest = trainDiT({ ...base, out: cut, lrSchedule: 'linear', resume: join(cut, 'checkpoint.safetensors') });
+  assert.deepEqual(rest.losses, linear.losses.slice(2));
 });
 
 test('training writes metrics.jsonl, a checkpoint and a sample grid; the loss falls', () => {
