@@ -28,7 +28,7 @@ const SMALL: Record<string, Record<string, string>> = {
   'train mnist': { steps: '2', batch: '4' },
   'train mnist --steps 60 --batch 64 --out runs/quick': { steps: '2', batch: '4' },
   'train mnist --steps 120 --resume runs/quick/checkpoint.safetensors --out runs/quick': { steps: '3' },
-  'sample --checkpoint runs/mnist/checkpoint.safetensors --out grid.png --cfg 2': { steps: '2', rows: '1' },
+  'sample --checkpoint runs/mnist/checkpoint.safetensors --out grid.png --cfg 4': { steps: '2', rows: '1' },
   'make-shards --synthetic-t2i --out shards --cond-dim 32': { samples: '16' },
   'train t2i --data shards --preset mmdit-tiny --latent-size 8 --tokens 8': { steps: '2', batch: '2' },
   'sample --model mmdit --checkpoint runs/t2i/ema1.safetensors --cond runs/t2i/cond.safetensors --out latents.safetensors': { steps: '2' },

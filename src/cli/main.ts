@@ -33,10 +33,10 @@ commands:
                                                  train the DiT sanity model with rectified flow; --precision
                                                  bf16: autocast (bf16 matmuls/attention, fp32 masters);
                                                  --lr-schedule linear: lr decays linearly to 0 over --steps.
-                                                 mnist defaults: 800 steps of 32, lr 2e-3, linear; cifar: 2000
-                                                 steps of 64, lr 5e-4, constant. The end-of-run
-                                                 sample grid is 4 rows (--sample-rows), none for runs under
-                                                 100 steps unless --sample-rows is given
+                                                 mnist defaults: 1000 steps of 32, lr 2e-3, linear, grid at
+                                                 --cfg 4; cifar: 2000 steps of 64, lr 5e-4, constant, --cfg 2.
+                                                 The end-of-run sample grid is 4 rows (--sample-rows), none for
+                                                 runs under 100 steps unless --sample-rows is given
   train t2i --data DIR [--preset P] [--steps N] [--batch B] [--lr X] [--latent-size R] [--tokens T]
         [--warmup N] [--ema-every S] [--out DIR] [--resume CKPT [--allow-changes]] [--overwrite]
         [--precision fp32|bf16] [scale-out flags]
