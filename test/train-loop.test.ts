@@ -185,12 +185,11 @@ test('--checkpoint-activations: blocks recomputed in the backward give the same 
   });
   assert.ok(worst < 1e-6, `gradients differ from the plain backward by ${worst} of their largest value`);
   assert.equal(recomputed.gradientBytes, plain.gradientBytes);
-  // against the same block-wise pass keeping every block's activations, and against the one-pass backward
-  // (the block-wise pass already frees what no gradient rule reads, so keeping blocks costs less than the plain pass)
-  assert.ok(recomputed.activationBytes < stored.activationBytes, `activations ${recomputed.activationBytes} B recomputed vs ${stored.activationBytes} B stored`);
-  // 38% lower on mmdit-tiny since the plain backward frees saved tensors rule by rule (it was 57% before);
-  // on mmdit-small the saving is larger (docs/distributed.md)
-  assert.ok(recomputed.activationBytes < 0.7 * plain.activationBytes, `activations ${recomputed.activationBytes} B recomputed vs ${plain.activationBytes} B plain`);
+  // against the same block-wise pass keeping every block's activations, and against the one-pass backward:
+  // 58% lower on mmdit-tiny with each block in its own scope (a recomputed block's intermediates die with
+  // it); without the scopes it was 37% and 38%, which these bounds reject
+  assert.ok(recomputed.activationBytes < 0.6 * stored.activationBytes, `activations ${recomputed.activationBytes} B recomputed vs ${stored.activationBytes} B stored`);
+  assert.ok(recomputed.activationBytes < 0.6 * plain.activationBytes, `activations ${recomputed.activationBytes} B recomputed vs ${plain.activationBytes} B plain`);
   assert.ok(recomputed.peakBytes < plain.peakBytes && recomputed.peakBytes < stored.peakBytes, `peak ${recomputed.peakBytes} B recomputed vs ${plain.peakBytes} B plain, ${stored.peakBytes} B block-wise`);
   console.log(`# checkpointing (mmdit-tiny, batch 4, 16x16 latents, 8 text tokens): activation bytes ${plain.activationBytes} plain, ${stored.activationBytes} block-wise, ${recomputed.activationBytes} recomputed (peaks ${plain.peakBytes}, ${stored.peakBytes}, ${recomputed.peakBytes}); gradients within ${worst} of the plain backward`);
   for (const t of [x, cond]) t.dispose();
