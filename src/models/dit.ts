@@ -15,7 +15,7 @@ import {
 import { reshape } from '../ops/views.js';
 import { swiglu } from '../ops/composite.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
-import { keep, scope } from '../tensor/scope.js';
+import { keep } from '../tensor/scope.js';
 
 export interface DiTConfig {
   in_channels: number;
@@ -103,13 +103,9 @@ class DiTBlock extends Module {
     this.adaLN_modulation = this.module('adaLN_modulation', new ModuleList([null, new Linear(E, 6 * c.dim, o)]));
   }
   forward(x: Tensor, cond: Tensor, rope: { cos: Tensor; sin: Tensor }): Tensor {
-    // a scope per block: its intermediates are freed at its end, except what the autograd graph saved,
-    // which the backward then frees rule by rule
-    return scope(() => {
-      const [s1, sc1, g1, s2, sc2, g2] = chunk(this.adaLN_modulation.items[0]!.forward(silu(cond)), 6, 1) as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
-      const h = add(x, mul(unsqueeze(g1, 1), this.attention.forward(modulate(this.attention_norm.forward(x), s1, sc1), rope)));
-      return add(h, mul(unsqueeze(g2, 1), this.feed_forward.forward(modulate(this.ffn_norm.forward(h), s2, sc2))));
-    });
+    const [s1, sc1, g1, s2, sc2, g2] = chunk(this.adaLN_modulation.items[0]!.forward(silu(cond)), 6, 1) as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
+    x = add(x, mul(unsqueeze(g1, 1), this.attention.forward(modulate(this.attention_norm.forward(x), s1, sc1), rope)));
+    return add(x, mul(unsqueeze(g2, 1), this.feed_forward.forward(modulate(this.ffn_norm.forward(x), s2, sc2))));
   }
 }
 
@@ -208,15 +204,15 @@ export class DiT extends Module implements Blockwise<Tensor> {
     return {
       prologue: () => {
         const [conv0, gn2, conv3, gn5] = this.init_conv_seq.items as [Conv2d, GroupNorm, Conv2d, GroupNorm];
-        // scopes: the convolutions' intermediates are freed at once, except what the autograd graph saved
-        const h = scope(() => this.x_embedder.forward(patchify(gn5.forward(silu(conv3.forward(gn2.forward(silu(conv0.forward(x)))))), c.patch_size)));
+        let h = gn5.forward(silu(conv3.forward(gn2.forward(silu(conv0.forward(x))))));
+        h = this.x_embedder.forward(patchify(h, c.patch_size));
         const cond = add(this.t_embedder.forward(t), this.y_embedder.forward(y, this.generator));
         rope = this.ropeFor(h.shape[1]!, x.device);
         return [h, cond];
       },
       blocks: this.layers.items.map((layer) => ({ module: layer, run: ([h, cond]) => [layer.forward(h!, cond!, rope!), cond!] })),
       epilogue: ([h, cond]) => {
-        const out = scope(() => this.final_layer.forward(h!, cond!));
+        const out = this.final_layer.forward(h!, cond!);
         const g = c.input_size / c.patch_size;
         return unpatchify(out, g, g, c.patch_size, c.in_channels);
       },

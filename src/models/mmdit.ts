@@ -13,7 +13,6 @@ import { Module, ModuleList } from '../nn/module.js';
 import { runPlan, type Blockwise, type ForwardPlan, type PlanBlock } from '../nn/plan.js';
 import { attention, mergeHeads, modulate, patchify, roundUp, splitHeads, TimestepEmbedder, unpatchify } from '../nn/blocks.js';
 import { defaultGenerator } from '../tensor/random.js';
-import { scope } from '../tensor/scope.js';
 import { bilinearResize } from './interpolate.js';
 
 export interface MMDiTConfig {
@@ -243,8 +242,7 @@ export class MMDiT extends Module implements Blockwise<Tensor> {
     const double = this.double_layers.items.map((layer, i): PlanBlock => ({
       module: layer,
       run: ([txt, img, g]) => {
-        // a scope per block: intermediates die at its end except what the autograd graph saved
-        const [t2, i2] = scope(() => layer.forward(txt!, img!, g!));
+        const [t2, i2] = layer.forward(txt!, img!, g!);
         this.onBlockOutput?.(`double_layers.${i}`, i2);
         return [t2, i2, g!];
       },
@@ -253,7 +251,7 @@ export class MMDiT extends Module implements Blockwise<Tensor> {
       module: layer,
       run: (state) => {
         const [cx0, g] = i === 0 ? [cat([state[0]!, state[1]!], 1), state[2]!] : [state[0]!, state[1]!];
-        const cx = scope(() => layer.forward(cx0, g));
+        const cx = layer.forward(cx0, g);
         this.onBlockOutput?.(`single_layers.${i}`, cx);
         return [cx, g];
       },

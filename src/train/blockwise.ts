@@ -91,8 +91,9 @@ export function* blockwiseForwardBackward(plan: ForwardPlan, head: (out: Tensor)
       yield* wait(o.units.gather(i + 1));
       const inp = inputs[i]!;
       scope(() => {
-        // the block's outputs: recomputed with a graph, or the ones the forward recorded
-        const ys = o.checkpoint ? plan.blocks[i]!.run(inp) : outputs[i]!;
+        // the block's outputs: recomputed with a graph (in a scope of its own, so the recomputation's
+        // intermediates die before its backward runs, as in the forward), or the ones the forward recorded
+        const ys = o.checkpoint ? scope(() => plan.blocks[i]!.run(inp)) : outputs[i]!;
         backwardFrom(ys, consumed.map((l) => l.grad));
       });
       // a state element passed through unchanged is the very leaf of this block: keep its gradient
