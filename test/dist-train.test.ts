@@ -4,27 +4,19 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import '../src/index.js';
 import { loadSafetensors } from '../src/io/safetensors.js';
 import { spawnChild } from './harness/children.js';
 import { scaledMs, scaledSeconds } from './harness/load.js';
+import { tempDirs } from './harness/tmp-dirs.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const made: string[] = [];
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'lav-dist-'));
-  made.push(d);
-  return d;
-};
-after(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
+const tmp = tempDirs('lav-dist-');
 // a constant lr: mnist's default linear decay depends on --steps, and the resume tests stop a run early
 const base = ['train', 'mnist', '--seed', '7', '--sample-rows', '0', '--lr-schedule', 'constant'];
 

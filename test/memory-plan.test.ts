@@ -3,10 +3,8 @@
 // the cpu (live bytes) and against the bytes a real 2-rank run's CPU transport sends per step.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import '../src/index.js';
 import { writeSyntheticT2I } from '../src/data/t2i.js';
@@ -16,17 +14,10 @@ import { planMemory, type PlanOptions } from '../src/train/memory-plan.js';
 import { trainT2IDistributed } from '../src/train/train-t2i.js';
 import { onRanks } from './harness/ranks.js';
 import { scaledMs } from './harness/load.js';
+import { tempDirs } from './harness/tmp-dirs.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const made: string[] = [];
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'lav-plan-'));
-  made.push(d);
-  return d;
-};
-after(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
+const tmp = tempDirs('lav-plan-');
 
 const within = (predicted: number, measured: number, what: string) =>
   assert.ok(Math.abs(predicted - measured) <= 0.1 * Math.abs(measured), `${what}: predicted ${predicted} B, measured ${measured} B`);

@@ -5,10 +5,9 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import '../src/index.js';
 import type { ImageDataset } from '../src/data/loader.js';
 import { writeSyntheticT2I } from '../src/data/t2i.js';
@@ -21,16 +20,9 @@ import { sampleMMDiT } from '../src/train/sample-mmdit.js';
 import { estimateSamplingSeconds, planSampling } from '../src/train/sampling-plan.js';
 import { Progress } from '../src/train/progress.js';
 import { scaledMs } from './harness/load.js';
+import { tempDirs } from './harness/tmp-dirs.js';
 
-const made: string[] = [];
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'lav-run-'));
-  made.push(d);
-  return d;
-};
-after(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
+const tmp = tempDirs('lav-run-');
 
 const tiny = { in_channels: 1, input_size: 8, dim: 64, n_layers: 1, n_heads: 2, multiple_of: 32 };
 function fakeDataset(n = 24): ImageDataset {

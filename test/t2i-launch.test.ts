@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { networkInterfaces, tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import '../src/index.js';
 import { writeSyntheticT2I } from '../src/data/t2i.js';
@@ -19,17 +19,10 @@ import { trainT2I } from '../src/train/train-t2i.js';
 import { childEnv, spawnChild } from './harness/children.js';
 import { freePort } from './harness/ranks.js';
 import { scaledMs, scaledSeconds } from './harness/load.js';
+import { tempDirs } from './harness/tmp-dirs.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const made: string[] = [];
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'lav-t2i-launch-'));
-  made.push(d);
-  return d;
-};
-after(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
+const tmp = tempDirs('lav-t2i-launch-');
 
 interface Result { code: number | null; signal: NodeJS.Signals | null; stderr: string; ms: number }
 function start(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; done: Promise<Result> } {

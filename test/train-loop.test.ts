@@ -4,10 +4,9 @@
 // overlapped reduction against reduction after the backward, resuming at another world size, and
 // mixed precision with a decaying lr on each of those paths.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import '../src/index.js';
 import { writeSyntheticT2I } from '../src/data/t2i.js';
 import type { ImageDataset } from '../src/data/loader.js';
@@ -22,16 +21,9 @@ import { noGrad } from '../src/autograd/grad-mode.js';
 import { Generator } from '../src/tensor/random.js';
 import { measureStepMemory } from '../src/train/step-memory.js';
 import { onRanks } from './harness/ranks.js';
+import { tempDirs } from './harness/tmp-dirs.js';
 
-const made: string[] = [];
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'lav-loop-'));
-  made.push(d);
-  return d;
-};
-after(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
+const tmp = tempDirs('lav-loop-');
 
 // the smallest MMDiT with both block kinds: 1 double-stream + 1 single-stream block
 const preset = { dim: 32, n_layers: 2, n_double_layers: 1, n_heads: 2, global_conddim: 32, cond_seq_dim: 8, max_seq: 4 };

@@ -2,10 +2,8 @@
 // at stages 2 and 3, measured from the cpu backend's live bytes; sharded ZeRO-3 checkpoints of `train t2i`
 // (EMAs included), consolidated and resumed at other world sizes.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import '../src/index.js';
 import { getBackend } from '../src/backends/registry.js';
 import { writeSyntheticT2I } from '../src/data/t2i.js';
@@ -25,16 +23,9 @@ import { trainT2I, trainT2IDistributed, type TrainT2IOptions } from '../src/trai
 import { groups, onRanks, soloRank } from './harness/ranks.js';
 import { square, sub } from '../src/ops/elementwise.js';
 import { mean } from '../src/ops/reduce.js';
+import { tempDirs } from './harness/tmp-dirs.js';
 
-const made: string[] = [];
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'lav-zero3-'));
-  made.push(d);
-  return d;
-};
-after(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
+const tmp = tempDirs('lav-zero3-');
 const arr = (t: Tensor) => Array.from(t.toArray());
 
 test('ZeRO-3: a released parameter holds no data (a clear error), gather gives it the current values, and 2 and 3 ranks reproduce AdamW exactly', async () => {
