@@ -262,6 +262,17 @@ function childrenOf(pid: number): number[] {
   });
 }
 
+/** Re-runs a killed 6-run sweep: it says how many runs had finished, runs only the rest, and leaves every
+ *  finished run's result file byte-identical. */
+async function rerunRedoesNothing(args: string[], out: string, before: Map<string, string>): Promise<void> {
+  const r = await runMain(args);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`${before.size} already finished, ${6 - before.size} to run`));
+  const after = results(out);
+  assert.equal(after.size, 6);
+  for (const [f, text] of before) assert.equal(after.get(f), text, `${f} was redone`);
+}
+
 test('a sweep killed mid-way (SIGKILL) continues where it stopped: finished runs are kept, not redone', { timeout: scaledMs(120_000) }, async () => {
   const out = tmp();
   const args = [...SWEEP, '--steps', '8', '--param', 'mup', '--out', out];
@@ -271,12 +282,7 @@ test('a sweep killed mid-way (SIGKILL) continues where it stopped: finished runs
   await exited;
   const before = results(out);
   assert.ok(before.size >= 2 && before.size < 6, `killed after ${before.size} of 6 runs`);
-  const r = await runMain(args);
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, new RegExp(`${before.size} already finished, ${6 - before.size} to run`));
-  const after = results(out);
-  assert.equal(after.size, 6);
-  for (const [f, text] of before) assert.equal(after.get(f), text, `${f} was redone`);
+  await rerunRedoesNothing(args, out, before);
   assert.equal(readFileSync(join(out, 'sweep.jsonl'), 'utf8').trim().split('\n').length, 6);
 });
 
@@ -293,10 +299,5 @@ test('mup-sweep --nproc 2: a killed worker ends the sweep with its name; the re-
   assert.match(e.stderr, new RegExp(`worker \\d \\(pid ${workers[0]}\\) was killed by SIGKILL.*run the same command again to continue`));
   const before = results(out);
   assert.ok(before.size < 6, `${before.size} of 6 finished before the re-run`);
-  const r = await runMain(args);
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, new RegExp(`${before.size} already finished, ${6 - before.size} to run`));
-  const after = results(out);
-  assert.equal(after.size, 6);
-  for (const [f, text] of before) assert.equal(after.get(f), text, `${f} was redone`);
+  await rerunRedoesNothing(args, out, before);
 });
