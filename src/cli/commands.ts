@@ -21,7 +21,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: 'train t2i',
     flags: {
       data: v, preset: v, steps: v, batch: v, lr: v, seed: v, out: v, backend: v, resume: v, overwrite: s, 'allow-changes': s, 'latent-size': v, tokens: v,
-      warmup: v, 'ema-every': v, 'checkpoint-every': v, precision: v, ...SCALE_OUT,
+      warmup: v, 'ema-every': v, 'ema-device': v, 'checkpoint-every': v, precision: v, ...SCALE_OUT,
       rank: v, 'world-size': v, // removed: refused with a pointer to --nproc / lavender launch
     },
   },

@@ -38,10 +38,12 @@ commands:
                                                  The end-of-run sample grid is 4 rows (--sample-rows), none for
                                                  runs under 100 steps unless --sample-rows is given
   train t2i --data DIR [--preset P] [--steps N] [--batch B] [--lr X] [--latent-size R] [--tokens T]
-        [--warmup N] [--ema-every S] [--out DIR] [--resume CKPT [--allow-changes]] [--overwrite]
-        [--precision fp32|bf16] [scale-out flags]
+        [--warmup N] [--ema-every S] [--ema-device D] [--out DIR] [--resume CKPT [--allow-changes]]
+        [--overwrite] [--precision fp32|bf16] [scale-out flags]
                                                  the LavenderFlow recipe on MDS shards (MMDiT); writes the
-                                                 checkpoint, ema1/ema2.safetensors and cond.safetensors
+                                                 checkpoint, ema1/ema2.safetensors and cond.safetensors;
+                                                 --ema-device cpu keeps the two float32 EMAs in host memory
+                                                 (default: the training device; may change on resume)
   scale-out flags of every train command:
         [--nproc N] [--zero 0|1|2|3] [--master-addr A] [--master-port P] [--dist-backend cpu|nccl]
         [--grad-accum K] [--checkpoint-activations]

@@ -237,6 +237,8 @@ function trainT2iCommand(p: Parsed): number | Promise<number> {
     allowChanges: run.allowChanges,
     precision: precisionFlag(p),
     checkpointEvery: intFlag(p, 'checkpoint-every', 500),
+    // where the EMAs live is not a setting of the run: a resume may move them (not checked against the checkpoint)
+    emaDevice: p.flags.has('ema-device') ? stringFlag(p, 'ema-device', '') : undefined,
   };
   if (!distributed(scale)) {
     trainT2I(opts);
