@@ -3,6 +3,7 @@
 // resumable either way, and none of their bytes on the training device.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +11,9 @@ import * as L from '../src/index.js';
 import { webgpuEntry } from '../src/backends/webgpu/index.js';
 import { writeSyntheticT2I } from '../src/data/t2i.js';
 import { loadSafetensors } from '../src/io/safetensors.js';
-import { trainT2I, type TrainT2IOptions } from '../src/train/train-t2i.js';
+import { trainT2I, trainT2IDistributed, type TrainT2IOptions } from '../src/train/train-t2i.js';
+import type { ZeroStage } from '../src/distributed/zero.js';
+import { onRanks } from './harness/ranks.js';
 import { cpuReferenceBackend } from '../src/backends/cpu/index.js';
 import { skipUnless } from './harness/require.js';
 import { scaledMs } from './harness/load.js';
@@ -152,6 +155,22 @@ test('train t2i on webgpu, --ema-every 1: EMAs on cpu give the same ema1/ema2 fi
   }
 });
 
+test('train t2i on webgpu over 2 ranks, ZeRO 3: EMAs of this rank\'s master slices on cpu give the same files and shard checkpoints as on webgpu', { skip: webgpuSkip }, async () => {
+  for (const zero of [3] as ZeroStage[]) {
+    const outs: Record<string, string> = {};
+    for (const emaDevice of [undefined, 'cpu']) {
+      const out = (outs[emaDevice ?? 'webgpu'] = tmp());
+      await onRanks(2, (pg) => trainT2IDistributed({ ...t2i({ out, emaDevice }), dist: { pg, zero } }));
+    }
+    // the EMA files, the checkpoint and each rank's shard (which holds that rank's EMA slices)
+    const files = readdirSync(outs.cpu!).filter((f) => f.endsWith('.safetensors')).sort();
+    assert.deepEqual(files, readdirSync(outs.webgpu!).filter((f) => f.endsWith('.safetensors')).sort());
+    assert.ok(files.length >= 5 && files.includes('ema1.safetensors'), files.join(', '));
+    console.log(`# ZeRO ${zero}: ${files.join(", ")}`);
+    for (const f of files) assertSameFile(join(outs.cpu!, f), join(outs.webgpu!, f), `ZeRO ${zero} ${f}`);
+  }
+});
+
 test('train t2i --ema-device: an unknown or meta device is refused, naming the flag', () => {
   assert.throws(() => trainT2I(t2i({ backend: 'cpu', emaDevice: 'nowhere' })), /^Error: train t2i: --ema-device nowhere: unknown device 'nowhere'/);
   assert.throws(() => trainT2I(t2i({ backend: 'cpu', emaDevice: 'meta' })), /^Error: train t2i: --ema-device meta holds no data/);
@@ -164,7 +183,8 @@ test('train t2i --backend cuda (stand-in addon) with --ema-device cpu: the devic
     import { createRequire } from 'node:module';
     import { mkdtempSync } from 'node:fs';
     import { tmpdir } from 'node:os';
-    import { join } from 'node:path';
+    import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
     import * as L from './dist/src/index.js';
     import { writeSyntheticT2I } from './dist/src/data/t2i.js';
     import { trainT2I } from './dist/src/train/train-t2i.js';
