@@ -14,7 +14,7 @@ const DIT_TRAIN = {
 } as const;
 
 export const COMMANDS: readonly CommandSpec[] = [
-  { name: 'info', flags: { json: s, model: v, ranks: v, zero: v, batch: v, tokens: v, 'latent-size': v, 'checkpoint-activations': s, 'grad-accum': v } },
+  { name: 'info', flags: { json: s, model: v, ranks: v, zero: v, batch: v, tokens: v, 'latent-size': v, 'checkpoint-activations': s, 'grad-accum': v, precision: v, 'ema-device': v } },
   { name: 'train mnist', flags: DIT_TRAIN },
   { name: 'train cifar', flags: DIT_TRAIN },
   {

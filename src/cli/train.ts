@@ -189,9 +189,10 @@ function lrScheduleFlag(p: Parsed, fallback: 'constant' | 'linear'): 'constant' 
   return v;
 }
 
-function precisionFlag(p: Parsed): 'float32' | 'bfloat16' {
+/** --precision fp32|bf16 (train commands, info --model) as the loop's precision. */
+export function precisionFlag(p: Parsed, command = 'train'): 'float32' | 'bfloat16' {
   const v = stringFlag(p, 'precision', 'fp32');
-  if (v !== 'fp32' && v !== 'bf16') throw new Error(`train: --precision expects fp32 or bf16, got '${v}'`);
+  if (v !== 'fp32' && v !== 'bf16') throw new Error(`${command}: --precision expects fp32 or bf16, got '${v}'`);
   return v === 'bf16' ? 'bfloat16' : 'float32';
 }
 

@@ -371,7 +371,7 @@ function* globalLosses(pg: ProcessGroup | undefined, local: { losses: number[]; 
 }
 
 /** The plan with each piece run under autocast (the backward runs with autocast off, autograd/backward.ts). */
-function autocastPlan(p: ForwardPlan, precision: 'float32' | 'bfloat16'): ForwardPlan {
+export function autocastPlan(p: ForwardPlan, precision: 'float32' | 'bfloat16'): ForwardPlan {
   if (precision === 'float32') return p;
   return {
     prologue: () => autocast(precision, () => p.prologue()),
