@@ -3,7 +3,8 @@
 // MMDiT from a preset, AdamW (0.9, 0.95) with the release's per-parameter groups, rectified-flow loss
 // under autocast, gradient clipping at 1.0, without the command's two float32 EMAs, checkpoints and
 // metrics: the same work as bench/gpu/torch_t2i_step.py does in PyTorch. (For the 4.78B preset the two
-// EMAs alone are 38 GB; with float32 weights, gradients and moments, 115 GB before any activation.)
+// EMAs alone are 38 GB; with float32 weights, gradients and moments, 115 GB before any activation:
+// `train t2i --ema-device cpu` keeps them in host memory.)
 //
 //   node dist/bench/gpu/t2i-step.js --data DIR --preset NAME [--batch 16] [--tokens 120] [--latent-size 32]
 //        [--steps 4] [--warmup 2] [--backend cuda] [--precision bf16|fp32]

@@ -14,14 +14,14 @@ const DIT_TRAIN = {
 } as const;
 
 export const COMMANDS: readonly CommandSpec[] = [
-  { name: 'info', flags: { json: s, model: v, ranks: v, zero: v, batch: v, tokens: v, 'latent-size': v, 'checkpoint-activations': s, 'grad-accum': v } },
+  { name: 'info', flags: { json: s, model: v, ranks: v, zero: v, batch: v, tokens: v, 'latent-size': v, 'checkpoint-activations': s, 'grad-accum': v, precision: v, 'ema-device': v } },
   { name: 'train mnist', flags: DIT_TRAIN },
   { name: 'train cifar', flags: DIT_TRAIN },
   {
     name: 'train t2i',
     flags: {
       data: v, preset: v, steps: v, batch: v, lr: v, seed: v, out: v, backend: v, resume: v, overwrite: s, 'allow-changes': s, 'latent-size': v, tokens: v,
-      warmup: v, 'ema-every': v, 'checkpoint-every': v, precision: v, ...SCALE_OUT,
+      warmup: v, 'ema-every': v, 'ema-device': v, 'checkpoint-every': v, precision: v, ...SCALE_OUT,
       rank: v, 'world-size': v, // removed: refused with a pointer to --nproc / lavender launch
     },
   },

@@ -4,7 +4,7 @@ import { sgemmInfo } from '../backends/cpu/fast/sgemm.js';
 import { closest, intFlag, parseArgs, stringFlag, type Parsed } from './args.js';
 import { COMMANDS, findCommand } from './commands.js';
 import { benchMatmul } from './bench-matmul.js';
-import { benchStep, forward, makeShards, sample, train } from './train.js';
+import { benchStep, forward, makeShards, precisionFlag, sample, train } from './train.js';
 import { modelInfo, type ModelInfo } from '../train/model-info.js';
 import { planMemory, type MemoryPlan } from '../train/memory-plan.js';
 import type { ZeroStage } from '../distributed/zero.js';
@@ -19,13 +19,15 @@ const USAGE = `usage: lavender <command> [options]
 commands:
   info [--json]                                  version and the backends of this build
   info --model P [--ranks N] [--zero S] [--batch B] [--tokens T] [--latent-size R] [--grad-accum K]
-        [--checkpoint-activations] [--json]
+        [--checkpoint-activations] [--precision fp32|bf16] [--ema-device cpu] [--json]
                                                  plan before you rent: exact parameter count, the bf16 ZeRO-2
                                                  formula, and lavender's bytes per rank (weights, gradients,
-                                                 optimizer state, activations) and sent per step, from one
-                                                 rank's step traced on the meta device (no allocation);
+                                                 optimizer state, train t2i's two EMAs, activations) and sent
+                                                 per step, from one rank's step traced on the meta device (no
+                                                 allocation); --precision and --ema-device as train takes
+                                                 them (EMAs on cpu: host memory, not in the device's peak);
                                                  defaults: 8 ranks, ZeRO 2, batch 1 per rank, 64 text tokens,
-                                                 latent 32 (MMDiT)
+                                                 latent 32 (MMDiT), fp32
   train mnist|cifar [--steps N] [--batch B] [--lr X] [--seed S] [--backend B] [--out DIR]
         [--resume CKPT [--allow-changes]] [--overwrite]
         [--data DIR] [--checkpoint-every N] [--sample-rows R] [--sample-steps S] [--cfg X]
@@ -38,10 +40,12 @@ commands:
                                                  The end-of-run sample grid is 4 rows (--sample-rows), none for
                                                  runs under 100 steps unless --sample-rows is given
   train t2i --data DIR [--preset P] [--steps N] [--batch B] [--lr X] [--latent-size R] [--tokens T]
-        [--warmup N] [--ema-every S] [--out DIR] [--resume CKPT [--allow-changes]] [--overwrite]
-        [--precision fp32|bf16] [scale-out flags]
+        [--warmup N] [--ema-every S] [--ema-device D] [--out DIR] [--resume CKPT [--allow-changes]]
+        [--overwrite] [--precision fp32|bf16] [scale-out flags]
                                                  the LavenderFlow recipe on MDS shards (MMDiT); writes the
-                                                 checkpoint, ema1/ema2.safetensors and cond.safetensors
+                                                 checkpoint, ema1/ema2.safetensors and cond.safetensors;
+                                                 --ema-device cpu keeps the two float32 EMAs in host memory
+                                                 (default: the training device; may change on resume)
   scale-out flags of every train command:
         [--nproc N] [--zero 0|1|2|3] [--master-addr A] [--master-port P] [--dist-backend cpu|nccl]
         [--grad-accum K] [--checkpoint-activations]
@@ -117,6 +121,7 @@ async function info(p: Parsed): Promise<number> {
     const plan = await planMemory({
       model, ranks, zero: zero as ZeroStage, batch: intFlag(p, 'batch', ranks), tokens: intFlag(p, 'tokens', 64), latentSize: intFlag(p, 'latent-size', 32),
       gradAccum: intFlag(p, 'grad-accum', 1), checkpointActivations: p.flags.has('checkpoint-activations'),
+      precision: precisionFlag(p, 'info'), as: 'gpu', emaDevice: p.flags.has('ema-device') ? stringFlag(p, 'ema-device', '') : undefined,
     });
     if (p.flags.has('json')) console.log(JSON.stringify({ ...r, plan }));
     else for (const line of formatInfo(r, plan)) console.log(line);
@@ -151,18 +156,26 @@ function bench(p: Parsed): number {
   return 0;
 }
 
+const gib = (n: number) => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`);
+
 /** `lavender info --model`: the count, the bf16 ZeRO-2 formula, then the traced plan of this run. */
 function formatInfo(r: ModelInfo, plan: MemoryPlan): string[] {
-  const gib = (n: number) => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`);
   const b = r.zero2.bytes_per_rank, m = plan.bytes_per_rank, s = plan.bytes_sent_per_step;
   const seq = plan.sequence.text ? `${plan.sequence.text} text + ${plan.sequence.image} image tokens` : `${plan.sequence.image} image tokens`;
   return [
     `${r.model}: ${r.parameters.toLocaleString('en')} parameters`,
     `ZeRO-2 formula over ${r.zero2.ranks} ranks, per rank: weights (bf16) ${gib(b.weights_bf16)}, gradients (bf16) ${gib(b.gradients_bf16)}, master weights (fp32) ${gib(b.master_weights_fp32)}, Adam state (fp32) ${gib(b.adam_state_fp32)}; total ${gib(b.total)}`,
-    `lavender's step, traced on the meta device: ZeRO ${plan.zero} over ${plan.ranks} ranks, ${plan.batch_per_rank} sample(s) per rank x ${plan.micro_batches} micro-batch(es) of ${seq}${plan.checkpoint_activations ? ', activations checkpointed' : ''} (${plan.precision})`,
-    `  per rank: weights ${gib(m.weights)}, gradients ${gib(m.gradients)}, optimizer state ${gib(m.optimizer_state)}, activations ${gib(m.activations)}${plan.zero === 3 ? ' (with the gathered units)' : ''}; peak ${gib(m.peak)}`,
+    `lavender's step, traced on the meta device as a GPU computes it: ZeRO ${plan.zero} over ${plan.ranks} ranks, ${plan.batch_per_rank} sample(s) per rank x ${plan.micro_batches} micro-batch(es) of ${seq}${plan.checkpoint_activations ? ', activations checkpointed' : ''} (${plan.precision})`,
+    `  per rank: weights ${gib(m.weights)}, gradients ${gib(m.gradients)}, optimizer state ${gib(m.optimizer_state)}, ${emaText(plan)}activations ${gib(m.activations)}${plan.zero === 3 ? ' (with the gathered units)' : ''}; peak ${gib(m.peak)}${plan.host_bytes_per_rank.ema ? ` on the device, and ${gib(plan.host_bytes_per_rank.ema)} of host memory` : ''}`,
     `  sent per rank per step: ${gib(s.total)} (all-reduce ${gib(s.allReduce)}, reduce-scatter ${gib(s.reduceScatter)}, all-gather ${gib(s.allGather)})`,
   ];
+}
+
+/** The EMAs' part of the per-rank line: where they are and what they take (nothing for runs without EMAs). */
+function emaText(plan: MemoryPlan): string {
+  const e = plan.emas;
+  if (!e.count) return '';
+  return plan.host_bytes_per_rank.ema ? `${e.count} EMAs 0 (${gib(e.bytes)} on ${e.device}), ` : `${e.count} EMAs ${gib(plan.bytes_per_rank.ema)}, `;
 }
 
 const TOP_LEVEL = ['info', 'train', 'launch', 'consolidate', 'make-shards', 'prepare-shards', 'sample', 'forward', 'generate', 'encode-text', 'decode-latents', 'encode-images', 'coord-check', 'mup-sweep', 'bench', 'help'];

@@ -189,9 +189,10 @@ function lrScheduleFlag(p: Parsed, fallback: 'constant' | 'linear'): 'constant' 
   return v;
 }
 
-function precisionFlag(p: Parsed): 'float32' | 'bfloat16' {
+/** --precision fp32|bf16 (train commands, info --model) as the loop's precision. */
+export function precisionFlag(p: Parsed, command = 'train'): 'float32' | 'bfloat16' {
   const v = stringFlag(p, 'precision', 'fp32');
-  if (v !== 'fp32' && v !== 'bf16') throw new Error(`train: --precision expects fp32 or bf16, got '${v}'`);
+  if (v !== 'fp32' && v !== 'bf16') throw new Error(`${command}: --precision expects fp32 or bf16, got '${v}'`);
   return v === 'bf16' ? 'bfloat16' : 'float32';
 }
 
@@ -237,6 +238,8 @@ function trainT2iCommand(p: Parsed): number | Promise<number> {
     allowChanges: run.allowChanges,
     precision: precisionFlag(p),
     checkpointEvery: intFlag(p, 'checkpoint-every', 500),
+    // where the EMAs live is not a setting of the run: a resume may move them (not checked against the checkpoint)
+    emaDevice: p.flags.has('ema-device') ? stringFlag(p, 'ema-device', '') : undefined,
   };
   if (!distributed(scale)) {
     trainT2I(opts);

@@ -116,9 +116,11 @@ const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringif
 /**
  * Restore model and optimizer on every rank (at stage 3 the parameters must hold data: load before the
  * first release); returns the checkpoint's metadata and the extras named in `extraNames`, laid out as
- * saveDistCheckpoint takes them at this stage (owned by the caller). Errors are the same on every rank.
+ * saveDistCheckpoint takes them at this stage (owned by the caller), on `extrasDevice` where they are read
+ * as they are kept (stage 0, or this world size's shards; default the model's device). Errors are the same on
+ * every rank.
  */
-export function loadDistCheckpoint(path: string, model: Module, zero: ZeroOptimizer, pg: ProcessGroup, extraNames: readonly string[] = []): { meta: CheckpointMeta; extras: Record<string, Tensor[]> } {
+export function loadDistCheckpoint(path: string, model: Module, zero: ZeroOptimizer, pg: ProcessGroup, extraNames: readonly string[] = [], extrasDevice?: string): { meta: CheckpointMeta; extras: Record<string, Tensor[]> } {
   const meta = readCheckpointMeta(path);
   const device = model.parameters()[0]?.device;
   if (meta.zero) {
@@ -138,8 +140,11 @@ export function loadDistCheckpoint(path: string, model: Module, zero: ZeroOptimi
     } finally {
       for (const t of Object.values(weights)) t.dispose();
     }
-    const { tensors, metadata } = loadSafetensors(shardPath, { device });
+    const isExtra = (k: string) => extraNames.includes(/^zero\.\d+\.(.+)$/.exec(k)?.[1] ?? '');
+    const apart = extrasDevice !== undefined && extrasDevice !== device;
+    const { tensors, metadata } = loadSafetensors(shardPath, { device, only: apart ? (k) => !isExtra(k) : undefined });
     try {
+      if (apart) Object.assign(tensors, loadSafetensors(shardPath, { device: extrasDevice, only: isExtra }).tensors);
       const sm = JSON.parse(metadata.lavender_zero_shard ?? 'null') as ShardMeta | null;
       if (!sm || sm.format !== 'lavender-zero-shard-v1') throw new Error(`checkpoint shard ${shardPath}: not a lavender ZeRO shard`);
       if (sm.rank !== pg.rank || sm.worldSize !== pg.worldSize || sm.step !== meta.step) {
@@ -162,7 +167,7 @@ export function loadDistCheckpoint(path: string, model: Module, zero: ZeroOptimi
     }
   }
   if (zero.stage === 0) {
-    const { meta: m, extra } = loadCheckpoint(path, model, zero.inner);
+    const { meta: m, extra } = loadCheckpoint(path, model, zero.inner, { extraDevice: extrasDevice });
     return { meta: m, extras: takeExtras(path, extra, extraNames, zero.params.length) };
   }
   // a full (standard or consolidated) optimizer state: every rank takes its slices

@@ -26,9 +26,26 @@ export function saveCheckpoint(path: string, model: Module, opt: AdamBase, meta:
   saveSafetensors(path, tensors, { lavender: JSON.stringify(meta), optimizer: JSON.stringify(optimMeta) });
 }
 
-/** Restore model and optimizer in place; returns the metadata and the extra tensors. Errors name the file and field. */
-export function loadCheckpoint(path: string, model: Module, opt: AdamBase): { meta: CheckpointMeta; extra: Record<string, Tensor> } {
-  const { tensors, metadata } = loadSafetensors(path, { device: model.parameters()[0]?.device });
+/** Which tensors of a checkpoint are its own (weights, moments), the rest being extras. */
+const ownTensor = (k: string) => k.startsWith('model.') || k.startsWith('optim.');
+
+/**
+ * Restore model and optimizer in place; returns the metadata and the extra tensors, on `extraDevice`
+ * (default the model's: e.g. 'cpu' for EMAs kept in host memory, so they never pass through the GPU).
+ * Errors name the file and field.
+ */
+export function loadCheckpoint(path: string, model: Module, opt: AdamBase, o: { extraDevice?: string } = {}): { meta: CheckpointMeta; extra: Record<string, Tensor> } {
+  const device = model.parameters()[0]?.device;
+  const apart = o.extraDevice !== undefined && o.extraDevice !== device;
+  const { tensors, metadata } = loadSafetensors(path, { device, only: apart ? ownTensor : undefined });
+  if (apart) {
+    try {
+      Object.assign(tensors, loadSafetensors(path, { device: o.extraDevice, only: (k) => !ownTensor(k) }).tensors);
+    } catch (e) {
+      for (const t of Object.values(tensors)) t.dispose();
+      throw e;
+    }
+  }
   let meta: CheckpointMeta, optimMeta: { step: number; lrScale?: number; groups: AdamStateDict['groups']; steps: number[] };
   try {
     meta = JSON.parse(metadata.lavender ?? 'null');
@@ -52,7 +69,7 @@ export function loadCheckpoint(path: string, model: Module, opt: AdamBase): { me
   opt.loadStateDict({ step: optimMeta.step, lrScale: optimMeta.lrScale, groups: optimMeta.groups, state });
   const extra: Record<string, Tensor> = {};
   for (const [k, t] of Object.entries(tensors)) {
-    if (k.startsWith('model.') || k.startsWith('optim.')) t.dispose();
+    if (ownTensor(k)) t.dispose();
     else extra[k] = t;
   }
   return { meta, extra };

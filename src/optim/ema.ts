@@ -6,6 +6,10 @@
 // per-step ones with the first-order correction beta_s = max(0, 1 - (1 - beta_k) * s), and then
 //   ema = beta_s * ema + (1 - beta_s) * param.
 // The averages are float32 copies whatever the parameters' dtype, allocated once and updated in place.
+// They live on the parameters' device, or on another one (`device: 'cpu'`: host memory, so a GPU holds
+// the model and optimizer while the EMAs, as large as the float32 weights each, stay off it). Then each
+// update copies the parameters over one tensor at a time (at most one parameter's copy exists at once) and
+// applies the same arithmetic there; the transfer is paid only every `every` steps.
 import { noGrad } from '../autograd/grad-mode.js';
 import { keep, scope } from '../tensor/scope.js';
 import { shapeStr } from '../tensor/shape.js';
@@ -20,6 +24,8 @@ export interface PowerEmaOptions {
   every?: number;
   /** Update at steps where step % every === at % every (default 0). The release updates at step % 16 === 1. */
   at?: number;
+  /** Where the averages live (default: each parameter's own device); e.g. 'cpu' to keep them in host memory. */
+  device?: string;
 }
 
 export interface PowerEmaStateDict {
@@ -54,7 +60,21 @@ export class PowerEma {
     this.every = every;
     this.at = opts.at ?? 0;
     if (!(Number.isInteger(this.at) && this.at >= 0)) throw new Error(`PowerEma: at must be a non-negative integer, got ${opts.at}`);
-    this.ema = noGrad(() => params.map((p) => keep(p.dtype === 'float32' ? p.clone() : cast(p, 'float32'))));
+    this.ema = [];
+    try {
+      // one parameter at a time: its float32 copy on the averages' device, nothing else kept
+      for (const p of params) this.ema.push(scope(() => noGrad(() => keep(this.float32Copy(p, opts.device ?? p.device)))));
+    } catch (e) {
+      this.dispose();
+      throw e;
+    }
+  }
+
+  /** A new float32 tensor on `device` holding p's values (moved first, then cast there). */
+  private float32Copy(p: Tensor, device: string): Tensor {
+    const moved = p.device === device ? p : toDevice(p, device);
+    if (moved.dtype !== 'float32') return cast(moved, 'float32');
+    return moved === p ? p.clone() : moved;
   }
 
   /**
@@ -65,15 +85,17 @@ export class PowerEma {
     if (!(Number.isInteger(step) && step >= 1)) throw new Error(`PowerEma.update: step must be an integer >= 1 (1-based), got ${step}`);
     if (step % this.every !== this.at % this.every) return false;
     const b = powerEmaBeta(step, this.gamma, this.every);
-    scope(() =>
-      noGrad(() => {
-        for (const [i, p] of this.params.entries()) {
-          const e = this.ema[i]!;
-          const p32 = p.dtype === 'float32' ? p : cast(p, 'float32');
+    // a scope per parameter: its temporaries (and its copy on the averages' device) are freed before the next
+    for (const [i, p] of this.params.entries()) {
+      const e = this.ema[i]!;
+      scope(() =>
+        noGrad(() => {
+          const moved = p.device === e.device ? p : toDevice(p, e.device);
+          const p32 = moved.dtype === 'float32' ? moved : cast(moved, 'float32');
           e.assign(add(mul(e, b), mul(p32, 1 - b)));
-        }
-      }),
-    );
+        }),
+      );
+    }
     this.lastStep = step;
     return true;
   }
@@ -81,14 +103,10 @@ export class PowerEma {
   /** Copy the averages into `params` (default: the tracked parameters), converting to their dtypes. */
   copyTo(params: readonly Tensor[] = this.params): void {
     this.checkLike('PowerEma.copyTo', params.length, (i) => params[i]!.shape, 'target');
-    scope(() =>
-      noGrad(() => {
-        for (const [i, p] of params.entries()) {
-          const e = this.ema[i]!;
-          p.assign(e.device === p.device ? e : toDevice(e, p.device));
-        }
-      }),
-    );
+    for (const [i, p] of params.entries()) {
+      const e = this.ema[i]!;
+      scope(() => noGrad(() => p.assign(e.device === p.device ? e : toDevice(e, p.device))));
+    }
   }
 
   /** The state; the ema tensors are this object's own buffers (read or clone them, do not dispose). */
@@ -105,14 +123,10 @@ export class PowerEma {
     }
     if (!(Number.isInteger(sd.lastStep) && sd.lastStep >= 0)) throw new Error(`${op}: lastStep must be an integer >= 0, got ${sd.lastStep}`);
     this.checkLike(op, sd.ema.length, (i) => sd.ema[i]!.shape, 'saved ema');
-    scope(() =>
-      noGrad(() => {
-        for (const [i, e] of this.ema.entries()) {
-          const src = sd.ema[i]!;
-          e.assign(src.device === e.device ? src : toDevice(src, e.device));
-        }
-      }),
-    );
+    for (const [i, e] of this.ema.entries()) {
+      const src = sd.ema[i]!;
+      scope(() => noGrad(() => e.assign(src.device === e.device ? src : toDevice(src, e.device))));
+    }
     this.lastStep = sd.lastStep;
   }
 

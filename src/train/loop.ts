@@ -14,6 +14,7 @@
 // The loop is a coroutine (coroutine.ts): without a process group it never waits and runs synchronously
 // (train()), with one it is driven by trainDistributed().
 import { join } from 'node:path';
+import { getBackend } from '../backends/registry.js';
 import { flowInputs, flowObjective, binLosses, type TimeSampling } from '../flow/rectified-flow.js';
 import { autocast } from '../ops/autocast.js';
 import { cast } from '../ops/movement.js';
@@ -131,6 +132,9 @@ export interface TrainLoopOptions {
   precision?: 'float32' | 'bfloat16';
   /** Recompute each block in the backward instead of keeping its activations. */
   checkpointActivations?: boolean;
+  /** Where the recipe's EMAs live (default: the training device); 'cpu' keeps them in host memory (optim/ema.ts).
+   *  Not a setting of the run: a resume may change it (the EMA files and checkpoints are the same either way). */
+  emaDevice?: string;
   progress?: boolean;
   log?: (line: string) => void;
   dist?: DistTrainOptions;
@@ -185,6 +189,14 @@ function* loop<C>(recipe: TrainRecipe<C>, o: TrainLoopOptions): Co<TrainResult> 
   const log = lead ? logAll : () => {};
   recipe.check?.();
   if (!(Number.isInteger(K) && K >= 1)) throw new Error(`${cmd}: --grad-accum must be a positive integer, got ${K}`);
+  if (o.emaDevice !== undefined) {
+    if (o.emaDevice === 'meta') throw new Error(`${cmd}: --ema-device meta holds no data; the EMAs are written to files (use cpu or the training device)`);
+    try {
+      getBackend(o.emaDevice);
+    } catch (e) {
+      throw new Error(`${cmd}: --ema-device ${o.emaDevice}: ${(e as Error).message}`);
+    }
+  }
   if (o.batch % N !== 0) throw new Error(`${cmd}: the global batch ${o.batch} is not divisible by the number of ranks ${N} (each rank takes batch/ranks rows); choose a batch that is a multiple of ${N}`);
   if (o.timeSampling === 'stratified' && (N > 1 || K > 1)) throw new Error(`${cmd}: stratified time sampling depends on the batch each forward sees; use 'logit-normal' or 'uniform' with several ranks or --grad-accum`);
   const b = o.batch / N;
@@ -205,11 +217,11 @@ function* loop<C>(recipe: TrainRecipe<C>, o: TrainLoopOptions): Co<TrainResult> 
   const checkpoint = join(o.out, 'checkpoint.safetensors');
   try {
     const sched = parts.warmup !== undefined ? new WarmupScheduler(opt, parts.warmup) : null;
-    for (const e of emaSpecs) emas.push(new PowerEma(opt.weightTensors, e));
+    for (const e of emaSpecs) emas.push(new PowerEma(opt.weightTensors, { ...e, device: o.emaDevice }));
     let step = 0;
     if (o.resume) {
       const names = emas.map((_, k) => `ema${k + 1}`);
-      const { meta, extras } = opt.load(o.resume, model, names);
+      const { meta, extras } = opt.load(o.resume, model, names, emas[0]?.ema[0]?.device);
       try {
         step = meta.step;
         rng.setState(meta.rng as { seed: number; offset: number });
@@ -359,7 +371,7 @@ function* globalLosses(pg: ProcessGroup | undefined, local: { losses: number[]; 
 }
 
 /** The plan with each piece run under autocast (the backward runs with autocast off, autograd/backward.ts). */
-function autocastPlan(p: ForwardPlan, precision: 'float32' | 'bfloat16'): ForwardPlan {
+export function autocastPlan(p: ForwardPlan, precision: 'float32' | 'bfloat16'): ForwardPlan {
   if (precision === 'float32') return p;
   return {
     prologue: () => autocast(precision, () => p.prologue()),

@@ -41,8 +41,8 @@ export interface TrainOptimizer {
   /** Per-parameter whole tensors of state laid out like weightTensors (collective at ZeRO stages 1-3). */
   wholeWeights(ts: Tensor[]): Whole | Promise<Whole>;
   save(path: string, model: Module, meta: CheckpointMeta, extras: CheckpointExtras): void | Promise<void>;
-  /** Restore; the extras come laid out like weightTensors and are owned by the caller. */
-  load(path: string, model: Module, extraNames: readonly string[]): { meta: CheckpointMeta; extras: Record<string, Tensor[]> };
+  /** Restore; the extras come laid out like weightTensors, on `extrasDevice` (default the model's), owned by the caller. */
+  load(path: string, model: Module, extraNames: readonly string[], extrasDevice?: string): { meta: CheckpointMeta; extras: Record<string, Tensor[]> };
   /** ZeRO-3 units (root + blocks): gather before use, release after. Other optimizers: no-ops. */
   gather(unit: number): void | Promise<void>;
   release(unit: number): void;
@@ -82,8 +82,8 @@ class PlainOptimizer implements TrainOptimizer {
     for (const [name, ts] of Object.entries(extras)) ts.forEach((t, i) => (extra[`${name}.${i}`] = t));
     saveCheckpoint(path, model, this.inner, meta, extra);
   }
-  load(path: string, model: Module, extraNames: readonly string[]): { meta: CheckpointMeta; extras: Record<string, Tensor[]> } {
-    const { meta, extra } = loadCheckpoint(path, model, this.inner);
+  load(path: string, model: Module, extraNames: readonly string[], extrasDevice?: string): { meta: CheckpointMeta; extras: Record<string, Tensor[]> } {
+    const { meta, extra } = loadCheckpoint(path, model, this.inner, { extraDevice: extrasDevice });
     return { meta, extras: takeExtras(path, extra, extraNames, this.params.length) };
   }
   gather(): void {}
@@ -129,8 +129,8 @@ class ZeroTrainOptimizer implements TrainOptimizer {
   save(path: string, model: Module, meta: CheckpointMeta, extras: CheckpointExtras): Promise<void> {
     return saveDistCheckpoint(path, model, this.zero, meta, this.pg, extras);
   }
-  load(path: string, model: Module, extraNames: readonly string[]): { meta: CheckpointMeta; extras: Record<string, Tensor[]> } {
-    return loadDistCheckpoint(path, model, this.zero, this.pg, extraNames);
+  load(path: string, model: Module, extraNames: readonly string[], extrasDevice?: string): { meta: CheckpointMeta; extras: Record<string, Tensor[]> } {
+    return loadDistCheckpoint(path, model, this.zero, this.pg, extraNames, extrasDevice);
   }
   gather(unit: number): Promise<void> {
     return this.zero.gather(unit);

@@ -41,7 +41,10 @@ export function measureStepMemory<C>(model: TrainableModel<C>, x: Tensor, cond: 
   const device = x.device;
   const be = getBackend(device);
   if (!be.liveBytes || !be.peakBytes || !be.resetPeakBytes) throw new Error(`measureStepMemory: the ${device} backend does not count live bytes (use cpu or meta)`);
-  if (be.dataless) mirrorFusedKernels(Object.keys(getBackend(o.as ?? 'cpu').fused));
+  if (be.dataless) {
+    const as = getBackend(o.as ?? 'cpu');
+    mirrorFusedKernels(Object.keys(as.fused), as.lowPrecision);
+  }
   model.zeroGrad();
   const generator = new Generator(0);
   const before = be.liveBytes();

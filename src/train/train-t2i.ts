@@ -46,6 +46,8 @@ export interface TrainT2IOptions {
   clip?: number;
   weightDecay?: number;
   emaEvery?: number;
+  /** Where the two EMAs live (default the training device; 'cpu': host memory, see optim/ema.ts). May change on resume. */
+  emaDevice?: string;
   checkpointEvery?: number;
   /** Recompute each block in the backward instead of keeping its activations. */
   checkpointActivations?: boolean;

@@ -241,4 +241,6 @@ module.exports = {
   /** For tests: the calls made so far, by entry point (and elementwise path). */
   fakeCalls: () => ({ ...calls }),
   fakeLive: () => live.size,
+  /** Start the peak over from what is held now (memStats().peak then covers what follows only). */
+  fakeResetPeak: () => { peak = inUse; },
 };

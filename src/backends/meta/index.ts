@@ -16,15 +16,19 @@ const nothing = () => {};
 
 const fused: Record<string, () => boolean> = {};
 const accepted = () => true;
+const lowPrecision: DType[] = [];
 
 /**
  * Make the meta device take the kernel paths of a real one: ops/ uses a fused kernel where the backend has
  * one (saving different tensors for the backward), so a memory trace on meta must have the same set.
- * The stand-ins do nothing and accept every case (a float32 step, as the real kernels do).
+ * The stand-ins do nothing and accept every case (a float32 step, as the real kernels do). `low`: the
+ * dtypes the device computes in under autocast (Backend.lowPrecision: a GPU keeps bf16 tensors; without
+ * it autocast is emulated, float32 tensors rounded, as on the cpu).
  */
-export function mirrorFusedKernels(names: readonly string[]): void {
+export function mirrorFusedKernels(names: readonly string[], low: readonly DType[] = []): void {
   for (const k of Object.keys(fused)) delete fused[k];
   for (const k of names) fused[k] = accepted;
+  lowPrecision.splice(0, lowPrecision.length, ...low);
 }
 
 export const metaBackend: Backend = {
@@ -61,4 +65,5 @@ export const metaBackend: Backend = {
   scatterAdd: nothing,
   random: nothing,
   fused,
+  lowPrecision,
 };
