@@ -122,3 +122,11 @@ test('the gradient checker catches a wrong gradient rule', () => {
   const good = gradcheck((x) => L.mul(x, x), [{ shape: [3], data: [0.5, -1, 2] }]);
   assert.equal(good.ok, true);
 });
+
+test('a cast to the same dtype and .to() the same device stay in the graph (gradients flow through them)', () => {
+  L.scope(() => {
+    const x = L.randn([3, 4]).requiresGrad_();
+    L.sum(L.add(L.mul(L.cast(x, 'float32'), 2), L.mul(x.to('cpu'), 3))).backward();
+    assert.deepEqual(Array.from(x.grad!.toArray()), new Array(12).fill(5));
+  });
+});

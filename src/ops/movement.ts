@@ -155,7 +155,8 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
 export function cast(x: Tensor, dtype: DType): Tensor {
   const be = backendOf('cast', x);
   if (!DTYPES.includes(dtype)) throw new Error(`cast: unknown dtype '${dtype}'`);
-  if (dtype === x.dtype) return x.alias();
+  // same dtype: a view that stays in the graph (a bare alias would silently cut the gradient off)
+  if (dtype === x.dtype) return record(x.alias(), 'cast', [x], [], (g) => [g.alias()]);
   const out = empty(be, x.shape, dtype);
   be.copy(x.view('cast'), out.view(), false);
   if (!isFloat(x.dtype) || !isFloat(dtype)) return out;
@@ -165,7 +166,7 @@ export function cast(x: Tensor, dtype: DType): Tensor {
 /** Move to another device; the gradient moves back. */
 export function toDevice(x: Tensor, device: string): Tensor {
   x.assertAlive('to');
-  if (device === x.device) return x.alias();
+  if (device === x.device) return record(x.alias(), 'to', [x], [], (g) => [g.alias()]);
   const target = getBackend(device);
   const src = contiguous(x);
   const out = empty(target, x.shape, x.dtype);
