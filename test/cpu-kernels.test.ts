@@ -12,7 +12,7 @@ import { cpuBackend, cpuReferenceBackend } from '../src/backends/cpu/index.js';
 import { CpuBuffer } from '../src/backends/cpu/buffer.js';
 import { cpuFused } from '../src/backends/cpu/fused.js';
 import { heap, Heap } from '../src/backends/cpu/heap.js';
-import { fastHits, kernels, setThreads, _poolStats } from '../src/backends/cpu/fast/kernels.js';
+import { fastHits, kernels, setThreads, _grab, _openTickets, _poolStats } from '../src/backends/cpu/fast/kernels.js';
 import { tuning } from '../src/backends/cpu/fast/elementwise.js';
 import { rowopsSetOptions, _expf32 } from '../src/backends/cpu/fast/rowops.js';
 import { convSetOptions } from '../src/ops/conv.js';
@@ -566,4 +566,20 @@ test('past the heap cap, buffers are ordinary arrays and every kernel stages the
   assert.ok(capped.cap <= 12 * 2 ** 20 && capped.outside > 0, `the capped run should spill buffers out of its heap (spilled ${capped.outside}, heap ${capped.cap} bytes)`);
   assert.equal(full.outside, 0);
   full.losses.forEach((l: number, i: number) => assert.ok(Math.abs(l - capped.losses[i]) <= 1e-5 * Math.abs(l), `step ${i}: ${capped.losses[i]} vs ${l}`));
+});
+
+test('the pool\'s tickets: a participant that read job j\'s parameters never takes a task of a later job numbered alike', () => {
+  // a worker descheduled between reading a job's task count and grabbing must find the tickets closed to
+  // it however many jobs ran meanwhile (a 15-bit job number came round again after 32,768 jobs)
+  const ctrl = new Int32Array(new SharedArrayBuffer(64 * 4));
+  _openTickets(ctrl, 5, true);
+  assert.deepEqual([_grab(ctrl, 5, 2), _grab(ctrl, 5, 2), _grab(ctrl, 5, 2)], [0, 1, -1]);
+  _openTickets(ctrl, 5, false);
+  assert.equal(_grab(ctrl, 5, 2), -1, 'closed');
+  for (const later of [5 + (1 << 15), 5 + (1 << 16), 6]) {
+    _openTickets(ctrl, later, true);
+    assert.equal(_grab(ctrl, 5, 100), -1, `job ${later} is not job 5`);
+    assert.equal(_grab(ctrl, later, 1), 0);
+    _openTickets(ctrl, later, false);
+  }
 });

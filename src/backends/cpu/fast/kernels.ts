@@ -63,6 +63,19 @@ export interface KernelExports {
 const SEQ = 0, TICKET = 16, DONE = 32, ERR = 48, JOB = 49, GEN = 50, WTASKS = 51, SLOT = 52, NTASKS = 53, BARRIER = 54;
 const CTRL_INTS = 64;
 const CLOSED = 0xffff;
+// The ticket is one 64-bit word: the job number (31 bits, wrapping after 2^31 jobs) above the count of
+// tasks handed out. A worker descheduled between reading a job's parameters and grabbing must never take a
+// task of a later job under the same number: with a 15-bit number that happened after 32,768 small jobs
+// (a stall of ~0.1 s on a loaded machine), and the stale task count or barrier ran a task past the new
+// job's end (a trap) or before its packing finished (wrong numbers).
+const JOB_MASK = 0x7fffffff;
+const tickets = new WeakMap<ArrayBufferLike, BigInt64Array>();
+function ticketWord(ctrl: Int32Array): BigInt64Array {
+  let t = tickets.get(ctrl.buffer);
+  if (!t) tickets.set(ctrl.buffer, (t = new BigInt64Array(ctrl.buffer, TICKET * 4, 1)));
+  return t;
+}
+const ticket = (job: number, n: number): bigint => (BigInt(job) << 32n) | BigInt(n);
 export const MAX_TASKS = 0xfff0;
 
 /** What a worker needs (sent through workerData). */
@@ -260,14 +273,21 @@ export function setThreads(n: number): void {
   k.threads = k.heap.shared ? Math.max(1, Math.min(MAX_SLOTS - 1, Math.floor(n))) : 1;
 }
 
-function grab(ctrl: Int32Array, job: number, total: number): number {
+/** The next task of job `job` (of `total`), or -1 when that job has none left or is not the open one. @internal */
+export function _grab(ctrl: Int32Array, job: number, total: number): number {
+  const word = ticketWord(ctrl);
   for (;;) {
-    const v = Atomics.load(ctrl, TICKET);
-    if (v >>> 16 !== job) return -1;
-    const n = v & 0xffff;
+    const v = Atomics.load(word, 0);
+    if (Number(v >> 32n) !== job) return -1;
+    const n = Number(v & 0xffffffffn);
     if (n >= total) return -1;
-    if (Atomics.compareExchange(ctrl, TICKET, v, v + 1) === v) return n;
+    if (Atomics.compareExchange(word, 0, v, v + 1n) === v) return n;
   }
+}
+
+/** Open job `job`'s tickets (after its parameters are published), or close them. @internal */
+export function _openTickets(ctrl: Int32Array, job: number, open: boolean): void {
+  Atomics.store(ticketWord(ctrl), 0, ticket(job, open ? 0 : CLOSED));
 }
 
 /**
@@ -282,7 +302,7 @@ export function _participate(ex: KernelExports, ctrl: Int32Array, worker: boolea
   const total = Atomics.load(ctrl, NTASKS), barrier = Atomics.load(ctrl, BARRIER);
   let slot = worker ? -1 : 0;
   let t: number;
-  while ((t = grab(ctrl, job, total)) >= 0) {
+  while ((t = _grab(ctrl, job, total)) >= 0) {
     if (slot < 0) slot = Atomics.add(ctrl, SLOT, 1);
     try {
       if (t >= barrier && barrier > 0) {
@@ -339,20 +359,20 @@ export function runJob(k: Kernels, tasks: number, parallel: boolean, barrier = 0
   }
   const p = poolOf(k);
   const ctrl = p.ctrl;
-  const job = p.job = (p.job + 1) & 0x7fff;
+  const job = p.job = (p.job + 1) & JOB_MASK;
   Atomics.store(ctrl, DONE, 0);
   Atomics.store(ctrl, ERR, 0);
   Atomics.store(ctrl, SLOT, 1);
   Atomics.store(ctrl, NTASKS, tasks);
   Atomics.store(ctrl, BARRIER, barrier);
   Atomics.store(ctrl, JOB, job);
-  Atomics.store(ctrl, TICKET, job << 16);
+  _openTickets(ctrl, job, true);
   Atomics.add(ctrl, SEQ, 1);
   Atomics.notify(ctrl, SEQ);
   _participate(k.ex, ctrl, false);
   let d: number;
   while ((d = Atomics.load(ctrl, DONE)) < tasks) Atomics.wait(ctrl, DONE, d);
-  Atomics.store(ctrl, TICKET, (job << 16) | CLOSED);
+  _openTickets(ctrl, job, false);
   if (Atomics.load(ctrl, ERR)) throw new Error(`cpu kernels: a task of job ${k.params[0]} trapped`);
 }
 
