@@ -67,3 +67,30 @@ test('the DiT-MNIST training step of `lavender bench train-step --backend cuda` 
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /"backend":\s*"cuda"/);
 });
+
+test('on a native-bf16 backend the graph keeps no bf16 copy of a weight between the forward and the backward', () => {
+  // two Linears of 1024x1024 (no bias) under autocast: the first casts its weight (fp32 input), the second gets the
+  // first's bf16 output (a bf16 input: the Linear casts its weight to it). Kept: inputs and outputs only.
+  const script = `
+    import * as L from './dist/src/index.js';
+    import { createRequire } from 'node:module';
+    const fake = createRequire(import.meta.url)(process.env.LAVENDER_CUDA_ADDON);
+    const g = new L.Generator(0);
+    const l1 = new L.nn.Linear(1024, 1024, { device: 'cuda', generator: g, bias: false }), l2 = new L.nn.Linear(1024, 1024, { device: 'cuda', generator: g, bias: false });
+    const x = L.randn([4, 1024], { device: 'cuda', requiresGrad: true });
+    const result = L.scope(() => {
+      const before = fake.memStats().inUse;
+      const y = L.scope(() => L.autocast('bfloat16', () => l2.forward(l1.forward(x))));
+      const kept = fake.memStats().inUse - before;
+      const gemms = fake.fakeCalls().gemm;
+      L.sum(L.cast(y, 'float32')).backward();
+      return { kept, dtype: y.dtype, backwardGemms: fake.fakeCalls().gemm - gemms, grads: [l1.weight, l2.weight, x].every((p) => p.grad !== null) };
+    });
+    console.log(JSON.stringify(result));`;
+  const r = run(['--input-type=module', '-e', script]);
+  assert.equal(r.status, 0, r.stderr);
+  const o = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { kept: number; dtype: string; backwardGemms: number; grads: boolean };
+  assert.equal(o.dtype, 'bfloat16');
+  assert.ok(o.kept < 1024 * 1024 * 2 / 4, `the graph kept ${o.kept} bytes (one bf16 weight copy is ${1024 * 1024 * 2})`);
+  assert.ok(o.backwardGemms >= 4 && o.grads, 'the backward ran through both Linears');
+});

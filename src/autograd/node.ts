@@ -1,7 +1,9 @@
 // A node of the dynamic graph: the op that made a tensor, its inputs, the tensors its gradient rule
-// needs (saved as graph-owned aliases, released right after backward), and the rule itself.
+// needs (saved as graph-owned aliases, or remade from what they are a copy of: remake.ts; released right
+// after backward), and the rule itself.
 import type { Tensor } from '../tensor/tensor.js';
 import { track } from '../tensor/scope.js';
+import { SavedTensor } from './remake.js';
 
 /** Gradients for each input; `needs[k]` says whether input k wants one (a rule may return null for the others). */
 export type GradRule = (grad: Tensor, saved: readonly Tensor[], needs: readonly boolean[]) => readonly (Tensor | null)[];
@@ -9,15 +11,14 @@ export type GradRule = (grad: Tensor, saved: readonly Tensor[], needs: readonly 
 export class GradNode {
   /** Nodes constructed in this process (tests check that no-grad code records none). */
   static created = 0;
-  private savedTensors: Tensor[] | null;
+  private savedTensors: SavedTensor[] | null;
   constructor(
     readonly op: string,
     readonly inputs: readonly Tensor[],
     saved: readonly Tensor[],
     private readonly rule: GradRule,
   ) {
-    // aliases keep the storage alive for the backward even if the user disposes the originals
-    this.savedTensors = saved.map((t) => t.alias(t.shape, t.strides, t.offset, false));
+    this.savedTensors = saved.map((t) => new SavedTensor(t));
     GradNode.created++;
     track(this);
   }
@@ -35,7 +36,8 @@ export class GradNode {
     if (!this.savedTensors) {
       throw new Error(`backward: the graph through '${this.op}' was already freed (backward ran through it before, or its scope ended); recompute the forward pass`);
     }
-    return this.rule(grad, this.savedTensors, this.inputs.map((t) => t.requiresGrad));
+    // called inside the backward's scope for this node, which frees what remaking made
+    return this.rule(grad, this.savedTensors.map((s) => s.get()), this.inputs.map((t) => t.requiresGrad));
   }
 
   release(): void {

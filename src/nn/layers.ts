@@ -7,6 +7,7 @@ import { mul, sub } from '../ops/elementwise.js';
 import { conv2d, embedding, groupNorm, layerNorm } from '../ops/nn.js';
 import { linear } from '../ops/matmul.js';
 import { cast } from '../ops/movement.js';
+import { remakeable } from '../autograd/remake.js';
 import type { DType } from '../tensor/dtype.js';
 import { Module } from './module.js';
 
@@ -16,7 +17,8 @@ import { Module } from './module.js';
  */
 export function usingDtype<T>(t: Tensor, dtype: DType, fn: (t: Tensor) => T): T {
   if (t.dtype === dtype) return fn(t);
-  const c = cast(t, dtype);
+  // a parameter's copy is remade in the backward rather than saved (autograd/remake.ts)
+  const c = t.requiresGrad && t.isLeaf ? remakeable(cast(t, dtype), t, (s) => cast(s, dtype)) : cast(t, dtype);
   try {
     // the scope frees views of the copy (a transposed weight) now, not at the end of the caller's scope
     return scope(() => fn(c));

@@ -12,6 +12,7 @@ import type { Backend } from '../backends/backend.js';
 import { autocastDtype, withAutocast, type LowPrecision } from '../autograd/autocast-mode.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { cast } from './movement.js';
+import { remakeable } from '../autograd/remake.js';
 
 export type { LowPrecision };
 export { autocastDtype };
@@ -23,15 +24,32 @@ export function autocast<T>(dtype: LowPrecision | 'float32' | null, fn: () => T)
 
 const native = (be: Backend, d: LowPrecision): boolean => !!be.lowPrecision?.includes(d);
 
+// Storages of the low copies made here (on emulating backends: float32 tensors holding low-precision
+// values), so an input that already is one is not copied again.
+const lowered = new WeakSet<object>();
+
+function lowCopy(be: Backend, d: LowPrecision, t: Tensor): Tensor {
+  const toLow = (s: Tensor): Tensor => {
+    const low = cast(s, d);
+    const r = native(be, d) ? low : cast(low, 'float32');
+    lowered.add(r.storage);
+    return r;
+  };
+  // a weight's low copy is remade in the backward rather than saved (autograd/remake.ts)
+  return t.requiresGrad && t.isLeaf ? remakeable(toLow(t), t, toLow) : toLow(t);
+}
+
 /** The inputs of a low-precision op under autocast (as given when autocast is off or they are not float32). */
 export function lowInputs(be: Backend, ts: Tensor[]): Tensor[] {
   const d = autocastDtype();
   if (!d) return ts;
-  return ts.map((t) => {
-    if (t.dtype !== 'float32') return t;
-    const low = cast(t, d);
-    return native(be, d) ? low : cast(low, 'float32');
-  });
+  return ts.map((t) => (t.dtype !== 'float32' || lowered.has(t.storage) ? t : lowCopy(be, d, t)));
+}
+
+/** A weight about to be viewed (transposed, reshaped) for a low-precision op: its low copy under autocast. */
+export function lowWeight(be: Backend, w: Tensor): Tensor {
+  const d = autocastDtype();
+  return !d || w.dtype !== 'float32' ? w : lowCopy(be, d, w);
 }
 
 /** The output of a low-precision op under autocast: rounded to the low dtype on emulating backends. */

@@ -4,7 +4,7 @@ import { broadcastShapes, numel, shapeStr } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { add, broadcastView, sumTo } from './elementwise.js';
 import { backendOf, empty, record } from './record.js';
-import { autocastDtype, lowInputs, lowOutput } from './autocast.js';
+import { autocastDtype, lowInputs, lowOutput, lowWeight } from './autocast.js';
 import { clone, permute, reshape, squeeze, transpose, unsqueeze } from './views.js';
 
 /** t broadcast to batch shape `batch` as a [B, rows, cols] view, or null if its batch dims don't fold into one stride. */
@@ -98,6 +98,7 @@ function matmulPlain(a: Tensor, b: Tensor): Tensor {
 
 /** y = x W^T + b with W [out, in], as torch.nn.functional.linear. */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
-  const y = matmul(x, transpose(weight, 0, 1));
+  // under autocast the weight is lowered before the transpose, so the low copy is the weight's own (remade in the backward)
+  const y = matmul(x, transpose(lowWeight(backendOf('linear', x, weight), weight), 0, 1));
   return bias ? add(y, bias) : y;
 }
