@@ -64,10 +64,11 @@ const sync = () => be.synchronize?.();
 
 function step(): number {
   return scope(() => {
+    // gradients freed before the forward (as the loop does, and PyTorch's zero_grad(set_to_none=True)): not held beside the activations
+    opt.zeroGrad();
     const { x, cSeq } = t2iBatch(loader.next(), batchOpts, data!);
     const f = autocast(precision === 'bf16' ? 'bfloat16' : 'float32', () =>
       flowLoss((xt, t, cond: Tensor) => model.forward(xt, t, cond), x, cSeq, { generator: rng }));
-    opt.zeroGrad();
     f.loss.backward();
     clipGradNorm(params, 1.0);
     opt.step();

@@ -207,6 +207,11 @@ export class AdamBase {
     for (const g of this.paramGroups) for (const p of g.params) p.setGrad(null);
   }
 
+  /** Allocate every parameter's moments now, as the first step() would (planners measure them before training). */
+  allocateState(): void {
+    for (const g of this.paramGroups) for (const p of g.params) this.stateOf(p);
+  }
+
   private stateOf(p: Tensor): AdamParamState {
     let st = this.state.get(p);
     if (!st) {

@@ -180,7 +180,9 @@ export async function planMemory(o: PlanOptions): Promise<MemoryPlan> {
     ? { kind: 'adamw', groups: lavenderflowGroups(model.namedParameters(), { lr: 1e-4, width: model.config.dim }), lr: 1e-4, betas: [0.9, 0.95] }
     : { kind: 'adam', groups: model.parameters(), lr: 1e-3 };
   const pg = new CountingGroup(N);
-  const opt = makeTrainOptimizer(model, spec, { pg, zero: o.zero });
+  // one rank without ZeRO is a train command without --nproc: the plain optimizer (no all-reduce, so no
+  // gradient flattening in the update)
+  const opt = makeTrainOptimizer(model, spec, N === 1 && o.zero === 0 ? undefined : { pg, zero: o.zero });
   const made: Tensor[] = [];
   const emas: PowerEma[] = [];
   try {

@@ -90,7 +90,9 @@ class PlainOptimizer implements TrainOptimizer {
   release(): void {}
   gatherAll(): void {}
   releaseAll(): void {}
+  /** No sharded report; the moments are allocated as the first update would (the planner measures them). */
   memoryReport(): null {
+    this.inner.allocateState();
     return null;
   }
   dispose(): void {
