@@ -14,6 +14,7 @@ import { loadSafetensors } from '../src/io/safetensors.js';
 import { spawnChild } from './harness/children.js';
 import { scaledMs, scaledSeconds } from './harness/load.js';
 import { tempDirs } from './harness/tmp-dirs.js';
+import { freePort } from './harness/process-groups.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const tmp = tempDirs('lav-dist-');
@@ -141,16 +142,6 @@ test('sharded checkpoints: another world size is a clear error (file untouched);
 });
 
 const rankEnv = (rank: number, worldSize: number, port: number, timeout = scaledSeconds(60)) => ({ RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: String(worldSize), LOCAL_WORLD_SIZE: String(worldSize), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), LAVENDER_DIST_TIMEOUT: timeout });
-
-function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer();
-    s.listen({ host: '127.0.0.1', port: 0 }, () => {
-      const a = s.address();
-      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 async function untilStep(dir: string, ms = scaledMs(120_000)): Promise<void> {
   const t0 = Date.now();

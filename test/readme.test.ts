@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -16,6 +15,7 @@ import '../src/index.js';
 import { loadSafetensors } from '../src/io/safetensors.js';
 import { trainT2I } from '../src/train/train-t2i.js';
 import { childEnv } from './harness/children.js';
+import { freePort } from './harness/process-groups.js';
 import { scaledMs, scaledSeconds } from './harness/load.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -60,13 +60,7 @@ function withSmallSizes(args: string[], small: Record<string, string> = {}): str
 
 let port = '0';
 before(async () => {
-  port = await new Promise<string>((res) => {
-    const s = createServer();
-    s.listen({ host: '127.0.0.1', port: 0 }, () => {
-      const a = s.address();
-      s.close(() => res(String(typeof a === 'object' && a ? a.port : 29500)));
-    });
-  });
+  port = String(await freePort());
 });
 
 const lavender = (args: string[]) => {

@@ -15,7 +15,7 @@ import { initProcessGroup, readDistEnv, type DistEnv } from '../distributed/proc
 import type { DistTrainOptions } from '../train/loop.js';
 import type { ZeroStage } from '../distributed/zero.js';
 import { launch } from './launch.js';
-import { createServer } from 'node:net';
+import { freeLoopbackPort } from '../distributed/free-port.js';
 import { resolve } from 'node:path';
 import { benchTrainStep } from '../train/bench-step.js';
 import { intFlag, numberFlag, stringFlag, type Parsed } from './args.js';
@@ -155,19 +155,6 @@ export function train(p: Parsed): number | Promise<number> {
   return asRank(scale, config, (dist, log) => trainDiTDistributed({ ...opts, log, dist }));
 }
 
-/** A free TCP port on the loopback interface (for a single-node --nproc run without --master-port). */
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen({ host: '127.0.0.1', port: 0 }, () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => res(port));
-    });
-  });
-}
-
 /** `train ... --nproc N`: the same command, minus --nproc, once per rank through the launcher. */
 async function relaunch(p: Parsed, nproc: number): Promise<number> {
   const args = [...p.positionals];
@@ -178,7 +165,7 @@ async function relaunch(p: Parsed, nproc: number): Promise<number> {
   const script = process.argv[1];
   if (!script) throw new Error('train --nproc: cannot tell which script to re-launch (process.argv[1] is empty)');
   const masterAddr = p.flags.has('master-addr') ? stringFlag(p, 'master-addr', '') : process.env.MASTER_ADDR ?? '127.0.0.1';
-  const masterPort = p.flags.has('master-port') ? intFlag(p, 'master-port', 29500) : process.env.MASTER_PORT ? Number(process.env.MASTER_PORT) : await freePort();
+  const masterPort = p.flags.has('master-port') ? intFlag(p, 'master-port', 29500) : process.env.MASTER_PORT ? Number(process.env.MASTER_PORT) : await freeLoopbackPort();
   return launch({ nproc, masterAddr, masterPort, command: [process.execPath, ...process.execArgv, script, ...args] });
 }
 
