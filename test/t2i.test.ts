@@ -1,7 +1,7 @@
 // Text-to-image training on synthetic LavenderFlow-style MDS shards: batches decode as the release does,
 // the loss falls, EMAs and checkpoints are written, and a resumed run continues exactly.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -80,6 +80,9 @@ test('a resumed t2i run continues exactly (weights, AdamW, warm-up, EMAs, RNG, s
   const first = trainT2I({ ...base, steps: 3, out: dir });
   const rest = trainT2I({ ...base, steps: 7, out: dir, resume: join(dir, 'checkpoint.safetensors') });
   assert.deepEqual([...first.losses, ...rest.losses], whole.losses);
+  // each step logs the warm-up multiplier it used: min(1, (s + 1) / 5) for the step at 0-based index s (warm-up 5)
+  const lrScales = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { lr_scale: number }).lr_scale);
+  assert.deepEqual(lrScales, [0.2, 0.4, 0.6, 0.8, 1, 1, 1]);
   const a = L.loadSafetensors(join(dir, 'ema2.safetensors')).tensors;
   // the uninterrupted run's EMA equals the resumed one's
   const wholeDir = tmp();

@@ -311,6 +311,7 @@ function* loop<C>(recipe: TrainRecipe<C>, o: TrainLoopOptions): Co<TrainResult> 
         }
       }
       if (parts.lrScaleAt) opt.setLrScale((sched?.scale ?? 1) * parts.lrScaleAt(step));
+      const lrScale = opt.lrScale; // the multiplier this update uses (the warm-up moves on after it)
       const gradNorm = yield* wait(opt.step(parts.clip));
       sched?.step();
       step++;
@@ -321,7 +322,7 @@ function* loop<C>(recipe: TrainRecipe<C>, o: TrainLoopOptions): Co<TrainResult> 
       losses.push(g.loss);
       if (gradNorm !== null) gradNorms.push(gradNorm);
       metrics.append({
-        step, loss: g.loss, ...(gradNorm !== null ? { grad_norm: gradNorm } : {}), ...(sched || parts.lrScaleAt ? { lr_scale: opt.lrScale } : {}),
+        step, loss: g.loss, ...(gradNorm !== null ? { grad_norm: gradNorm } : {}), ...(sched || parts.lrScaleAt ? { lr_scale: lrScale } : {}),
         t_bins: binLosses(g.t, g.perSample).map((v) => (Number.isNaN(v) ? null : v)), seconds,
       });
       progress?.update(step, `loss ${g.loss.toFixed(4)}${gradNorm !== null ? ` |g| ${gradNorm.toFixed(2)}` : ''}`);
