@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import * as L from '../src/index.js';
+import { cpuMemoryStats } from '../src/backends/cpu/index.js';
 import { openMds, MdsWriter, float32ToFloat16Bits } from '../src/data/mds/index.js';
 import { LATENT_SCALE, t2iBatch, writeSyntheticT2I } from '../src/data/t2i.js';
 import { trainT2I } from '../src/train/train-t2i.js';
@@ -114,4 +115,14 @@ test('sample --model mmdit writes latents with CFG from precomputed conditions (
   const bad = join(out, 'bad.safetensors');
   L.saveSafetensors(bad, { c_seq: L.randn([3, 8, 5]) });
   assert.throws(() => sampleMMDiT({ checkpoint: join(out, 'checkpoint.safetensors'), cond: bad, out: join(out, 'x.safetensors'), latentSize: 8, steps: 1 }), /bad\.safetensors needs 'c_seq' \[B, Tc, 16\]/);
+});
+
+test('a finished run leaves nothing allocated (a sweep trains many in one process)', () => {
+  const data = tmp();
+  writeSyntheticT2I(data, shardOpts);
+  const before = cpuMemoryStats().liveBytes;
+  for (let i = 0; i < 2; i++) {
+    trainT2I({ ...quiet, data, preset, steps: 2, batch: 4, lr: 1e-3, seed: i, out: tmp(), save: false });
+    assert.equal(cpuMemoryStats().liveBytes, before, `bytes left allocated after run ${i + 1}`);
+  }
 });

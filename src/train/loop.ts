@@ -345,6 +345,9 @@ function* loop<C>(recipe: TrainRecipe<C>, o: TrainLoopOptions): Co<TrainResult> 
   } finally {
     opt.dispose();
     for (const e of emas) e.dispose();
+    // the loop built the model and hands back none of it: its weights and gradients go with the run
+    // (a sweep runs many in one process)
+    for (const p of model.parameters()) p.dispose();
   }
 }
 
