@@ -1,6 +1,9 @@
 // The lavender command and the README example, run as a user would run them.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { scaledMs } from './harness/load.js';
@@ -71,4 +74,19 @@ test('every command rejects unknown flags (naming the closest valid one) and val
   assert.equal(r6.status, 2);
   assert.match(r6.stderr, /unknown command 'trian' \(did you mean 'train'\?\)/);
   for (const r of [r1, r2, r3, r4, r5]) assert.equal(r.stdout, '', 'nothing ran');
+});
+
+test('train t2i --no-save: a benchmark run writes metrics but no checkpoint, EMA files or periodic checkpoints, and ends with its throughput', () => {
+  const d = mkdtempSync(join(tmpdir(), 'lav-nosave-'));
+  try {
+    const shards = join(d, 'shards'), out = join(d, 'run');
+    assert.equal(run(['bin/lavender.js', 'make-shards', '--synthetic-t2i', '--out', shards, '--samples', '8', '--latent-size', '8', '--cond-dim', '32', '--tokens', '8']).status, 0);
+    const r = run(['bin/lavender.js', 'train', 't2i', '--data', shards, '--preset', 'mmdit-tiny', '--latent-size', '8', '--tokens', '8', '--batch', '4', '--steps', '3',
+      '--checkpoint-every', '1', '--no-save', '--out', out]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(readdirSync(out).sort(), ['cond.safetensors', 'metrics.jsonl']);
+    assert.match(r.stdout + r.stderr, /done: 3 steps, .*[\d,]+ tokens\/s, peak memory [\d.]+ GiB; not saved/);
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
 });

@@ -10,6 +10,7 @@ import { cpuMemoryStats } from '../src/backends/cpu/index.js';
 import { openMds, MdsWriter, float32ToFloat16Bits } from '../src/data/mds/index.js';
 import { LATENT_SCALE, t2iBatch, writeSyntheticT2I } from '../src/data/t2i.js';
 import { trainT2I } from '../src/train/train-t2i.js';
+import { formatThroughput, throughput } from '../src/train/throughput.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'lav-t2i-'));
 const preset = { dim: 64, n_layers: 2, n_double_layers: 1, n_heads: 4, global_conddim: 64, cond_seq_dim: 16, max_seq: 16 };
@@ -125,4 +126,22 @@ test('a finished run leaves nothing allocated (a sweep trains many in one proces
     trainT2I({ ...quiet, data, preset, steps: 2, batch: 4, lr: 1e-3, seed: i, out: tmp(), save: false });
     assert.equal(cpuMemoryStats().liveBytes, before, `bytes left allocated after run ${i + 1}`);
   }
+});
+
+test('the last line reports tokens/s (register + text + image tokens per sample), MFU where the card is known, and peak memory', () => {
+  const data = tmp();
+  writeSyntheticT2I(data, shardOpts);
+  const lines: string[] = [];
+  const r = trainT2I({ ...quiet, log: (l) => lines.push(l), data, preset, steps: 2, batch: 4, lr: 1e-3, seed: 0, out: tmp(), save: false });
+  const perSample = 8 + quiet.tokens + (quiet.latentSize / 2) ** 2;
+  assert.ok(r.throughput, 'throughput reported');
+  assert.ok(Math.abs(r.throughput!.tokensPerSecond - (4 * perSample) / r.secondsPerStep) < 1e-6 * r.throughput!.tokensPerSecond);
+  assert.equal(r.throughput!.mfu, null, 'no MFU on a cpu');
+  assert.ok(r.throughput!.peakMemoryBytes! > 0);
+  assert.match(lines.at(-1)!, /^done: 2 steps, .* s\/step, [\d,]+ tokens\/s, peak memory \d+\.\d\d GiB; not saved$/);
+  // MFU: 6 N tokens/s over the card's bf16 peak, per device
+  const card = { deviceName: 'NVIDIA H200', peakBytes: () => 2 ** 30 } as unknown as L.Backend;
+  const t = throughput({ parameters: 1e9, tokensPerStep: 8 * 4096, secondsPerStep: 0.5, devices: 2, backend: card });
+  assert.ok(Math.abs(t.mfu! - (6 * 1e9 * 65536) / (989e12 * 2)) < 1e-12);
+  assert.equal(formatThroughput(t, 'NVIDIA H200'), '65,536 tokens/s, MFU 19.9% of the NVIDIA H200\'s bf16 peak, peak memory 1.00 GiB');
 });

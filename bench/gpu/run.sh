@@ -15,7 +15,8 @@
 #   (GPU tests), elementwise bandwidth vs torch (torch_ew.py), the full 4.78B LavenderFlow step in bf16 at
 #   batch 16 (t2i-step.ts) vs PyTorch eager and torch.compile (torch_t2i_step.py), the MMDiT block step
 #   (bf16 and fp32) vs PyTorch, the DiT-MNIST step at batch 64/256 (cuda, webgpu, PyTorch), `lavender train
-#   t2i --backend cuda --precision bf16` (small preset), bf16 vs fp32 loss curves, DiT and MMDiT parity on cuda
+#   t2i --backend cuda --precision bf16` (small preset, then the 4.78B one at batch 16 with --ema-device cpu
+#   --no-save: its last line gives tokens/s, MFU and peak memory), bf16 vs fp32 loss curves, DiT and MMDiT parity on cuda
 #   (outputs < 1e-4, gradients < 1e-3 vs PyTorch), the cross-backend suite,
 #   matmul f32/bf16 vs torch.mm, then the webgpu steps (adapter info, kernel tests, parity, matmul), then a
 #   1-rank NCCL process-group round trip and a ZeRO-2 train t2i run over NCCL. The GPU tests and the suite
@@ -179,6 +180,7 @@ STEPS=(
   "mmdit-block|60|node dist/bench/gpu/bench.js mmdit bf16 && python3 bench/gpu/torch_t2i_step.py --block --steps 5 --warmup 2 && node dist/bench/gpu/bench.js mmdit fp32"
   "dit-step|60|for b in cuda webgpu; do node bin/lavender.js bench train-step --model dit-mnist --batch 64 --backend \$b --steps 10 --warmup 3 --json; done; node bin/lavender.js bench train-step --model dit-mnist --batch 256 --backend cuda --steps 10 --warmup 3 --json; python3 bench/torch_train_step.py mnist 64 8 10 cuda; python3 bench/torch_train_step.py mnist 256 8 10 cuda"
   "t2i-train|40|node bin/lavender.js make-shards --synthetic-t2i --out $T2I_SMALL --samples 16 --latent-size 16 --cond-dim 256 --tokens 24 >/dev/null && node bin/lavender.js train t2i --data $T2I_SMALL --preset mmdit-small --latent-size 16 --tokens 24 --batch 4 --steps 3 --backend cuda --precision bf16 --out build/t2i-run --overwrite"
+  "t2i-478-train|100|([ -d $T2I_DATA ] || node bin/lavender.js make-shards --synthetic-t2i --out $T2I_DATA --samples 32 --latent-size 32 --cond-dim 2048 --tokens 120 >/dev/null) && node bin/lavender.js train t2i --data $T2I_DATA --preset lavenderflow-2560-highres --batch 16 --tokens 120 --latent-size 32 --steps 5 --warmup 1 --backend cuda --precision bf16 --ema-device cpu --no-save --out build/t2i-478 --overwrite"
   "bf16-curve|60|node scripts/bf16-loss-curve.mjs --backend cuda"
   "parity|40|node dist/bench/gpu/bench.js parity"
   "suite|90|LAVENDER_REQUIRE_CUDA=1 node --test dist/test/backends.test.js"
@@ -255,6 +257,9 @@ PY
     node bin/lavender.js make-shards --synthetic-t2i --out "$d/small" --samples 8 --latent-size 16 --cond-dim 256 --tokens 24 >/dev/null \
       && node bin/lavender.js train t2i --data "$d/small" --preset mmdit-small --latent-size 16 --tokens 24 --batch 4 --steps 1 --backend cpu --precision bf16 --out "$d/run" > "$d/train.log" 2>&1 \
       && say "train t2i --precision bf16 with the t2i-train step's flags runs here on cpu" || { say "train t2i failed: $(tail -3 "$d/train.log")"; exit 1; }
+    node bin/lavender.js train t2i --data "$d/small" --preset mmdit-small --latent-size 16 --tokens 24 --batch 4 --steps 2 --warmup 1 --backend cpu --precision bf16 --ema-device cpu --no-save --out "$d/run478" > "$d/train478.log" 2>&1 \
+      && grep -q 'tokens/s, peak memory' "$d/train478.log" && [ ! -e "$d/run478/checkpoint.safetensors" ] \
+      && say "train t2i with the t2i-478-train step's flags (--ema-device cpu --no-save) runs here on cpu and prints its throughput" || { say "the t2i-478-train flags failed: $(tail -3 "$d/train478.log")"; exit 1; }
     rm -rf "$d"
     # the payload carries Dawn and the pack the Vulkan debs
     tar -tJf "$PACK/payload.tar.xz" > "$RESULTS/payload.list"

@@ -130,6 +130,8 @@ export interface Backend {
   /** Optional: floats of im2col columns a convolution builds at once (default a few MiB, sized for a CPU
    *  cache; a GPU, where each chunk costs launches, takes far larger chunks). */
   readonly convChunkFloats?: number;
+  /** The accelerator's name ('NVIDIA H200'), for throughput reports; absent on host backends. */
+  readonly deviceName?: string;
   /** Block until all queued work has finished (asynchronous devices); for timing. Absent = synchronous. */
   synchronize?(): void;
 

@@ -9,7 +9,7 @@ const SCALE_OUT = {
 } as const;
 
 const DIT_TRAIN = {
-  steps: v, batch: v, lr: v, seed: v, backend: v, out: v, resume: v, overwrite: s, 'allow-changes': s, data: v, 'checkpoint-every': v,
+  steps: v, batch: v, lr: v, seed: v, backend: v, out: v, resume: v, overwrite: s, 'allow-changes': s, data: v, 'checkpoint-every': v, 'no-save': s,
   'sample-rows': v, 'sample-steps': v, cfg: v, precision: v, 'lr-schedule': v, ...SCALE_OUT,
 } as const;
 
@@ -21,7 +21,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: 'train t2i',
     flags: {
       data: v, preset: v, steps: v, batch: v, lr: v, seed: v, out: v, backend: v, resume: v, overwrite: s, 'allow-changes': s, 'latent-size': v, tokens: v,
-      warmup: v, 'ema-every': v, 'ema-device': v, 'checkpoint-every': v, precision: v, ...SCALE_OUT,
+      warmup: v, 'ema-every': v, 'ema-device': v, 'checkpoint-every': v, 'no-save': s, precision: v, ...SCALE_OUT,
       rank: v, 'world-size': v, // removed: refused with a pointer to --nproc / lavender launch
     },
   },

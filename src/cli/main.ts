@@ -30,7 +30,7 @@ commands:
                                                  latent 32 (MMDiT), fp32
   train mnist|cifar [--steps N] [--batch B] [--lr X] [--seed S] [--backend B] [--out DIR]
         [--resume CKPT [--allow-changes]] [--overwrite]
-        [--data DIR] [--checkpoint-every N] [--sample-rows R] [--sample-steps S] [--cfg X]
+        [--data DIR] [--checkpoint-every N] [--no-save] [--sample-rows R] [--sample-steps S] [--cfg X]
         [--precision fp32|bf16] [--lr-schedule constant|linear] [scale-out flags]
                                                  train the DiT sanity model with rectified flow; --precision
                                                  bf16: autocast (bf16 matmuls/attention, fp32 masters);
@@ -41,11 +41,14 @@ commands:
                                                  runs under 100 steps unless --sample-rows is given
   train t2i --data DIR [--preset P] [--steps N] [--batch B] [--lr X] [--latent-size R] [--tokens T]
         [--warmup N] [--ema-every S] [--ema-device D] [--out DIR] [--resume CKPT [--allow-changes]]
-        [--overwrite] [--precision fp32|bf16] [scale-out flags]
+        [--overwrite] [--checkpoint-every N] [--no-save] [--precision fp32|bf16] [scale-out flags]
                                                  the LavenderFlow recipe on MDS shards (MMDiT); writes the
                                                  checkpoint, ema1/ema2.safetensors and cond.safetensors;
                                                  --ema-device cpu keeps the two float32 EMAs in host memory
-                                                 (default: the training device; may change on resume)
+                                                 (default: the training device; may change on resume).
+                                                 The last line gives tokens/s, MFU (6 N tokens/s over the
+                                                 GPU's bf16 peak) and the device's peak memory; --no-save
+                                                 writes no checkpoint (a benchmark run)
   scale-out flags of every train command:
         [--nproc N] [--zero 0|1|2|3] [--master-addr A] [--master-port P] [--dist-backend cpu|nccl]
         [--grad-accum K] [--checkpoint-activations]

@@ -134,7 +134,9 @@ export function train(p: Parsed): number | Promise<number> {
     resume: run.resume,
     overwrite: run.overwrite,
     allowChanges: run.allowChanges,
-    checkpointEvery: intFlag(p, 'checkpoint-every', 100),
+    // --no-save: a benchmark run writes no checkpoint (a 4.78B one is 57 GB), periodic or final
+    checkpointEvery: p.flags.has('no-save') ? 0 : intFlag(p, 'checkpoint-every', 100),
+    save: !p.flags.has('no-save'),
     checkpointActivations: scale.checkpointActivations,
     sampleRows: p.flags.has('sample-rows') ? intFlag(p, 'sample-rows', 4, true) : undefined,
     sampleSteps: intFlag(p, 'sample-steps', 50),
@@ -224,7 +226,8 @@ function trainT2iCommand(p: Parsed): number | Promise<number> {
     overwrite: run.overwrite,
     allowChanges: run.allowChanges,
     precision: precisionFlag(p),
-    checkpointEvery: intFlag(p, 'checkpoint-every', 500),
+    checkpointEvery: p.flags.has('no-save') ? 0 : intFlag(p, 'checkpoint-every', 500),
+    save: !p.flags.has('no-save'),
     // where the EMAs live is not a setting of the run: a resume may move them (not checked against the checkpoint)
     emaDevice: p.flags.has('ema-device') ? stringFlag(p, 'ema-device', '') : undefined,
   };

@@ -15,6 +15,7 @@
 // (train()), with one it is driven by trainDistributed().
 import { join } from 'node:path';
 import { getBackend } from '../backends/registry.js';
+import { formatThroughput, throughput, type Throughput } from './throughput.js';
 import { flowInputs, flowObjective, binLosses, type TimeSampling } from '../flow/rectified-flow.js';
 import { autocast } from '../ops/autocast.js';
 import { cast } from '../ops/movement.js';
@@ -86,6 +87,8 @@ export interface TrainParts<C> {
   finished?(r: { secondsPerStep: number; steps: number; log: (l: string) => void }): void;
   /** The last log line's extra words (`, EMAs ema1/ema2.safetensors`). */
   doneNote?: string;
+  /** Token positions per sample (text + image), for the tokens/s and MFU of the last log line. */
+  tokensPerSample?: number;
 }
 
 export interface TrainRecipe<C> {
@@ -154,6 +157,8 @@ export interface TrainResult {
   secondsPerStep: number;
   /** Global gradient norms before clipping (recipes that clip). */
   gradNorms: number[];
+  /** Tokens/s, MFU and peak memory (recipes that give tokensPerSample). */
+  throughput?: Throughput;
 }
 
 const MiB = (n: number) => `${(n / 2 ** 20).toFixed(2)} MiB`;
@@ -340,8 +345,11 @@ function* loop<C>(recipe: TrainRecipe<C>, o: TrainLoopOptions): Co<TrainResult> 
       yield* wait(opt.gatherAll());
       if (lead) parts.finished({ secondsPerStep, steps: step, log });
     }
-    log(`done: ${step} steps, last loss ${losses.at(-1)?.toFixed(4) ?? 'n/a'}, median ${secondsPerStep.toFixed(2)} s/step; ${o.save !== false ? `checkpoint ${checkpoint}${parts.doneNote ?? ''}` : 'not saved'}`);
-    return { losses, checkpoint, secondsPerStep, gradNorms };
+    const be = model.parameters()[0]!.backend;
+    const rate = parts.tokensPerSample ? throughput({ parameters: model.numParameters(), tokensPerStep: K * o.batch * parts.tokensPerSample, secondsPerStep, devices: N, backend: be }) : null;
+    const speed = rate ? `, ${formatThroughput(rate, be.deviceName)}` : '';
+    log(`done: ${step} steps, last loss ${losses.at(-1)?.toFixed(4) ?? 'n/a'}, median ${secondsPerStep.toFixed(2)} s/step${speed}; ${o.save !== false ? `checkpoint ${checkpoint}${parts.doneNote ?? ''}` : 'not saved'}`);
+    return { losses, checkpoint, secondsPerStep, gradNorms, ...(rate ? { throughput: rate } : {}) };
   } finally {
     opt.dispose();
     for (const e of emas) e.dispose();

@@ -44,6 +44,8 @@ export interface TrainDiTOptions {
   timeSampling?: TimeSampling;
   /** Save a checkpoint every N steps (and always at the end). */
   checkpointEvery?: number;
+  /** false: no checkpoint at the end (benchmark runs; default true); the sample grid is drawn all the same. */
+  save?: boolean;
   /** Recompute each block in the backward instead of keeping its activations. */
   checkpointActivations?: boolean;
   /** Images per class in the final sample grid; 0 skips sampling; default 4, or none for a run under 100 steps. */
@@ -109,6 +111,7 @@ export function ditRecipe(o: TrainDiTOptions): TrainRecipe<Tensor> {
         },
         after: plan.rows ? (per) => ({ seconds: estimateSamplingSeconds(plan, classes, per, o.batch), what: 'sampling' }) : undefined,
         finished: ({ secondsPerStep, log }) => drawSamples(model, plan, o, secondsPerStep, log),
+        tokensPerSample: (model.config.input_size / model.config.patch_size) ** 2,
       };
     },
   };

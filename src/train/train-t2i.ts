@@ -110,6 +110,8 @@ export function t2iRecipe(o: TrainT2IOptions): TrainRecipe<Tensor> {
         },
         started: () => writeConditions(join(o.out, 'cond.safetensors'), dataset, batchOpts, o.data),
         doneNote: ', EMAs ema1/ema2.safetensors, conditions cond.safetensors',
+        // the preset's register tokens and the text, then the image patches
+        tokensPerSample: model.register_tokens.shape[1]! + tokens + (latentSize / c.patch_size) ** 2,
       };
     },
   };

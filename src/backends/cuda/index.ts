@@ -368,6 +368,7 @@ export function createCudaBackend(): CudaBackend {
     // 2^26 floats (256 MiB) of conv columns at once: per-chunk launches, not cache size, are the cost here
     convChunkFloats: 1 << 26,
     device,
+    deviceName: device.name,
     addon,
     tf32: process.env.LAVENDER_CUDA_TF32 === '1',
     alloc,
@@ -382,6 +383,9 @@ export function createCudaBackend(): CudaBackend {
       return fromDevice(c.dtype, addon.read(c.ptr, 0, c.bytes));
     },
     liveBuffers: () => live,
+    // the caching allocator's bytes in use (rounded to its size classes), and their high-water mark
+    liveBytes: () => addon.memStats().inUse,
+    peakBytes: () => addon.memStats().peak,
     memStats: () => addon.memStats(),
     synchronize: () => addon.synchronize(),
     emptyCache: () => addon.emptyCache(),
