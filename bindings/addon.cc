@@ -265,6 +265,14 @@ Napi::Value Swiglu(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// [path, shape, x, scale, shift, out]
+Napi::Value Modulate(const Napi::CallbackInfo& info) {
+  auto s = ready("modulate");
+  auto e = elementwise(info[0], 4);
+  Runtime::get().launched(lav_modulate(e.path, e.sh, e.args[0], e.args[1], e.args[2], e.args[3], s), "modulate");
+  return info.Env().Undefined();
+}
+
 // ([path, shape, a, b, g, da, db], hasDa, hasDb) (da/db args present but ignored when absent)
 Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
   auto s = ready("swigluBackward");
@@ -552,6 +560,7 @@ Napi::Object Init_(Napi::Env env, Napi::Object exports) {
   LAV_EXPORT("binary", Binary);
   LAV_EXPORT("binaryScalar", BinaryScalar);
   LAV_EXPORT("swiglu", Swiglu);
+  LAV_EXPORT("modulate", Modulate);
   LAV_EXPORT("swigluBackward", SwigluBackward);
   LAV_EXPORT("where", Where);
   LAV_EXPORT("reduce", Reduce);

@@ -249,6 +249,24 @@ test('GPU: the elementwise kernels agree with the cpu on every path (vector, 32-
     L.sum(L.square(ycpu)).backward();
     assert.ok(relErr(ac.grad!.to('cpu').toArray(), a.grad!.toArray()) < 1e-5, 'swiglu da');
     assert.ok(relErr(bc.grad!.to('cpu').toArray(), b.grad!.toArray()) < 1e-5, 'swiglu db');
+    // modulate: the fused kernel against the composition on the cpu, float32 and (autocast's case) float32 x
+    // with bf16 shift/scale, whose 1 + scale the composition rounds to bf16 before the float32 multiply
+    const mx = L.randn([3, 5, 40], { generator: g, requiresGrad: true });
+    const msh = L.randn([3, 40], { generator: g, requiresGrad: true }), msc = L.randn([3, 40], { generator: g, requiresGrad: true });
+    const [mxc, mshc, mscc] = [mx, msh, msc].map((t) => t.to('cuda').detach().requiresGrad_());
+    const my = L.modulate(mxc!, mshc!, mscc!), mref = L.add(L.mul(mx, L.add(L.unsqueeze(msc, 1), 1)), L.unsqueeze(msh, 1));
+    assert.deepEqual(Array.from(my.to('cpu').toArray()), Array.from(mref.toArray()), 'modulate float32: the composition\'s bits');
+    L.sum(L.square(my)).backward();
+    L.sum(L.square(mref)).backward();
+    for (const [dev, host, what] of [[mxc, mx, 'dx'], [mshc, msh, 'dshift'], [mscc, msc, 'dscale']] as const) {
+      assert.ok(relErr(dev!.grad!.to('cpu').toArray(), host.grad!.toArray()) < 1e-5, `modulate ${what}`);
+    }
+    const [shb, scb] = [msh, msc].map((t) => t.detach().to('bfloat16'));
+    const myb = L.modulate(mx.detach().to('cuda'), shb!.to('cuda'), scb!.to('cuda'));
+    assert.equal(myb.dtype, 'float32');
+    const s1 = L.cast(L.cast(L.add(L.unsqueeze(L.cast(scb!, 'float32'), 1), 1), 'bfloat16'), 'float32');
+    const mrefb = L.add(L.mul(mx.detach(), s1), L.unsqueeze(L.cast(shb!, 'float32'), 1));
+    assert.deepEqual(Array.from(myb.to('cpu').toArray()), Array.from(mrefb.toArray()), 'modulate with bf16 shift/scale: the composition\'s bits');
   });
   assert.equal(be.liveBuffers() >= 0, true);
 });

@@ -1,5 +1,5 @@
-// The elementwise launchers: fill, copy (dtype conversion, accumulate), unary, where, and the SiLU / SwiGLU
-// fused maps (binary ops: binary.cu). Each picks, once per launch, a kernel compiled for its op and operand
+// The elementwise launchers: fill, copy (dtype conversion, accumulate), unary, where, and the SiLU / SwiGLU /
+// modulate fused maps (binary ops: binary.cu). Each picks, once per launch, a kernel compiled for its op and operand
 // types (map.cuh, ops.cuh): specialised kernels for float32 / bfloat16 / float16 operands (bool outputs
 // and conditions), the generic kernel for everything else (float64, integers, other mixtures).
 #include "map.cuh"
@@ -106,6 +106,21 @@ extern "C" cudaError_t lav_swiglu_backward(int path, LavShape sh, LavArg x, LavA
     const LavArg a[3] = {*dy, x, g};
     e = same_dtype_map<3>(path, sh, lav_op::SwigluDb{}, a, s);
   }
+  return e;
+}
+
+// x float32, scale and shift one of float32/bf16/f16 (broadcast views), out float32: the dtypes of adaLN's
+// modulate under autocast; other mixtures are the caller's composed fallback (cudaErrorInvalidValue).
+extern "C" cudaError_t lav_modulate(int path, LavShape sh, LavArg x, LavArg scale, LavArg shift, LavArg o, cudaStream_t s) {
+  if (sh.n == 0) return cudaSuccess;
+  if (x.dtype != LAV_F32 || o.dtype != LAV_F32 || scale.dtype != shift.dtype || !lav_family(scale.dtype)) return cudaErrorInvalidValue;
+  const LavArg a[4] = {o, x, scale, shift};
+  cudaError_t e = cudaSuccess;
+  lav_with_half_or_float(scale.dtype, [&](auto t) {
+    using T = typename decltype(t)::type;
+    const lav_op::Modulate<T> f{};
+    e = lav_typed_path(path) ? lav_launch_typed<float, float, T, T>(path, sh, f, a, s) : lav_launch_generic<float, 4>(sh, f, a, s);
+  });
   return e;
 }
 

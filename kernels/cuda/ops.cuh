@@ -114,6 +114,20 @@ struct SwigluDb {
   LAV_DEV C operator()(C a, C g) const { return g * a * sigmoid(a); }
 };
 
+/**
+ * x * (1 + scale) + shift (adaLN's modulate), rounded as the composed ops round: 1 + scale in the scale's
+ * storage type Ts, then a float32 multiply and a float32 add (no fused multiply-add): operands (x, scale,
+ * shift). Needs map.cuh's lav_f / lav_from_f.
+ */
+template <class Ts>
+struct Modulate {
+  template <class C>
+  LAV_DEV C operator()(C x, C scale, C shift) const {
+    const float s1 = lav_f(lav_from_f<Ts>(1.f + (float)scale));
+    return (C)__fadd_rn(__fmul_rn((float)x, s1), (float)shift);
+  }
+};
+
 }  // namespace lav_op
 
 /** Calls fn(Functor{}) for a unary op code; false for an unknown code. */

@@ -53,6 +53,12 @@ export interface FusedKernels {
   /** Optional: da = g * b * silu'(a) and db = g * silu(a) (each when given) over contiguous views; false when declined. */
   swigluBackward?(a: View, b: View, g: View, da: View | null, db: View | null): boolean;
   /**
+   * Optional: out = x * (1 + scale) + shift (adaLN's modulate) in one pass, scale and shift broadcast to
+   * out's shape (stride 0), rounded as the composed ops round (1 + scale in scale's dtype, then a float32
+   * multiply and add); false (nothing done) when declined (e.g. dtypes it has no kernel for).
+   */
+  modulate?(x: View, scale: View, shift: View, out: View): boolean;
+  /**
    * Optional: rotary embedding of contiguous x [B, T, H, hd] with contiguous cos/sin [T, hd/2]: each pair
    * (x0, x1) -> (x0 c - x1 s, x0 s + x1 c), or with `inverse` (x0 c + x1 s, x1 c - x0 s); false when declined.
    */

@@ -1,10 +1,12 @@
 // Ops built from other ops but recorded as one node, so the graph keeps less: swiglu keeps its two
-// inputs (not silu's output), rotary keeps nothing but its tables (its gradient is the inverse rotation).
-// A backend's fused kernels (Backend.fused.swiglu / swigluBackward / rotary) do each in one pass; the
-// composition below is the fallback and the definition (the fused kernels give the same float32 bits).
+// inputs (not silu's output), rotary keeps nothing but its tables (its gradient is the inverse rotation),
+// modulate keeps x and scale. A backend's fused kernels (Backend.fused.swiglu / swigluBackward / rotary /
+// modulate) do each in one pass; the composition below is the fallback and the definition (the fused
+// kernels give the same float32 bits).
 import { noGrad } from '../autograd/grad-mode.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { add, mul, silu, siluGrad, sub } from './elementwise.js';
+import { add, broadcastView, mul, silu, siluGrad, sub, sumTo } from './elementwise.js';
+import { promote } from '../tensor/dtype.js';
 import { stack } from './movement.js';
 import { backendOf, empty, record } from './record.js';
 import { contiguous, reshape, select, unsqueeze } from './views.js';
@@ -35,6 +37,35 @@ export function swiglu(a: Tensor, b: Tensor): Tensor {
     }
     return [na ? siluGrad(mul(g, sb!), sa!) : null, nb ? mul(g, silu(sa!)) : null];
   });
+}
+
+/**
+ * adaLN's modulate, x * (1 + scale) + shift for x [B, T, D] and per-sample shift, scale [B, D]: one kernel
+ * where the backend has it (three, and a full-size temporary, composed), one graph node keeping x and scale.
+ */
+export function modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
+  const be = backendOf('modulate', x, shift, scale);
+  const [B, , D] = x.shape as [number, number, number];
+  if (x.ndim !== 3 || [shift, scale].some((t) => t.ndim !== 2 || t.shape[0] !== B || t.shape[1] !== D)) {
+    throw new Error(`modulate: expected x [B, T, D] and shift, scale [B, D], got ${x.describe()}, ${shift.describe()}, ${scale.describe()}`);
+  }
+  const out = noGrad(() => {
+    if (be.fused.modulate && promote(x.dtype, promote(shift.dtype, scale.dtype)) === x.dtype) {
+      const y = empty(be, x.shape, x.dtype);
+      const [sv, hv] = [scale, shift].map((t) => broadcastView(unsqueeze(t, 1), x.shape));
+      const ok = be.fused.modulate(x.view(), sv!.view(), hv!.view(), y.view());
+      sv!.dispose(); hv!.dispose();
+      if (ok) return y;
+      y.dispose();
+    }
+    return add(mul(x, add(unsqueeze(scale, 1), 1)), unsqueeze(shift, 1));
+  });
+  // the composition's gradients, op for op (so the float32 bits are the same)
+  return record(out, 'modulate', [x, shift, scale], [x, scale], (g, [sx, ss], [nx, nsh, nsc]) => [
+    nx ? mul(g, add(unsqueeze(ss!, 1), 1)) : null,
+    nsh ? reshape(sumTo(g, [B, 1, D]), [B, D]) : null,
+    nsc ? reshape(sumTo(mul(g, sx!), [B, 1, D]), [B, D]) : null,
+  ]);
 }
 
 /** Rotate adjacent pairs of x's last axis by the angles whose cos/sin are given (broadcast over x's leading dims). */

@@ -129,6 +129,8 @@ export const OP_CASES: OpCase[] = [
       fc.tuple(specOf([b, h, tq, d]), specOf([b, h, tk, d]), specOf([b, h, tk, dv])).map((inputs) => ({ inputs, params: { scale } }))),
     run: ([q, k, v], p: P) => L.scaledDotProductAttention(q!, k!, v!, p.scale) },
   { name: 'swiglu', arb: noParams(shapeArb(1, 3).chain((s) => fc.tuple(specOf(s), specOf(s)))), run: ([a, b]) => L.swiglu(a!, b!) },
+  { name: 'modulate', arb: noParams(fc.tuple(dim(2), dim(3), dim(4)).chain(([b, t, d]) => fc.tuple(specOf([b, t, d]), specOf([b, d]), specOf([b, d])))),
+    run: ([x, shift, scale]) => L.modulate(x!, shift!, scale!) },
   { name: 'rotary', arb: fc.tuple(dim(2), dim(3), dim(2), fc.integer({ min: 1, max: 3 })).chain(([b, t, h, half]) =>
       fc.tuple(specOf([b, t, h, 2 * half]), specOf([t, half]), specOf([t, half])).map(([x, c, s]) => ({ inputs: [x], params: { c: c.data, s: s.data, t, half } }))),
     run: ([x], p: P) => L.rotary(x!, L.tensor(p.c, { shape: [p.t, p.half], dtype: x!.dtype, device: x!.device }), L.tensor(p.s, { shape: [p.t, p.half], dtype: x!.dtype, device: x!.device })) },

@@ -277,6 +277,14 @@ export function createCudaBackend(): CudaBackend {
       if (d) addon.swigluBackward(d, da ? 1 : 0, db ? 1 : 0);
       return true;
     },
+    modulate(x, scale, shift, out) {
+      const [X, S, H, O] = [x, scale, shift, out].map((v) => buf(v, 'modulate'));
+      // lav_modulate's dtypes (kernels/cuda/elementwise.cu): float32 x and out, scale and shift alike
+      if (X!.dtype !== 'float32' || O!.dtype !== 'float32' || S!.dtype !== H!.dtype || !['float32', 'bfloat16', 'float16'].includes(S!.dtype)) return false;
+      const d = ew(out.shape, [x, scale, shift, out]);
+      if (d) addon.modulate(d);
+      return true;
+    },
     layerNorm(x, w, b, eps, out, mean, rstd) {
       const [rows, cols] = rowsCols(x);
       const X = buf(x, 'layerNorm');
