@@ -273,6 +273,14 @@ Napi::Value Modulate(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// [path, shape, x, gate, y, out]
+Napi::Value GatedAdd(const Napi::CallbackInfo& info) {
+  auto s = ready("gatedAdd");
+  auto e = elementwise(info[0], 4);
+  Runtime::get().launched(lav_gated_add(e.path, e.sh, e.args[0], e.args[1], e.args[2], e.args[3], s), "gatedAdd");
+  return info.Env().Undefined();
+}
+
 // ([path, shape, a, b, g, da, db], hasDa, hasDb) (da/db args present but ignored when absent)
 Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
   auto s = ready("swigluBackward");
@@ -561,6 +569,7 @@ Napi::Object Init_(Napi::Env env, Napi::Object exports) {
   LAV_EXPORT("binaryScalar", BinaryScalar);
   LAV_EXPORT("swiglu", Swiglu);
   LAV_EXPORT("modulate", Modulate);
+  LAV_EXPORT("gatedAdd", GatedAdd);
   LAV_EXPORT("swigluBackward", SwigluBackward);
   LAV_EXPORT("where", Where);
   LAV_EXPORT("reduce", Reduce);

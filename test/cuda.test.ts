@@ -267,6 +267,11 @@ test('GPU: the elementwise kernels agree with the cpu on every path (vector, 32-
     const s1 = L.cast(L.cast(L.add(L.unsqueeze(L.cast(scb!, 'float32'), 1), 1), 'bfloat16'), 'float32');
     const mrefb = L.add(L.mul(mx.detach(), s1), L.unsqueeze(L.cast(shb!, 'float32'), 1));
     assert.deepEqual(Array.from(myb.to('cpu').toArray()), Array.from(mrefb.toArray()), 'modulate with bf16 shift/scale: the composition\'s bits');
+    // gatedAdd: float32 x with bf16 gate and y (the residual under autocast): gate * y rounded to bf16, then a float32 add
+    const gy = L.randn([3, 5, 40], { generator: g }).to('bfloat16');
+    const ga = L.gatedAdd(mx.detach().to('cuda'), scb!.to('cuda'), gy.to('cuda'));
+    const gref = L.add(mx.detach(), L.cast(L.cast(L.mul(L.unsqueeze(L.cast(scb!, 'float32'), 1), L.cast(gy, 'float32')), 'bfloat16'), 'float32'));
+    assert.deepEqual(Array.from(ga.to('cpu').toArray()), Array.from(gref.toArray()), 'gatedAdd with bf16 gate/y: the composition\'s bits');
   });
   assert.equal(be.liveBuffers() >= 0, true);
 });

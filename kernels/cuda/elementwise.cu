@@ -1,5 +1,5 @@
 // The elementwise launchers: fill, copy (dtype conversion, accumulate), unary, where, and the SiLU / SwiGLU /
-// modulate fused maps (binary ops: binary.cu). Each picks, once per launch, a kernel compiled for its op and operand
+// modulate / gated-residual fused maps (binary ops: binary.cu). Each picks, once per launch, a kernel compiled for its op and operand
 // types (map.cuh, ops.cuh): specialised kernels for float32 / bfloat16 / float16 operands (bool outputs
 // and conditions), the generic kernel for everything else (float64, integers, other mixtures).
 #include "map.cuh"
@@ -119,6 +119,20 @@ extern "C" cudaError_t lav_modulate(int path, LavShape sh, LavArg x, LavArg scal
   lav_with_half_or_float(scale.dtype, [&](auto t) {
     using T = typename decltype(t)::type;
     const lav_op::Modulate<T> f{};
+    e = lav_typed_path(path) ? lav_launch_typed<float, float, T, T>(path, sh, f, a, s) : lav_launch_generic<float, 4>(sh, f, a, s);
+  });
+  return e;
+}
+
+// x and out float32, gate and y of one dtype (float32/bf16/f16; the residual add under autocast)
+extern "C" cudaError_t lav_gated_add(int path, LavShape sh, LavArg x, LavArg gate, LavArg y, LavArg o, cudaStream_t s) {
+  if (sh.n == 0) return cudaSuccess;
+  if (x.dtype != LAV_F32 || o.dtype != LAV_F32 || gate.dtype != y.dtype || !lav_family(gate.dtype)) return cudaErrorInvalidValue;
+  const LavArg a[4] = {o, x, gate, y};
+  cudaError_t e = cudaSuccess;
+  lav_with_half_or_float(gate.dtype, [&](auto t) {
+    using T = typename decltype(t)::type;
+    const lav_op::GatedAdd<T> f{};
     e = lav_typed_path(path) ? lav_launch_typed<float, float, T, T>(path, sh, f, a, s) : lav_launch_generic<float, 4>(sh, f, a, s);
   });
   return e;

@@ -86,6 +86,8 @@ cudaError_t lav_silu_backward(int path, LavShape shape, LavArg x, LavArg g, LavA
 cudaError_t lav_swiglu(int path, LavShape shape, LavArg a, LavArg b, LavArg out, cudaStream_t s);
 /** out = x * (1 + scale) + shift over broadcast views; x and out float32, scale and shift float32/bf16/f16. */
 cudaError_t lav_modulate(int path, LavShape shape, LavArg x, LavArg scale, LavArg shift, LavArg out, cudaStream_t s);
+/** out = x + gate * y over broadcast views; x and out float32, gate and y one of float32/bf16/f16. */
+cudaError_t lav_gated_add(int path, LavShape shape, LavArg x, LavArg gate, LavArg y, LavArg out, cudaStream_t s);
 /** da = g * b * silu'(a), db = g * silu(a); either may be null. */
 cudaError_t lav_swiglu_backward(int path, LavShape shape, LavArg a, LavArg b, LavArg g, const LavArg* da, const LavArg* db,
                                 cudaStream_t s);

@@ -128,6 +128,19 @@ struct Modulate {
   }
 };
 
+/**
+ * x + gate * y (adaLN's gated residual), rounded as the composed ops round: gate * y in their storage type
+ * Tg, then a float32 add: operands (x, gate, y).
+ */
+template <class Tg>
+struct GatedAdd {
+  template <class C>
+  LAV_DEV C operator()(C x, C gate, C y) const {
+    const float m = lav_f(lav_from_f<Tg>(__fmul_rn((float)gate, (float)y)));
+    return (C)__fadd_rn((float)x, m);
+  }
+};
+
 }  // namespace lav_op
 
 /** Calls fn(Functor{}) for a unary op code; false for an unknown code. */

@@ -59,6 +59,11 @@ export interface FusedKernels {
    */
   modulate?(x: View, scale: View, shift: View, out: View): boolean;
   /**
+   * Optional: out = x + gate * y (adaLN's gated residual) in one pass, gate and y broadcast to out's shape,
+   * rounded as the composed ops round (gate * y in their dtype, then a float32 add); false when declined.
+   */
+  gatedAdd?(x: View, gate: View, y: View, out: View): boolean;
+  /**
    * Optional: rotary embedding of contiguous x [B, T, H, hd] with contiguous cos/sin [T, hd/2]: each pair
    * (x0, x1) -> (x0 c - x1 s, x0 s + x1 c), or with `inverse` (x0 c + x1 s, x1 c - x0 s); false when declined.
    */

@@ -1,16 +1,15 @@
 // DiT (minRF's DiT_Llama), exactly as docs/models.md "DiT": parameter names, shapes and
 // arithmetic match the PyTorch release so its state dicts load unchanged.
 import type { Tensor } from '../tensor/tensor.js';
-import { add, mul, silu } from '../ops/elementwise.js';
+import { add, silu } from '../ops/elementwise.js';
 import { rand } from '../ops/creation.js';
 import { where, lt } from '../ops/elementwise.js';
 import { chunk } from '../ops/movement.js';
-import { unsqueeze } from '../ops/views.js';
 import { Conv2d, Embedding, GroupNorm, LayerNorm, Linear, zero_, type InitOptions } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { runPlan, type Blockwise, type ForwardPlan } from '../nn/plan.js';
 import {
-  applyRotary, attention, mergeHeads, modulate, patchify, rotaryTables, roundUp, splitHeads, TimestepEmbedder, unpatchify,
+  applyRotary, attention, gatedAdd, mergeHeads, modulate, patchify, rotaryTables, roundUp, splitHeads, TimestepEmbedder, unpatchify,
 } from '../nn/blocks.js';
 import { reshape } from '../ops/views.js';
 import { swiglu } from '../ops/composite.js';
@@ -104,8 +103,8 @@ class DiTBlock extends Module {
   }
   forward(x: Tensor, cond: Tensor, rope: { cos: Tensor; sin: Tensor }): Tensor {
     const [s1, sc1, g1, s2, sc2, g2] = chunk(this.adaLN_modulation.items[0]!.forward(silu(cond)), 6, 1) as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
-    x = add(x, mul(unsqueeze(g1, 1), this.attention.forward(modulate(this.attention_norm.forward(x), s1, sc1), rope)));
-    return add(x, mul(unsqueeze(g2, 1), this.feed_forward.forward(modulate(this.ffn_norm.forward(x), s2, sc2))));
+    x = gatedAdd(x, g1, this.attention.forward(modulate(this.attention_norm.forward(x), s1, sc1), rope));
+    return gatedAdd(x, g2, this.feed_forward.forward(modulate(this.ffn_norm.forward(x), s2, sc2)));
   }
 }
 

@@ -7,11 +7,11 @@ import { add, mul, silu } from '../ops/elementwise.js';
 import { cast, cat, chunk } from '../ops/movement.js';
 import { layerNorm } from '../ops/nn.js';
 import { swiglu } from '../ops/composite.js';
-import { expand, reshape, slice, unsqueeze } from '../ops/views.js';
+import { expand, reshape, slice } from '../ops/views.js';
 import { Linear, normalInit, zero_, type InitOptions } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { runPlan, type Blockwise, type ForwardPlan, type PlanBlock } from '../nn/plan.js';
-import { attention, mergeHeads, modulate, patchify, roundUp, splitHeads, TimestepEmbedder, unpatchify } from '../nn/blocks.js';
+import { attention, gatedAdd, mergeHeads, modulate, patchify, roundUp, splitHeads, TimestepEmbedder, unpatchify } from '../nn/blocks.js';
 import { defaultGenerator } from '../tensor/random.js';
 import { bilinearResize } from './interpolate.js';
 
@@ -151,11 +151,11 @@ class DoubleBlock extends Module {
     const [xs1, xsc1, xg1, xs2, xsc2, xg2] = this.modX.forward(g, 6) as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
     const [ac, ax] = this.attn.forward(modulate(ln(c), cs1, csc1), modulate(ln(x), xs1, xsc1));
     // quirk of the release, kept: the second residual adds the block input, not the post-attention value
-    const c2 = ln(add(c, mul(unsqueeze(cg1, 1), ac)));
-    const x2 = ln(add(x, mul(unsqueeze(xg1, 1), ax)));
+    const c2 = ln(gatedAdd(c, cg1, ac));
+    const x2 = ln(gatedAdd(x, xg1, ax));
     return [
-      add(c, mul(unsqueeze(cg2, 1), this.mlpC.forward(modulate(c2, cs2, csc2)))),
-      add(x, mul(unsqueeze(xg2, 1), this.mlpX.forward(modulate(x2, xs2, xsc2)))),
+      gatedAdd(c, cg2, this.mlpC.forward(modulate(c2, cs2, csc2))),
+      gatedAdd(x, xg2, this.mlpX.forward(modulate(x2, xs2, xsc2))),
     ];
   }
 }
@@ -172,8 +172,8 @@ class SingleBlock extends Module {
   }
   forward(cx: Tensor, g: Tensor): Tensor {
     const [s1, sc1, g1, s2, sc2, g2] = this.modCX.forward(g, 6) as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
-    const u = ln(add(cx, mul(unsqueeze(g1, 1), this.attn.forward(modulate(ln(cx), s1, sc1)))));
-    return add(cx, mul(unsqueeze(g2, 1), this.mlp.forward(modulate(u, s2, sc2))));
+    const u = ln(gatedAdd(cx, g1, this.attn.forward(modulate(ln(cx), s1, sc1))));
+    return gatedAdd(cx, g2, this.mlp.forward(modulate(u, s2, sc2)));
   }
 }
 

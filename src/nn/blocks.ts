@@ -11,8 +11,8 @@ import { silu } from '../ops/elementwise.js';
 import { Linear, type InitOptions } from './layers.js';
 import { Module, ModuleList } from './module.js';
 
-/** x * (1 + scale[:, None, :]) + shift[:, None, :] (one fused op: ops/composite.ts) */
-export { modulate } from '../ops/composite.js';
+/** modulate: x * (1 + scale[:, None, :]) + shift[:, None, :]; gatedAdd: x + gate[:, None, :] * y (fused ops: ops/composite.ts) */
+export { gatedAdd, modulate } from '../ops/composite.js';
 
 /** [B, C, H, W] -> [B, (H/p)(W/p), C*p*p]; token features ordered (c, i, j). */
 export function patchify(x: Tensor, p: number): Tensor {

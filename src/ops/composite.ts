@@ -1,13 +1,13 @@
 // Ops built from other ops but recorded as one node, so the graph keeps less: swiglu keeps its two
 // inputs (not silu's output), rotary keeps nothing but its tables (its gradient is the inverse rotation),
-// modulate keeps x and scale. A backend's fused kernels (Backend.fused.swiglu / swigluBackward / rotary /
-// modulate) do each in one pass; the composition below is the fallback and the definition (the fused
+// modulate keeps x and scale, gatedAdd gate and y. A backend's fused kernels (Backend.fused.swiglu /
+// swigluBackward / rotary / modulate / gatedAdd) do each in one pass; the composition below is the fallback and the definition (the fused
 // kernels give the same float32 bits).
 import { noGrad } from '../autograd/grad-mode.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { add, broadcastView, mul, silu, siluGrad, sub, sumTo } from './elementwise.js';
 import { promote } from '../tensor/dtype.js';
-import { stack } from './movement.js';
+import { cast, stack } from './movement.js';
 import { backendOf, empty, record } from './record.js';
 import { contiguous, reshape, select, unsqueeze } from './views.js';
 import { sameShape } from '../tensor/shape.js';
@@ -66,6 +66,39 @@ export function modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
     nsh ? reshape(sumTo(g, [B, 1, D]), [B, D]) : null,
     nsc ? reshape(sumTo(mul(g, sx!), [B, 1, D]), [B, D]) : null,
   ]);
+}
+
+/**
+ * adaLN's gated residual, x + gate * y for x, y [B, T, D] and a per-sample gate [B, D]: one kernel where the
+ * backend has it (two, and a full-size temporary, composed), one graph node keeping gate and y.
+ */
+export function gatedAdd(x: Tensor, gate: Tensor, y: Tensor): Tensor {
+  const be = backendOf('gatedAdd', x, gate, y);
+  const [B, , D] = x.shape as [number, number, number];
+  if (x.ndim !== 3 || !sameShape(x.shape, y.shape) || gate.ndim !== 2 || gate.shape[0] !== B || gate.shape[1] !== D) {
+    throw new Error(`gatedAdd: expected x, y [B, T, D] and gate [B, D], got ${x.describe()}, ${gate.describe()}, ${y.describe()}`);
+  }
+  const productDtype = promote(gate.dtype, y.dtype);
+  const out = noGrad(() => {
+    if (be.fused.gatedAdd && promote(x.dtype, productDtype) === x.dtype) {
+      const o = empty(be, x.shape, x.dtype);
+      const gv = broadcastView(unsqueeze(gate, 1), x.shape);
+      const ok = be.fused.gatedAdd(x.view(), gv.view(), y.view(), o.view());
+      gv.dispose();
+      if (ok) return o;
+      o.dispose();
+    }
+    return add(x, mul(unsqueeze(gate, 1), y));
+  });
+  // the composition's gradients, op for op: the product's gradient arrives in its dtype (as the engine casts)
+  return record(out, 'gatedAdd', [x, gate, y], [gate, y], (g, [sg, sy], [nx, ng, ny]) => {
+    const dm = ng || ny ? (g.dtype === productDtype ? g : cast(g, productDtype)) : null;
+    return [
+      nx ? g.alias() : null,
+      ng ? reshape(sumTo(mul(dm!, sy!), [B, 1, D]), [B, D]) : null,
+      ny ? mul(dm!, unsqueeze(sg!, 1)) : null,
+    ];
+  });
 }
 
 /** Rotate adjacent pairs of x's last axis by the angles whose cos/sin are given (broadcast over x's leading dims). */

@@ -130,6 +130,7 @@ module.exports = {
   siluBackward(desc) { elementwise('siluBackward', desc, 3); },
   swiglu(desc) { elementwise('swiglu', desc, 3); },
   modulate(desc) { elementwise('modulate', desc, 4); },
+  gatedAdd(desc) { elementwise('gatedAdd', desc, 4); },
   swigluBackward(desc, hasDa, hasDb) { elementwise('swigluBackward', desc, 5); if (!hasDa && !hasDb) fail('swigluBackward', 'neither da nor db'); },
   reduce(op, desc) {
     opCode('reduce', op, REDUCE);

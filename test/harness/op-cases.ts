@@ -131,16 +131,21 @@ export const OP_CASES: OpCase[] = [
   { name: 'swiglu', arb: noParams(shapeArb(1, 3).chain((s) => fc.tuple(specOf(s), specOf(s)))), run: ([a, b]) => L.swiglu(a!, b!) },
   { name: 'modulate', arb: noParams(fc.tuple(dim(2), dim(3), dim(4)).chain(([b, t, d]) => fc.tuple(specOf([b, t, d]), specOf([b, d]), specOf([b, d])))),
     run: ([x, shift, scale]) => L.modulate(x!, shift!, scale!) },
+  { name: 'gatedAdd', arb: noParams(fc.tuple(dim(2), dim(3), dim(4)).chain(([b, t, d]) => fc.tuple(specOf([b, t, d]), specOf([b, d]), specOf([b, t, d])))),
+    run: ([x, gate, y]) => L.gatedAdd(x!, gate!, y!) },
   { name: 'rotary', arb: fc.tuple(dim(2), dim(3), dim(2), fc.integer({ min: 1, max: 3 })).chain(([b, t, h, half]) =>
       fc.tuple(specOf([b, t, h, 2 * half]), specOf([t, half]), specOf([t, half])).map(([x, c, s]) => ({ inputs: [x], params: { c: c.data, s: s.data, t, half } }))),
     run: ([x], p: P) => L.rotary(x!, L.tensor(p.c, { shape: [p.t, p.half], dtype: x!.dtype, device: x!.device }), L.tensor(p.s, { shape: [p.t, p.half], dtype: x!.dtype, device: x!.device })) },
-  { name: 'layerNorm', arb: fc.tuple(shapeArb(0, 2, 4, true), fc.array(fc.integer({ min: 2, max: 4 }), { minLength: 1, maxLength: 2 }), fc.boolean(), fc.constantFrom(1e-5, 0.5)).chain(([lead, norm, affine, eps]) =>
+  // Normalised rows of 3+ elements: a row of 2 normalises to +-1 whatever its values, so its input gradient is
+  // zero up to eps, i.e. rounding noise (1e-1 of the largest gradient against float64 on every implementation,
+  // measured), and two float32 implementations cannot be compared there.
+  { name: 'layerNorm', arb: fc.tuple(shapeArb(0, 2, 4, true), fc.array(fc.integer({ min: 3, max: 4 }), { minLength: 1, maxLength: 2 }), fc.boolean(), fc.constantFrom(1e-5, 0.5)).chain(([lead, norm, affine, eps]) =>
       fc.tuple(specOf([...lead, ...norm]), specOf(norm), specOf(norm)).map(([x, w, b]) => ({ inputs: affine ? [x, w, b] : [x], params: { norm, eps } }))),
     run: ([x, w, b], p: P) => L.layerNorm(x!, p.norm, w, b, p.eps),
     large: { arb: fc.tuple(rowsArb(), fc.boolean(), fc.constantFrom(1e-3, 0.5)).chain(([[r, c], affine, eps]) =>
       fc.tuple(specOf([r, c]), specOf([c]), specOf([c])).map(([x, w, b]) => ({ inputs: affine ? [x, w, b] : [x], params: { norm: [c], eps } }))), kernels: ['layerNorm'] } },
   { name: 'groupNorm', arb: fc.tuple(dim(2), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 }), dim(3), fc.constantFrom(1e-5, 0.5)).chain(([n, g, cpg, hw, eps]) =>
-      fc.tuple(specOf([n, g * cpg, hw, 2]), specOf([g * cpg]), specOf([g * cpg])).map((inputs) => ({ inputs, params: { g, eps } }))),
+      fc.tuple(specOf([n, g * cpg, hw, 3]), specOf([g * cpg]), specOf([g * cpg])).map((inputs) => ({ inputs, params: { g, eps } }))), // groups of 3+ (see layerNorm)
     run: ([x, w, b], p: P) => L.groupNorm(x!, p.g, w, b, p.eps) },
   { name: 'conv2d', arb: fc.tuple(dim(2), dim(2), dim(3), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 3, max: 5 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 0, max: 1 }), fc.boolean())
       .chain(([n, c, o, k, hw, stride, padding, bias]) =>

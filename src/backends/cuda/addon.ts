@@ -29,7 +29,7 @@ export interface MemStats { inUse: number; cached: number; reserved: number; pea
 export interface AddonBuildInfo { kernels: string; cudartVersion: number; archs?: string; protoCheck: { cublas: string; nccl: string } }
 
 /** The addon's exports (bindings/addon.cc). Descriptors are Float64Arrays packed by `Pack`; elementwise
- *  ones (fill, copy, unary, binary, binaryScalar, where, siluBackward, swiglu*, modulate) start with the path. */
+ *  ones (fill, copy, unary, binary, binaryScalar, where, siluBackward, swiglu*, modulate, gatedAdd) start with the path. */
 export interface CudaAddon {
   probe(): ProbeInfo;
   init(device: number, libDirs: string[]): DeviceInfo;
@@ -48,6 +48,7 @@ export interface CudaAddon {
   swiglu(desc: Float64Array): void;
   swigluBackward(desc: Float64Array, hasDa: number, hasDb: number): void;
   modulate(desc: Float64Array): void;
+  gatedAdd(desc: Float64Array): void;
   where(desc: Float64Array): void;
   reduce(op: number, desc: Float64Array): void;
   gather(desc: Float64Array, axisStride: number, axisSize: number): void;

@@ -285,6 +285,14 @@ export function createCudaBackend(): CudaBackend {
       if (d) addon.modulate(d);
       return true;
     },
+    gatedAdd(x, gate, y, out) {
+      const [X, G, Y, O] = [x, gate, y, out].map((v) => buf(v, 'gatedAdd'));
+      // lav_gated_add's dtypes (kernels/cuda/elementwise.cu): float32 x and out, gate and y alike
+      if (X!.dtype !== 'float32' || O!.dtype !== 'float32' || G!.dtype !== Y!.dtype || !['float32', 'bfloat16', 'float16'].includes(G!.dtype)) return false;
+      const d = ew(out.shape, [x, gate, y, out]);
+      if (d) addon.gatedAdd(d);
+      return true;
+    },
     layerNorm(x, w, b, eps, out, mean, rstd) {
       const [rows, cols] = rowsCols(x);
       const X = buf(x, 'layerNorm');
