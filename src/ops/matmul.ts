@@ -73,9 +73,14 @@ function gradA(g: Tensor, a: Tensor, b: Tensor): Tensor {
 
 /** d/db of a @ b; a weight shared by a batch of rows (b a plain matrix) gets one [K, batch*M] @ [batch*M, N] product. */
 function gradB(g: Tensor, a: Tensor, b: Tensor): Tensor {
-  if (b.ndim === 2 && a.ndim > 2) {
+  if (b.ndim === 2 && a.ndim >= 2) {
     const K = a.shape[a.ndim - 1]!, N = g.shape[g.ndim - 1]!, rows = numel(a.shape.slice(0, -1));
-    return matmulNd(transpose(reshape(a, [rows, K]), 0, 1), reshape(g, [rows, N]));
+    const a2 = reshape(a, [rows, K]), g2 = reshape(g, [rows, N]);
+    // b a transposed matrix (linear's weight.T): the gradient made in the weight's own layout, [N, K]
+    // contiguous, handed back as its transpose, so the weight's gradient (and its cast to float32 under
+    // autocast) is read contiguously instead of element by element across rows
+    if (b.strides[0] === 1 && b.strides[1] === K && N > 1) return transpose(matmulNd(transpose(g2, 0, 1), a2), 0, 1);
+    if (a.ndim > 2) return matmulNd(transpose(a2, 0, 1), g2);
   }
   return sumTo(matmulNd(transpose(a, -2, -1), g), b.shape);
 }
