@@ -206,6 +206,21 @@ test('clipGradNorm on float16 and bfloat16 gradients: the norm in float32, the g
   }
 });
 
+test('clipGradNorm sums every shape into its slot: a 0-d gradient, an empty one, matrices, on two devices and with float64', () => {
+  const sets: [L.Tensor[], number][] = [];
+  const mk = (data: number[], shape: number[], o: { device?: string; dtype?: 'float64' } = {}) => {
+    const p = L.zeros(shape, o);
+    p.setGrad(L.tensor(data, { shape, ...o }));
+    return p;
+  };
+  // 0-d 2, empty, a 2x2 matrix (1, 2, 2, 4): total sqrt(4 + 0 + 25) on one device
+  sets.push([[mk([2], []), mk([], [0]), mk([1, 2, 2, 4], [2, 2])], Math.sqrt(29)]);
+  // the same over two devices (the stacked fallback) and with a float64 gradient
+  sets.push([[mk([2], []), mk([1, 2, 2, 4], [2, 2], { device: 'cpu-reference' })], Math.sqrt(29)]);
+  sets.push([[mk([2], [], { dtype: 'float64' }), mk([1, 2, 2, 4], [2, 2])], Math.sqrt(29)]);
+  for (const [ps, total] of sets) assert.ok(Math.abs(clipGradNorm(ps, 100) - total) < 1e-6, `${ps.map((p) => p.describe()).join(', ')}`);
+});
+
 test('muP: shapes of different rank are an error; vectors and matrices of the base width keep the base lr; no decay on vectors', () => {
   assert.throws(() => infiniteDims([4, 4], [4]), /^Error: muP: shape \[4,4\] and base shape \[4\] differ in rank/);
   assert.equal(muPLrScale([8], [4]), 1); // a vector: never scaled

@@ -3,7 +3,9 @@ import { noGrad } from '../autograd/grad-mode.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { mul, square } from '../ops/elementwise.js';
-import { cast, stack } from '../ops/movement.js';
+import { cast, stack, toDevice } from '../ops/movement.js';
+import { zeros } from '../ops/creation.js';
+import { reshape } from '../ops/views.js';
 import { sum } from '../ops/reduce.js';
 
 /**
@@ -26,13 +28,9 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): number
   return scope(() =>
     noGrad(() => {
       const acc = grads.some((g) => g.dtype === 'float64') ? 'float64' : 'float32';
-      const sums = grads.map((g) => scope(() => {
-        const wide = g.dtype === 'float16' || g.dtype === 'bfloat16' ? cast(g, 'float32') : g;
-        const s = sum(square(wide));
-        return s.dtype === acc ? s : cast(s, acc);
-      }));
+      const wide = (g: Tensor) => (g.dtype === 'float16' || g.dtype === 'bfloat16' ? cast(g, 'float32') : g);
       let sq = 0;
-      for (const v of stack(sums).toArray()) sq += v;
+      for (const v of perTensorSums(grads, acc, wide).toArray()) sq += v;
       const total = Math.sqrt(sq);
       const coef = maxNorm / (total + 1e-6);
       // float16/bfloat16 scaled in float32 (the cpu backend only stores them) and rounded back on assign
@@ -41,4 +39,28 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): number
       return total;
     }),
   );
+}
+
+/**
+ * Each grad's sum of squares in one vector on the grads' device. Where they share a device and the sums are
+ * float32, each reduction writes its slot of the vector (no per-tensor result to gather: one launch fewer
+ * per parameter, 331 for the 4.78B MMDiT); otherwise the per-tensor sums are stacked on the first grad's device.
+ */
+function perTensorSums(grads: readonly Tensor[], acc: 'float32' | 'float64', wide: (g: Tensor) => Tensor): Tensor {
+  const device = grads[0]!.device;
+  if (acc === 'float32' && grads.every((g) => g.device === device)) {
+    const sums = zeros([grads.length], { device });
+    grads.forEach((g, i) => scope(() => {
+      const sq = square(wide(g));
+      const x = sq.ndim === 0 ? reshape(sq, [1]) : sq;
+      const ones = x.shape.map(() => 1);
+      x.backend.reduce('sum', x.view('clipGradNorm'), [...ones.keys()], { buf: sums.storage.buf, shape: ones, strides: ones, offset: i });
+    }));
+    return sums;
+  }
+  // parameters on several devices: each sum comes to the first one's (a read per tensor; rare)
+  return stack(grads.map((g) => scope(() => {
+    const s = sum(square(wide(g)));
+    return toDevice(s.dtype === acc ? s : cast(s, acc), device);
+  })));
 }
