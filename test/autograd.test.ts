@@ -130,3 +130,38 @@ test('a cast to the same dtype and .to() the same device stay in the graph (grad
     assert.deepEqual(Array.from(x.grad!.toArray()), new Array(12).fill(5));
   });
 });
+
+test('the gradients of a chunked tensor are summed in place into one zero-filled buffer, with the same values', () => {
+  L.scope(() => {
+    const be = L.getBackend('cpu');
+    const g = new L.Generator(8);
+    const x = L.randn([4, 12], { generator: g }).requiresGrad_();
+    const w = L.randn([4, 2], { generator: g });
+    // every chunk used (one twice), one chunk unused, and x itself used too (an accumulator the rules made)
+    const run = (alsoDirect: boolean) => {
+      x.setGrad(null);
+      const cs = L.chunk(x, 6, 1);
+      let loss = L.sum(L.mul(L.add(cs[0]!, cs[0]!), w));
+      for (const c of cs.slice(1, 5)) loss = L.add(loss, L.sum(L.mul(c, w)));
+      if (alsoDirect) loss = L.add(loss, L.sum(L.mul(x, 3)));
+      const fill = be.fill.bind(be);
+      let fills = 0;
+      (be as { fill: typeof be.fill }).fill = (v, value) => { fills++; fill(v, value); };
+      try {
+        loss.backward();
+      } finally {
+        (be as { fill: typeof be.fill }).fill = fill;
+      }
+      return { grad: Array.from(x.grad!.toArray()), fills };
+    };
+    const wv = Array.from(w.toArray());
+    const want = (direct: boolean) => Array.from({ length: 48 }, (_, i) => {
+      const [r, col] = [Math.floor(i / 12), i % 12], k = Math.floor(col / 2);
+      return Math.fround((k === 0 ? 2 * wv[r * 2 + col % 2]! : k < 5 ? wv[r * 2 + col % 2]! : 0) + (direct ? 3 : 0));
+    });
+    const a = run(false);
+    assert.deepEqual(a.grad, want(false));
+    assert.equal(a.fills, 2, 'one zero-filled accumulator (and the loss\'s seed of ones), not one per chunk');
+    assert.deepEqual(run(true).grad, want(true));
+  });
+});

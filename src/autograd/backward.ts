@@ -10,6 +10,7 @@ import { sameShape, shapeStr } from '../tensor/shape.js';
 import { noGrad } from './grad-mode.js';
 import { gradReady } from './hooks.js';
 import { withAutocast } from './autocast-mode.js';
+import type { GradNode } from './node.js';
 import type { DType } from '../tensor/dtype.js';
 
 export interface BackwardOptions {
@@ -60,6 +61,26 @@ function owned(g: Tensor): Tensor {
   out.backend.copy(g.view('backward'), out.view(), false);
   g.dispose();
   return out;
+}
+
+/**
+ * A region node's gradient added in place into its input's accumulator (made zero-filled if there is none
+ * yet); false (nothing done) when the accumulator is not this backward's own contiguous buffer of the
+ * input's dtype, or g is of another dtype: the node's rule then runs as usual.
+ */
+function scatterInto(node: GradNode, g: Tensor, grads: Map<Tensor, Tensor>): boolean {
+  const inp = node.inputs[0]!;
+  if (!inp.requiresGrad || g.dtype !== inp.dtype) return false;
+  let acc = grads.get(inp);
+  if (acc && !(acc.storage.refCount === 1 && acc.isContiguous() && acc.offset === 0 && acc.dtype === inp.dtype)) return false;
+  if (!acc) {
+    acc = emptyTensor(inp.backend, inp.shape, inp.dtype);
+    acc.backend.fill(acc.view('backward'), 0);
+    grads.set(inp, acc);
+  }
+  const into = acc;
+  scope(() => node.scatter!(g, into));
+  return true;
 }
 
 /** The gradient a root starts with: ones for a scalar, else the given one (checked). */
@@ -113,6 +134,11 @@ export function backward(root: Tensor | readonly Tensor[], grad?: Tensor | reado
         continue;
       }
       const node = t.gradFn;
+      if (node.scatter && scatterInto(node, g, grads)) {
+        g.dispose();
+        if (!opts.retainGraph) node.release();
+        continue;
+      }
       // intermediates of the rule die with this scope; only the returned gradients survive
       const inGrads = scope(() => node.apply(g));
       g.dispose();

@@ -12,6 +12,12 @@ export class GradNode {
   /** Nodes constructed in this process (tests check that no-grad code records none). */
   static created = 0;
   private savedTensors: SavedTensor[] | null;
+  /**
+   * Set on nodes whose single input's gradient is the output gradient placed in a region of zeros (slice):
+   * adds g into that region of an accumulator of the input's shape, so the engine can sum several slices'
+   * gradients in place (a chunk into 6 costs one zero-filled buffer, not 6 and 5 additions).
+   */
+  scatter?: (g: Tensor, into: Tensor) => void;
   constructor(
     readonly op: string,
     readonly inputs: readonly Tensor[],
