@@ -368,6 +368,16 @@ Napi::Value SoftmaxBackward(const Napi::CallbackInfo& info) {
 }
 
 
+// ([rows, H, T, hd, x, cos, sin, out], inverse)
+Napi::Value Rotary(const Napi::CallbackInfo& info) {
+  auto s = ready("rotary");
+  Reader rd = reader(info[0]);
+  int64_t rows = rd.int64(), H = rd.int64(), T = rd.int64(), hd = rd.int64();
+  LavArg x = rd.arg(0), c = rd.arg(0), sn = rd.arg(0), o = rd.arg(0);
+  Runtime::get().launched(lav_rotary(rows, (int32_t)H, (int32_t)T, (int32_t)hd, x, c, sn, o, (int)num(info, 1), s), "rotary");
+  return info.Env().Undefined();
+}
+
 // [rows, cols, hasW, hasB, x, w, b, out, mean, rstd] (w/b args present but ignored when absent)
 Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
   auto s = ready("layerNorm");
@@ -577,6 +587,7 @@ Napi::Object Init_(Napi::Env env, Napi::Object exports) {
   LAV_EXPORT("scatterAdd", ScatterAdd);
   LAV_EXPORT("random", Random);
   LAV_EXPORT("gemm", Gemm);
+  LAV_EXPORT("rotary", Rotary);
   LAV_EXPORT("softmax", Softmax);
   LAV_EXPORT("softmaxBackward", SoftmaxBackward);
   LAV_EXPORT("siluBackward", SiluBackward);

@@ -44,6 +44,8 @@ test('an MMDiT training step (fp32 and bf16 autocast) and assorted views keep to
       L.embedding(L.tensor([0, 3], { dtype: 'int64', device: 'cuda' }), a);
       L.full([3, 5], 2, { device: 'cuda', dtype: 'bfloat16' }).to('float32').toArray();
       L.sum(a, 0).toArray(); L.softmax(a, -1); L.layerNorm(a, [9]);
+      const rq = L.randn([2, 3, 2, 4], { device: 'cuda', requiresGrad: true });
+      L.sum(L.rotary(rq, L.randn([3, 2], { device: 'cuda' }), L.randn([3, 2], { device: 'cuda' }))).backward();  // forward and inverse rotation
     });
     // a differentiable 3x3 convolution over a batch of 64 is one im2col chunk on cuda (the cpu's cache-sized chunk holds 4 items)
     const g0 = fake.fakeCalls().gemm;
@@ -55,7 +57,7 @@ test('an MMDiT training step (fp32 and bf16 autocast) and assorted views keep to
   const { calls } = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { calls: Record<string, number> };
   // the new paths were all exercised, the fused kernels were called
   for (const k of ['binary.path0', 'binary.path1', 'binaryScalar.path0', 'binaryScalar.path1', 'copy.path0', 'fill.path0', 'gemm', 'adamwMulti',
-    'attention', 'attentionBackward', 'swiglu', 'swigluBackward', 'modulate', 'gatedAdd', 'layerNorm', 'layerNormBackward', 'gather', 'where', 'unary']) {
+    'attention', 'attentionBackward', 'swiglu', 'swigluBackward', 'modulate', 'gatedAdd', 'rotary', 'layerNorm', 'layerNormBackward', 'gather', 'where', 'unary']) {
     assert.ok((calls[k] ?? 0) > 0, `${k} was called (calls: ${JSON.stringify(calls)})`);
   }
   assert.equal(calls.alloc, calls.free + JSON.parse(r.stdout.trim().split('\n').at(-1)!).liveBuffers, 'every buffer is freed or still live');

@@ -272,6 +272,16 @@ test('GPU: the elementwise kernels agree with the cpu on every path (vector, 32-
     const ga = L.gatedAdd(mx.detach().to('cuda'), scb!.to('cuda'), gy.to('cuda'));
     const gref = L.add(mx.detach(), L.cast(L.cast(L.mul(L.unsqueeze(L.cast(scb!, 'float32'), 1), L.cast(gy, 'float32')), 'bfloat16'), 'float32'));
     assert.deepEqual(Array.from(ga.to('cpu').toArray()), Array.from(gref.toArray()), 'gatedAdd with bf16 gate/y: the composition\'s bits');
+    // rotary (kernels/cuda/rotary.cu) against the cpu's, forward and its gradient (the inverse rotation)
+    const rx = L.randn([2, 5, 3, 8], { generator: g, requiresGrad: true });
+    const [rc, rs] = [L.randn([5, 4], { generator: g }), L.randn([5, 4], { generator: g })];
+    const rxc = rx.to('cuda').detach().requiresGrad_();
+    const ry = L.rotary(rxc, rc.to('cuda'), rs.to('cuda')), ryref = L.rotary(rx, rc, rs);
+    assert.deepEqual(Array.from(ry.to('cpu').toArray()), Array.from(ryref.toArray()), 'rotary: the cpu\'s bits');
+    const rw = L.randn([2, 5, 3, 8], { generator: g });
+    L.sum(L.mul(ry, rw.to('cuda'))).backward();
+    L.sum(L.mul(ryref, rw)).backward();
+    assert.deepEqual(Array.from(rxc.grad!.to('cpu').toArray()), Array.from(rx.grad!.toArray()), 'rotary gradient');
   });
   assert.equal(be.liveBuffers() >= 0, true);
 });

@@ -93,6 +93,8 @@ cudaError_t lav_swiglu_backward(int path, LavShape shape, LavArg a, LavArg b, La
                                 cudaStream_t s);
 /** outer: kept dims (x and out strides), inner: reduced dims (x strides in xin). */
 cudaError_t lav_reduce(int op, LavShape outer, LavShape inner, LavArg x, LavArg xin, LavArg out, cudaStream_t s);
+/** Rotary embedding of contiguous x [rows = B*T*H, hd] with cos/sin [T, hd/2], all of one float dtype (kernels/cuda/rotary.cu). */
+cudaError_t lav_rotary(int64_t rows, int32_t H, int32_t T, int32_t hd, LavArg x, LavArg cos, LavArg sin, LavArg out, int inverse, cudaStream_t s);
 cudaError_t lav_softmax(int64_t rows, int64_t cols, LavArg x, LavArg out, int log, double scale, cudaStream_t s);
 cudaError_t lav_softmax_backward(int64_t rows, int64_t cols, LavArg y, LavArg g, LavArg out, double scale, cudaStream_t s);
 cudaError_t lav_layer_norm(int64_t rows, int64_t cols, LavArg x, const LavArg* w, const LavArg* b, double eps,

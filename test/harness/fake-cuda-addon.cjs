@@ -182,6 +182,14 @@ module.exports = {
     within(B, (batch - 1) * sB + extent(k, n, ldb, tb), 'B');
     within(C, (batch - 1) * sC + extent(m, n, ldc, 0), 'C');
   },
+  rotary(desc, inverse) {
+    if (![0, 1].includes(inverse)) fail('rotary', `inverse ${inverse}`);
+    const { args, nums } = rowsArgs('rotary', desc, 4, 4);
+    const [rows, H, T, hd] = nums;
+    if (hd % 2 || rows % (H * T)) fail('rotary', `rows ${rows} H ${H} T ${T} hd ${hd}`);
+    for (const k of [0, 3]) inBounds('rotary', { ...args[k], strides: [1] }, [rows * hd]);
+    for (const k of [1, 2]) inBounds('rotary', { ...args[k], strides: [1] }, [T * hd / 2]);
+  },
   softmax(desc, log, scale) { num('softmax', scale); const { args, nums } = rowsArgs('softmax', desc, 2, 2); args.forEach((a) => inBounds('softmax', { ...a, strides: [1] }, [nums[0] * nums[1]])); },
   softmaxBackward(desc, scale) { num('softmaxBackward', scale); const { args, nums } = rowsArgs('softmaxBackward', desc, 2, 3); args.forEach((a) => inBounds('softmaxBackward', { ...a, strides: [1] }, [nums[0] * nums[1]])); },
   layerNorm(desc, eps) { num('layerNorm', eps); const { args, nums } = rowsArgs('layerNorm', desc, 4, 6); inBounds('layerNorm', { ...args[0], strides: [1] }, [nums[0] * nums[1]]); },

@@ -55,6 +55,7 @@ export interface CudaAddon {
   scatterAdd(desc: Float64Array, axisStride: number, axisSize: number): void;
   random(desc: Float64Array, dist: number, seed: number, offset: number): void;
   gemm(desc: Float64Array): void;
+  rotary(desc: Float64Array, inverse: number): void;
   softmax(desc: Float64Array, log: number, scale: number): void;
   softmaxBackward(desc: Float64Array, scale: number): void;
   siluBackward(desc: Float64Array): void;

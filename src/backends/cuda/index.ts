@@ -277,6 +277,15 @@ export function createCudaBackend(): CudaBackend {
       if (d) addon.swigluBackward(d, da ? 1 : 0, db ? 1 : 0);
       return true;
     },
+    // kernels/cuda/rotary.cu: contiguous x [B, T, H, hd] and cos/sin [T, hd/2] of x's float dtype
+    rotary(x, cos, sin, out, inverse) {
+      const [X, C, S, O] = [x, cos, sin, out].map((v) => buf(v, 'rotary'));
+      if (![C, S, O].every((b) => b!.dtype === X!.dtype) || !['float32', 'bfloat16', 'float16'].includes(X!.dtype)) return false;
+      const [B, T, H, hd] = x.shape as [number, number, number, number];
+      if (B * T * H * hd === 0) return true;
+      addon.rotary(new Pack().num(B * T * H, H, T, hd).arg(X, x.offset).arg(C, cos.offset).arg(S, sin.offset).arg(O, out.offset).done(), inverse ? 1 : 0);
+      return true;
+    },
     modulate(x, scale, shift, out) {
       const [X, S, H, O] = [x, scale, shift, out].map((v) => buf(v, 'modulate'));
       // lav_modulate's dtypes (kernels/cuda/elementwise.cu): float32 x and out, scale and shift alike
