@@ -400,14 +400,16 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// [rows, cols, hasW, hasDw, hasDb, x, mean, rstd, w, g, dx, dw, db] (absent args present but ignored)
+// [rows, cols, hasW, hasDw, hasDb, hasMean, x, mean, rstd, w, g, dx, dw, db] (absent args present but ignored;
+// without a mean, x holds xhat)
 Napi::Value LayerNormBackward(const Napi::CallbackInfo& info) {
   auto s = ready("layerNormBackward");
   Reader rd = reader(info[0]);
   int64_t rows = rd.int64(), cols = rd.int64();
-  bool hasW = rd.int64() != 0, hasDw = rd.int64() != 0, hasDb = rd.int64() != 0;
+  bool hasW = rd.int64() != 0, hasDw = rd.int64() != 0, hasDb = rd.int64() != 0, hasMean = rd.int64() != 0;
   LavArg x = rd.arg(0), mean = rd.arg(0), rstd = rd.arg(0), w = rd.arg(0), g = rd.arg(0), dx = rd.arg(0), dw = rd.arg(0), db = rd.arg(0);
-  Runtime::get().launched(lav_layer_norm_backward(rows, cols, x, mean, rstd, hasW ? &w : nullptr, g, dx, hasDw ? &dw : nullptr, hasDb ? &db : nullptr, s),
+  Runtime::get().launched(lav_layer_norm_backward(rows, cols, x, hasMean ? &mean : nullptr, rstd, hasW ? &w : nullptr, g, dx, hasDw ? &dw : nullptr,
+                                                  hasDb ? &db : nullptr, s),
                           "layerNormBackward");
   return info.Env().Undefined();
 }

@@ -57,7 +57,7 @@ test('an MMDiT training step (fp32 and bf16 autocast) and assorted views keep to
   const { calls } = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { calls: Record<string, number> };
   // the new paths were all exercised, the fused kernels were called
   for (const k of ['binary.path0', 'binary.path1', 'binaryScalar.path0', 'binaryScalar.path1', 'copy.path0', 'fill.path0', 'gemm', 'adamwMulti',
-    'attention', 'attentionBackward', 'swiglu', 'swigluBackward', 'modulate', 'gatedAdd', 'rotary', 'layerNorm', 'layerNormBackward', 'gather', 'where', 'unary']) {
+    'attention', 'attentionBackward', 'swiglu', 'swigluBackward', 'modulate', 'gatedAdd', 'rotary', 'layerNorm', 'layerNormBackward', 'layerNormBackward.fromOutput', 'gather', 'where', 'unary']) {
     assert.ok((calls[k] ?? 0) > 0, `${k} was called (calls: ${JSON.stringify(calls)})`);
   }
   assert.equal(calls.alloc, calls.free + JSON.parse(r.stdout.trim().split('\n').at(-1)!).liveBuffers, 'every buffer is freed or still live');

@@ -101,7 +101,7 @@ cudaError_t lav_layer_norm(int64_t rows, int64_t cols, LavArg x, const LavArg* w
                            LavArg out, LavArg mean, LavArg rstd, cudaStream_t s);
 /** Layer norm backward over contiguous [rows, cols] x, g, dx with the forward's per-row mean/rstd; dweight /
  *  dbias (column sums) when given; w null without weight. Not yet run on a GPU. */
-cudaError_t lav_layer_norm_backward(int64_t rows, int64_t cols, LavArg x, LavArg mean, LavArg rstd, const LavArg* w, LavArg g, LavArg dx,
+cudaError_t lav_layer_norm_backward(int64_t rows, int64_t cols, LavArg x, const LavArg* mean, LavArg rstd, const LavArg* w, LavArg g, LavArg dx,
                                     const LavArg* dweight, const LavArg* dbias, cudaStream_t s);
 /** Iterates over index's shape; x/dst strides have the axis stride zeroed, the axis stride and size given apart. */
 cudaError_t lav_gather(LavShape shape, LavArg x, int64_t axisStride, int64_t axisSize, LavArg index, LavArg out,

@@ -155,24 +155,26 @@ __global__ void layer_norm_k(int64_t cols, LavArg x, LavArg w, LavArg b, int has
 // layer norm backward, one block per row: dx = rstd * ((gy - mean(gy)) - xhat * mean(gy * xhat)) with
 // xhat = (x - mean) * rstd, gy = g * w (g without weight). Not yet run on a GPU.
 template <class C>
-__global__ void layer_norm_bwd_k(int64_t cols, LavArg x, LavArg mean, LavArg rstd, LavArg w, int hasW, LavArg g, LavArg dx) {
+__global__ void layer_norm_bwd_k(int64_t cols, LavArg x, LavArg mean, int hasMean, LavArg rstd, LavArg w, int hasW, LavArg g, LavArg dx) {
   __shared__ C sm[32];
   const int64_t row = blockIdx.x;
   const int64_t xb = x.offset + row * cols, gb = g.offset + row * cols, db = dx.offset + row * cols;
-  const C mu = lav_ld<C>(mean.ptr, mean.dtype, mean.offset + row), rs = lav_ld<C>(rstd.ptr, rstd.dtype, rstd.offset + row);
+  const C rs = lav_ld<C>(rstd.ptr, rstd.dtype, rstd.offset + row);
+  // without a mean, x holds xhat (x - 0 and x * 1 are exact)
+  const C mu = hasMean ? lav_ld<C>(mean.ptr, mean.dtype, mean.offset + row) : (C)0, xs = hasMean ? rs : (C)1;
   C s1 = 0, s2 = 0;
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
     C gy = lav_ld<C>(g.ptr, g.dtype, gb + j);
     if (hasW) gy *= lav_ld<C>(w.ptr, w.dtype, w.offset + j);
     s1 += gy;
-    s2 += gy * (lav_ld<C>(x.ptr, x.dtype, xb + j) - mu) * rs;
+    s2 += gy * (lav_ld<C>(x.ptr, x.dtype, xb + j) - mu) * xs;
   }
   const C m1 = lav_block_sum<C>(s1, sm) / (C)cols;
   const C m2 = lav_block_sum<C>(s2, sm) / (C)cols;
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
     C gy = lav_ld<C>(g.ptr, g.dtype, gb + j);
     if (hasW) gy *= lav_ld<C>(w.ptr, w.dtype, w.offset + j);
-    const C xh = (lav_ld<C>(x.ptr, x.dtype, xb + j) - mu) * rs;
+    const C xh = (lav_ld<C>(x.ptr, x.dtype, xb + j) - mu) * xs;
     lav_st<C>(dx.ptr, dx.dtype, db + j, rs * ((gy - m1) - xh * m2));
   }
 }
@@ -180,14 +182,15 @@ __global__ void layer_norm_bwd_k(int64_t cols, LavArg x, LavArg mean, LavArg rst
 // dweight / dbias: column sums of g * xhat and of g, one thread per column walking the rows (coalesced
 // across the threads of a warp); the affine case is rare in the models (the MMDiT's norms have none)
 template <class C>
-__global__ void layer_norm_bwd_cols_k(int64_t rows, int64_t cols, LavArg x, LavArg mean, LavArg rstd, LavArg g, LavArg dw, int hasDw, LavArg dbias,
-                                      int hasDb) {
+__global__ void layer_norm_bwd_cols_k(int64_t rows, int64_t cols, LavArg x, LavArg mean, int hasMean, LavArg rstd, LavArg g, LavArg dw, int hasDw,
+                                      LavArg dbias, int hasDb) {
   LAV_GRID_LOOP(j, cols) {
     C sw = 0, sb = 0;
     for (int64_t r = 0; r < rows; r++) {
       const C gv = lav_ld<C>(g.ptr, g.dtype, g.offset + r * cols + j);
-      const C mu = lav_ld<C>(mean.ptr, mean.dtype, mean.offset + r), rs = lav_ld<C>(rstd.ptr, rstd.dtype, rstd.offset + r);
-      sw += gv * (lav_ld<C>(x.ptr, x.dtype, x.offset + r * cols + j) - mu) * rs;
+      const C mu = hasMean ? lav_ld<C>(mean.ptr, mean.dtype, mean.offset + r) : (C)0;
+      const C xs = hasMean ? lav_ld<C>(rstd.ptr, rstd.dtype, rstd.offset + r) : (C)1;
+      sw += gv * (lav_ld<C>(x.ptr, x.dtype, x.offset + r * cols + j) - mu) * xs;
       sb += gv;
     }
     if (hasDw) lav_st<C>(dw.ptr, dw.dtype, dw.offset + j, sw);
@@ -250,21 +253,25 @@ extern "C" cudaError_t lav_layer_norm(int64_t rows, int64_t cols, LavArg x, cons
   return cudaGetLastError();
 }
 
-extern "C" cudaError_t lav_layer_norm_backward(int64_t rows, int64_t cols, LavArg x, LavArg mean, LavArg rstd, const LavArg* w, LavArg g, LavArg dx,
-                                               const LavArg* dw, const LavArg* db, cudaStream_t s) {
+extern "C" cudaError_t lav_layer_norm_backward(int64_t rows, int64_t cols, LavArg x, const LavArg* meanp, LavArg rstd, const LavArg* w, LavArg g,
+                                               LavArg dx, const LavArg* dw, const LavArg* db, cudaStream_t s) {
   if (rows == 0 || cols == 0) return cudaSuccess;
   if (rows > MAX_GRID) return cudaErrorInvalidConfiguration;
   LavArg none{};
   none.dtype = LAV_F32;
+  const LavArg mean = meanp ? *meanp : none;
+  const int hasMean = meanp != nullptr;
   const int t = row_threads(cols);
   const bool wide = x.dtype == LAV_F64 || dx.dtype == LAV_F64;
-  if (wide) layer_norm_bwd_k<double><<<(unsigned)rows, t, 0, s>>>(cols, x, mean, rstd, w ? *w : none, w != nullptr, g, dx);
-  else layer_norm_bwd_k<float><<<(unsigned)rows, t, 0, s>>>(cols, x, mean, rstd, w ? *w : none, w != nullptr, g, dx);
+  if (wide) layer_norm_bwd_k<double><<<(unsigned)rows, t, 0, s>>>(cols, x, mean, hasMean, rstd, w ? *w : none, w != nullptr, g, dx);
+  else layer_norm_bwd_k<float><<<(unsigned)rows, t, 0, s>>>(cols, x, mean, hasMean, rstd, w ? *w : none, w != nullptr, g, dx);
   if (dw || db) {
     if (wide)
-      layer_norm_bwd_cols_k<double><<<lav_blocks(cols, 128), 128, 0, s>>>(rows, cols, x, mean, rstd, g, dw ? *dw : none, dw != nullptr, db ? *db : none, db != nullptr);
+      layer_norm_bwd_cols_k<double><<<lav_blocks(cols, 128), 128, 0, s>>>(rows, cols, x, mean, hasMean, rstd, g, dw ? *dw : none, dw != nullptr, db ? *db : none,
+                                                                          db != nullptr);
     else
-      layer_norm_bwd_cols_k<float><<<lav_blocks(cols, 128), 128, 0, s>>>(rows, cols, x, mean, rstd, g, dw ? *dw : none, dw != nullptr, db ? *db : none, db != nullptr);
+      layer_norm_bwd_cols_k<float><<<lav_blocks(cols, 128), 128, 0, s>>>(rows, cols, x, mean, hasMean, rstd, g, dw ? *dw : none, dw != nullptr, db ? *db : none,
+                                                                         db != nullptr);
   }
   return cudaGetLastError();
 }

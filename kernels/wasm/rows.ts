@@ -146,7 +146,8 @@ export function layerNormTask(job: usize, t: i32): void {
  * Layer norm backward, the composed rule's arithmetic in one pass per row:
  *   xhat = (x - mu) * rstd, gy = g * w, dx = rstd * ((gy - mean(gy)) - xhat * mean(gy * xhat)),
  * and task t's partial column sums of g * xhat (dw) and g (db) at partial + t * 2 * cols * 4.
- * Job: 1 x, 2 mean, 3 rstd, 4 w (0: none), 5 g, 6 dx, 7 partial, 8 rows, 9 cols, 10 tasks.
+ * Job: 1 x, 2 mean (0: x holds xhat already, the norm's output), 3 rstd, 4 w (0: none), 5 g, 6 dx,
+ * 7 partial, 8 rows, 9 cols, 10 tasks.
  */
 export function layerNormBackwardTask(job: usize, t: i32): void {
   const x = pu(job, 1), mean = pu(job, 2), rstd = pu(job, 3), w = pu(job, 4), g = pu(job, 5), dx = pu(job, 6);
@@ -159,12 +160,14 @@ export function layerNormBackwardTask(job: usize, t: i32): void {
   for (let r = <i32>(rr >> 32); r < <i32>rr; r++) {
     const base = <usize>r * <usize>cols * 4;
     const xr = x + base, gr = g + base, dr = dx + base;
-    const mu = splat(load<f32>(mean + (<usize>r << 2))), rs = splat(load<f32>(rstd + (<usize>r << 2)));
+    const rs = splat(load<f32>(rstd + (<usize>r << 2)));
+    // x - 0 and x * 1 are x exactly: without a mean, x is used as xhat
+    const mu = mean ? splat(load<f32>(mean + (<usize>r << 2))) : splat(0), xs = mean ? rs : splat(1);
     let s1 = splat(0), s2 = splat(0);
     let j = 0;
     for (; j < c4; j += 4) {
       const q = <usize>j << 2;
-      const xh = f32x4.mul(f32x4.sub(v128.load(xr + q), mu), rs);
+      const xh = f32x4.mul(f32x4.sub(v128.load(xr + q), mu), xs);
       const gv = v128.load(gr + q);
       const gy = w ? f32x4.mul(gv, v128.load(w + q)) : gv;
       s1 = f32x4.add(s1, gy);
@@ -173,10 +176,10 @@ export function layerNormBackwardTask(job: usize, t: i32): void {
       v128.store(pb + q, f32x4.add(v128.load(pb + q), gv));
     }
     let d1: f64 = hsum64(s1), d2: f64 = hsum64(s2);
-    const mus = f32x4.extract_lane(mu, 0), rss = f32x4.extract_lane(rs, 0);
+    const mus = f32x4.extract_lane(mu, 0), xss = f32x4.extract_lane(xs, 0), rss = f32x4.extract_lane(rs, 0);
     for (; j < cols; j++) {
       const q = <usize>j << 2;
-      const xh = (load<f32>(xr + q) - mus) * rss;
+      const xh = (load<f32>(xr + q) - mus) * xss;
       const gv = load<f32>(gr + q);
       const gy = w ? gv * load<f32>(w + q) : gv;
       d1 += <f64>gy;
@@ -187,7 +190,7 @@ export function layerNormBackwardTask(job: usize, t: i32): void {
     const m1 = splat(<f32>d1 / n), m2 = splat(<f32>d2 / n);
     for (j = 0; j < c4; j += 4) {
       const q = <usize>j << 2;
-      const xh = f32x4.mul(f32x4.sub(v128.load(xr + q), mu), rs);
+      const xh = f32x4.mul(f32x4.sub(v128.load(xr + q), mu), xs);
       const gv = v128.load(gr + q);
       const gy = w ? f32x4.mul(gv, v128.load(w + q)) : gv;
       v128.store(dr + q, f32x4.mul(rs, f32x4.sub(f32x4.sub(gy, m1), f32x4.mul(xh, m2))));
@@ -195,7 +198,7 @@ export function layerNormBackwardTask(job: usize, t: i32): void {
     const m1s = f32x4.extract_lane(m1, 0), m2s = f32x4.extract_lane(m2, 0);
     for (; j < cols; j++) {
       const q = <usize>j << 2;
-      const xh = (load<f32>(xr + q) - mus) * rss;
+      const xh = (load<f32>(xr + q) - mus) * xss;
       const gv = load<f32>(gr + q);
       const gy = w ? gv * load<f32>(w + q) : gv;
       store<f32>(dr + q, rss * ((gy - m1s) - xh * m2s));

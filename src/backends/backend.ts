@@ -46,8 +46,9 @@ export interface FusedKernels {
    * Optional: layer norm backward over contiguous [rows, cols] x, g, dx with the forward's per-row mean and
    * rstd: dx = rstd * ((gy - mean(gy)) - xhat * mean(gy * xhat)) with xhat = (x - mean) * rstd, gy = g * weight
    * (g when weight is null); dweight = column sums of g * xhat, dbias = column sums of g (each when given).
+   * mean null: x holds xhat already (the output of a norm without weight and bias, which the graph kept).
    */
-  layerNormBackward?(x: View, mean: View, rstd: View, weight: View | null, g: View, dx: View, dweight: View | null, dbias: View | null): void;
+  layerNormBackward?(x: View, mean: View | null, rstd: View, weight: View | null, g: View, dx: View, dweight: View | null, dbias: View | null): void;
   /** Optional: out = silu(a) * b over contiguous views of one shape; false (nothing done) when declined. */
   swiglu?(a: View, b: View, out: View): boolean;
   /** Optional: da = g * b * silu'(a) and db = g * silu(a) (each when given) over contiguous views; false when declined. */

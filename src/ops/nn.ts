@@ -245,16 +245,13 @@ export function layerNorm(input: Tensor, normalizedShape: readonly number[], wei
 
 /**
  * dx of a layer norm without weight and bias from its output y = x-hat [rows, cols] and rstd [rows, 1]:
- * rstd * ((g - mean(g)) - y * mean(g * y)). A fused backward computes the bracket when handed y as its
- * input with mean 0 and rstd 1; the rstd scaling is one more elementwise pass.
+ * rstd * ((g - mean(g)) - y * mean(g * y)); a fused backward takes y as its input with no mean.
  */
 function layerNormBackwardFromOutput(be: Backend, y: Tensor, rstd: Tensor, g: Tensor): Tensor {
   if (be.fused.layerNormBackward) {
-    const rows = y.shape[0]!, cols = y.shape[1]!;
-    const gc = contiguous(g), inner = empty(be, [rows, cols], y.dtype);
-    const zero = full([rows, 1], 0, { dtype: rstd.dtype, device: y.device }), one = full([rows, 1], 1, { dtype: rstd.dtype, device: y.device });
-    be.fused.layerNormBackward(y.view(), zero.view(), one.view(), null, gc.view(), inner.view(), null, null);
-    return mul(inner, rstd);
+    const gc = contiguous(g), dx = empty(be, y.shape, y.dtype);
+    be.fused.layerNormBackward(y.view(), null, rstd.view(), null, gc.view(), dx.view(), null, null);
+    return dx;
   }
   return mul(rstd, sub(sub(g, mean(g, -1, true)), mul(y, mean(mul(g, y), -1, true))));
 }

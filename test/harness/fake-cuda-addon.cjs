@@ -194,10 +194,12 @@ module.exports = {
   softmaxBackward(desc, scale) { num('softmaxBackward', scale); const { args, nums } = rowsArgs('softmaxBackward', desc, 2, 3); args.forEach((a) => inBounds('softmaxBackward', { ...a, strides: [1] }, [nums[0] * nums[1]])); },
   layerNorm(desc, eps) { num('layerNorm', eps); const { args, nums } = rowsArgs('layerNorm', desc, 4, 6); inBounds('layerNorm', { ...args[0], strides: [1] }, [nums[0] * nums[1]]); },
   layerNormBackward(desc) {
-    const { args, nums } = rowsArgs('layerNormBackward', desc, 5, 8);
-    const [rows, cols] = nums;
+    const { args, nums } = rowsArgs('layerNormBackward', desc, 6, 8);
+    const [rows, cols, , , , hasMean] = nums;
+    if (![0, 1].includes(hasMean)) fail('layerNormBackward', `hasMean ${hasMean}`);
+    if (!hasMean) count('layerNormBackward.fromOutput');
     for (const k of [0, 4, 5]) inBounds('layerNormBackward', { ...args[k], strides: [1] }, [rows * cols]);
-    for (const k of [1, 2]) inBounds('layerNormBackward', { ...args[k], strides: [1] }, [rows]);
+    for (const k of hasMean ? [1, 2] : [2]) inBounds('layerNormBackward', { ...args[k], strides: [1] }, [rows]);
   },
   attention(desc, scale, causal) {
     count('attention');

@@ -83,21 +83,22 @@ export const cpuFused: FusedKernels = {
   },
   layerNormBackward(x, mean, rstd, weight, g, dx, dweight, dbias) {
     const X = (x.buf as CpuBuffer).data, G = (g.buf as CpuBuffer).data, DX = (dx.buf as CpuBuffer).data;
-    const Mu = (mean.buf as CpuBuffer).data, Rs = (rstd.buf as CpuBuffer).data;
+    const Mu = mean ? (mean.buf as CpuBuffer).data : null, Rs = (rstd.buf as CpuBuffer).data;
     const W = weight ? (weight.buf as CpuBuffer).data : null;
     const DW = dweight ? (dweight.buf as CpuBuffer).data : null, DB = dbias ? (dbias.buf as CpuBuffer).data : null;
     const [rows, cols] = rowsOf(x);
-    if (f32(x, mean, rstd, weight, g, dx, dweight, dbias) && fastLayerNormBackward(X as Float32Array, x.offset, Mu as Float32Array, mean.offset,
+    if (f32(x, mean, rstd, weight, g, dx, dweight, dbias) && fastLayerNormBackward(X as Float32Array, x.offset, Mu as Float32Array | null, mean?.offset ?? 0,
       Rs as Float32Array, rstd.offset, W as Float32Array | null, weight?.offset ?? 0, G as Float32Array, g.offset, DX as Float32Array, dx.offset,
       DW as Float32Array | null, dweight?.offset ?? 0, DB as Float32Array | null, dbias?.offset ?? 0, rows, cols)) return;
     if (DW) DW.fill(0, dweight!.offset, dweight!.offset + cols);
     if (DB) DB.fill(0, dbias!.offset, dbias!.offset + cols);
     for (let r = 0; r < rows; r++) {
       const xi = x.offset + r * cols, gi = g.offset + r * cols, di = dx.offset + r * cols;
-      const mu = Mu[mean.offset + r]!, rs = Rs[rstd.offset + r]!;
+      // without a mean, x holds xhat already (x - 0 and x * 1 are exact)
+      const rs = Rs[rstd.offset + r]!, mu = Mu ? Mu[mean!.offset + r]! : 0, xs = Mu ? rs : 1;
       let s1 = 0, s2 = 0;
       for (let j = 0; j < cols; j++) {
-        const xh = (X[xi + j]! - mu) * rs, gv = G[gi + j]!, gy = W ? gv * W[weight!.offset + j]! : gv;
+        const xh = (X[xi + j]! - mu) * xs, gv = G[gi + j]!, gy = W ? gv * W[weight!.offset + j]! : gv;
         s1 += gy;
         s2 += gy * xh;
         if (DW) DW[dweight!.offset + j] += gv * xh;
@@ -105,7 +106,7 @@ export const cpuFused: FusedKernels = {
       }
       const m1 = s1 / cols, m2 = s2 / cols;
       for (let j = 0; j < cols; j++) {
-        const xh = (X[xi + j]! - mu) * rs, gv = G[gi + j]!, gy = W ? gv * W[weight!.offset + j]! : gv;
+        const xh = (X[xi + j]! - mu) * xs, gv = G[gi + j]!, gy = W ? gv * W[weight!.offset + j]! : gv;
         DX[di + j] = rs * ((gy - m1) - xh * m2);
       }
     }

@@ -314,7 +314,7 @@ export function createCudaBackend(): CudaBackend {
       const [rows, cols] = rowsCols(x);
       const X = buf(x, 'layerNormBackward');
       const arg = (v: View | null, p: Pack) => p.arg(v ? buf(v, 'layerNormBackward') : X, v?.offset ?? 0);
-      const p = new Pack().num(rows, cols, weight ? 1 : 0, dweight ? 1 : 0, dbias ? 1 : 0);
+      const p = new Pack().num(rows, cols, weight ? 1 : 0, dweight ? 1 : 0, dbias ? 1 : 0, mean ? 1 : 0);
       for (const v of [x, mean, rstd, weight, g, dx, dweight, dbias]) arg(v, p);
       addon.layerNormBackward(p.done());
     },

@@ -93,14 +93,14 @@ export function fastLayerNorm(X: Float32Array, xo: number, W: Float32Array | nul
  * Layer norm backward: dx (rows x cols), and the column sums dw = sum(g * xhat), db = sum(g) when given.
  * Per-task partial sums are added in task order, so the result does not depend on the thread count.
  */
-export function fastLayerNormBackward(X: Float32Array, xo: number, Mu: Float32Array, muo: number, Rs: Float32Array, rso: number,
+export function fastLayerNormBackward(X: Float32Array, xo: number, Mu: Float32Array | null, muo: number, Rs: Float32Array, rso: number,
   W: Float32Array | null, wo: number, G: Float32Array, go: number, DX: Float32Array, dxo: number,
   DW: Float32Array | null, dwo: number, DB: Float32Array | null, dbo: number, rows: number, cols: number): boolean {
   if (cols === 0 || rows === 0) return false;
   return run((k, ops) => {
     const n = rows * cols;
     const x = dense(ops, X, xo, n), g = dense(ops, G, go, n), dx = dense(ops, DX, dxo, n, true);
-    const mu = dense(ops, Mu, muo, rows), rs = dense(ops, Rs, rso, rows);
+    const mu = Mu ? dense(ops, Mu, muo, rows) : 0, rs = dense(ops, Rs, rso, rows);
     const w = W ? dense(ops, W, wo, cols) : 0;
     if (x < 0 || g < 0 || dx < 0 || mu < 0 || rs < 0 || w < 0) return false;
     const T = Math.max(1, Math.min(rows, tuning.tasks));
