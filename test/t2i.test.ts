@@ -1,7 +1,7 @@
 // Text-to-image training on synthetic LavenderFlow-style MDS shards: batches decode as the release does,
 // the loss falls, EMAs and checkpoints are written, and a resumed run continues exactly.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -144,4 +144,20 @@ test('the last line reports tokens/s (register + text + image tokens per sample)
   const t = throughput({ parameters: 1e9, tokensPerStep: 8 * 4096, secondsPerStep: 0.5, devices: 2, backend: card });
   assert.ok(Math.abs(t.mfu! - (6 * 1e9 * 65536) / (989e12 * 2)) < 1e-12);
   assert.equal(formatThroughput(t, 'NVIDIA H200'), '65,536 tokens/s, MFU 19.9% of the NVIDIA H200\'s bf16 peak, peak memory 1.00 GiB');
+});
+
+test('shards lavender wrote record their embedding width and latent side (lavender.json); another model width is refused by name', () => {
+  const data = tmp();
+  writeSyntheticT2I(data, { ...shardOpts, condDim: 48 }); // 6 tokens of 48 bytes would read as 18 tokens of the preset's 16
+  const run = (o: Partial<Parameters<typeof trainT2I>[0]> = {}) => trainT2I({ ...quiet, data, preset, steps: 1, batch: 4, lr: 1e-3, seed: 0, out: tmp(), save: false, ...o });
+  assert.throws(() => run(), /^Error: train t2i: the shards' text embeddings are 48 wide \(.*lavender\.json\) but the model takes 16 \(cond_seq_dim\)/);
+  const ok = tmp();
+  writeSyntheticT2I(ok, shardOpts);
+  assert.throws(() => trainT2I({ ...quiet, data: ok, preset, steps: 1, batch: 4, lr: 1e-3, seed: 0, out: tmp(), save: false, latentSize: 16 }),
+    /the shards hold 8x8 latents \(.*lavender\.json\) but --latent-size is 16/);
+  writeFileSync(join(ok, 'lavender.json'), '{"format":"lavender-t2i-v1","cond_dim":"32","latent_size":8}');
+  assert.throws(() => trainT2I({ ...quiet, data: ok, preset, steps: 1, batch: 4, lr: 1e-3, seed: 0, out: tmp(), save: false }), /lavender\.json: field 'cond_dim' must be a positive integer, got "32"/);
+  // without the record (shards from elsewhere, as the release's) the model's width is taken, as before
+  rmSync(join(ok, 'lavender.json'));
+  assert.equal(trainT2I({ ...quiet, data: ok, preset, steps: 1, batch: 4, lr: 1e-3, seed: 0, out: tmp(), save: false }).losses.length, 1);
 });

@@ -5,6 +5,7 @@
 // becomes two one-hot condition tokens.
 import { MdsWriter, float16BitsToFloat32, float32ToFloat16Bits } from './mds/index.js';
 import { LATENT_SCALE } from './latent-scale.js';
+import { writeT2IShardInfo } from './t2i-info.js';
 import { IMAGENET_INT8_COLUMNS, int8LatentValue, parseLabel, writeClassTokens } from './imagenet-int8.js';
 import { tensor } from '../ops/creation.js';
 import { Generator, fillRandom } from '../tensor/random.js';
@@ -105,4 +106,5 @@ export function writeSyntheticT2I(dir: string, o: { samples: number; latentSize:
     w.write({ [RELEASE_COLUMNS.vae]: float32ToFloat16Bits(lat), [RELEASE_COLUMNS.t5]: Uint8Array.from(codes[k]!) });
   }
   w.finish();
+  writeT2IShardInfo(dir, { condDim: o.condDim, latentSize: r });
 }

@@ -10,6 +10,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:
 import { basename, extname, join } from 'node:path';
 import { centerCropResize, readImage } from '../data/images.js';
 import { MdsWriter } from '../data/mds/index.js';
+import { writeT2IShardInfo } from '../data/t2i-info.js';
 import { RELEASE_COLUMNS } from '../data/t2i.js';
 import { tensor } from '../ops/creation.js';
 import { toHalfBits } from '../tensor/dtype.js';
@@ -153,6 +154,7 @@ export function prepareShards(te: TextEncoder, vae: AutoencoderKL, o: PrepareOpt
     }
     if (written === 0) throw new Error(`prepare-shards: no usable image in ${o.images} (${files.length} image file(s), ${skipped.length} skipped); nothing written`);
     w.finish();
+    writeT2IShardInfo(tmp, { condDim: te.model.config.d_model, latentSize: size / vae.factor });
     if (existsSync(o.out)) rmSync(o.out, { recursive: true, force: true }); // an empty folder
     renameSync(tmp, o.out);
   } catch (e) {

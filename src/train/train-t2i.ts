@@ -8,9 +8,10 @@
 // becomes two one-hot condition tokens, as in the release's ImageNet model. `parametrization` swaps the
 // release's learning-rate rule for muP or SP (the lr sweep, mup-sweep.ts).
 import { join } from 'node:path';
-import { MMDiT, type MMDiTConfig } from '../models/mmdit.js';
+import { MMDiT, resolveMMDiTConfig, type MMDiTConfig } from '../models/mmdit.js';
 import { MdsLoader, openMds } from '../data/mds/index.js';
 import { detectT2ILayout, t2iBatch } from '../data/t2i.js';
+import { checkT2IShards } from '../data/t2i-info.js';
 import type { TimeSampling } from '../flow/rectified-flow.js';
 import { saveSafetensors } from '../io/safetensors.js';
 import { Generator } from '../tensor/random.js';
@@ -82,6 +83,8 @@ export function t2iRecipe(o: TrainT2IOptions): TrainRecipe<Tensor> {
     spec,
     // what a resumed run must share with its checkpoint (names as in the checkpoint's metadata)
     settings: { batch: o.batch, lr: o.lr, latent_size: latentSize, tokens, warmup, ema_every: every, ...rule },
+    // shards lavender wrote say their embeddings' width and latent side: another model width is refused by name
+    check: () => checkT2IShards(o.data, { condDim: resolveMMDiTConfig(spec.config as Partial<MMDiTConfig>).cond_seq_dim, latentSize }, 'train t2i'),
     build: () => {
       const config = spec.config as unknown as MMDiTConfig;
       const model = new MMDiT(config, { generator: new Generator(o.seed), device: o.backend, ...parametrizationModelOptions(param, config, { baseWidth: o.mupBaseWidth }) });
