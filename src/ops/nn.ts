@@ -214,46 +214,32 @@ export function layerNorm(input: Tensor, normalizedShape: readonly number[], wei
   const upcast = input !== x;
   const savesOutput = !upcast && !weight && !bias && (x.dtype === 'float32' || x.dtype === 'float64');
   const keptInput = upcast ? noGrad(() => reshape(input, [rows, cols])) : x2!;
-  const saved = savesOutput ? [out, rs] : [keptInput, mu, rs, ...(w2 ? [w2] : [])];
-  const result = savesOutput
-    ? record(y, 'layerNorm', inputs, saved, (g, [sy, srs]) => [reshape(layerNormBackwardFromOutput(be, sy!, srs!, reshape(g, [rows, cols])), x.shape)])
-    : record(y, 'layerNorm', inputs, saved, (g, [kx, smu, srs, sw]) => {
-        const sx = kx!.dtype === x.dtype ? kx : cast(kx!, x.dtype);
-        if (be.fused.layerNormBackward) {
-          const gc = contiguous(reshape(g, [rows, cols]));
-          const dx = empty(be, [rows, cols], x.dtype);
-          const dw = weight ? empty(be, [cols], weight.dtype) : null, db = bias ? empty(be, [cols], bias.dtype) : null;
-          be.fused.layerNormBackward(sx!.view(), smu!.view(), srs!.view(), sw?.view() ?? null, gc.view(), dx.view(), dw?.view() ?? null, db?.view() ?? null);
-          const grads: Tensor[] = [reshape(dx, x.shape)];
-          if (dw) grads.push(reshape(dw, weight!.shape));
-          if (db) grads.push(reshape(db, bias!.shape));
-          return grads;
-        }
-        const g2 = reshape(g, [rows, cols]);
-        const xhat = mul(sub(sx!, smu!), srs!);
-        const gy = sw ? mul(g2, sw) : g2;
-        const dx = mul(srs!, sub(sub(gy, mean(gy, -1, true)), mul(xhat, mean(mul(gy, xhat), -1, true))));
-        const grads: Tensor[] = [reshape(dx, x.shape)];
-        if (weight) grads.push(reshape(sum(mul(g2, xhat), 0), weight.shape));
-        if (bias) grads.push(reshape(sum(g2, 0), bias.shape));
-        return grads;
-      });
+  // saved: (the input or the output x-hat), rstd, then the input's means (none when x-hat is kept) and weight
+  const saved = savesOutput ? [out, rs] : [keptInput, rs, mu, ...(w2 ? [w2] : [])];
+  const result = record(y, 'layerNorm', inputs, saved, (g, [kx, srs, smu, sw]) => {
+    const sx = kx!.dtype === x.dtype ? kx! : cast(kx!, x.dtype);
+    if (be.fused.layerNormBackward) {
+      const gc = contiguous(reshape(g, [rows, cols]));
+      const dx = empty(be, [rows, cols], x.dtype);
+      const dw = weight ? empty(be, [cols], weight.dtype) : null, db = bias ? empty(be, [cols], bias.dtype) : null;
+      be.fused.layerNormBackward(sx.view(), smu?.view() ?? null, srs!.view(), sw?.view() ?? null, gc.view(), dx.view(), dw?.view() ?? null, db?.view() ?? null);
+      const grads: Tensor[] = [reshape(dx, x.shape)];
+      if (dw) grads.push(reshape(dw, weight!.shape));
+      if (db) grads.push(reshape(db, bias!.shape));
+      return grads;
+    }
+    const g2 = reshape(g, [rows, cols]);
+    const xhat = smu ? mul(sub(sx, smu), srs!) : sx;
+    const gy = sw ? mul(g2, sw) : g2;
+    const dx = mul(srs!, sub(sub(gy, mean(gy, -1, true)), mul(xhat, mean(mul(gy, xhat), -1, true))));
+    const grads: Tensor[] = [reshape(dx, x.shape)];
+    if (weight) grads.push(reshape(sum(mul(g2, xhat), 0), weight.shape));
+    if (bias) grads.push(reshape(sum(g2, 0), bias.shape));
+    return grads;
+  });
   // the graph node holds its own references
   for (const t of new Set([out, rs, mu, x2!, keptInput])) t.dispose();
   return result;
-}
-
-/**
- * dx of a layer norm without weight and bias from its output y = x-hat [rows, cols] and rstd [rows, 1]:
- * rstd * ((g - mean(g)) - y * mean(g * y)); a fused backward takes y as its input with no mean.
- */
-function layerNormBackwardFromOutput(be: Backend, y: Tensor, rstd: Tensor, g: Tensor): Tensor {
-  if (be.fused.layerNormBackward) {
-    const gc = contiguous(g), dx = empty(be, y.shape, y.dtype);
-    be.fused.layerNormBackward(y.view(), null, rstd.view(), null, gc.view(), dx.view(), null, null);
-    return dx;
-  }
-  return mul(rstd, sub(sub(g, mean(g, -1, true)), mul(y, mean(mul(g, y), -1, true))));
 }
 
 function layerNormByPrimitives(be: Backend, x: Tensor, w: Tensor | null, b: Tensor | null, eps: number, out: Tensor, mu: Tensor, rs: Tensor): void {
