@@ -109,33 +109,29 @@ extern "C" cudaError_t lav_swiglu_backward(int path, LavShape sh, LavArg x, LavA
   return e;
 }
 
-// x float32, scale and shift one of float32/bf16/f16 (broadcast views), out float32: the dtypes of adaLN's
-// modulate under autocast; other mixtures are the caller's composed fallback (cudaErrorInvalidValue).
-extern "C" cudaError_t lav_modulate(int path, LavShape sh, LavArg x, LavArg scale, LavArg shift, LavArg o, cudaStream_t s) {
+// adaLN's maps under autocast: x and out float32, the other two operands of one dtype (float32/bf16/f16,
+// broadcast views); other mixtures are the caller's composed fallback (cudaErrorInvalidValue). Op<T> is
+// compiled per that dtype, which it rounds its intermediate to.
+template <template <class> class Op>
+cudaError_t adaln_map(int path, const LavShape& sh, LavArg x, LavArg a, LavArg b, LavArg o, cudaStream_t s) {
   if (sh.n == 0) return cudaSuccess;
-  if (x.dtype != LAV_F32 || o.dtype != LAV_F32 || scale.dtype != shift.dtype || !lav_family(scale.dtype)) return cudaErrorInvalidValue;
-  const LavArg a[4] = {o, x, scale, shift};
+  if (x.dtype != LAV_F32 || o.dtype != LAV_F32 || a.dtype != b.dtype || !lav_family(a.dtype)) return cudaErrorInvalidValue;
+  const LavArg args[4] = {o, x, a, b};
   cudaError_t e = cudaSuccess;
-  lav_with_half_or_float(scale.dtype, [&](auto t) {
+  lav_with_half_or_float(a.dtype, [&](auto t) {
     using T = typename decltype(t)::type;
-    const lav_op::Modulate<T> f{};
-    e = lav_typed_path(path) ? lav_launch_typed<float, float, T, T>(path, sh, f, a, s) : lav_launch_generic<float, 4>(sh, f, a, s);
+    const Op<T> f{};
+    e = lav_typed_path(path) ? lav_launch_typed<float, float, T, T>(path, sh, f, args, s) : lav_launch_generic<float, 4>(sh, f, args, s);
   });
   return e;
 }
 
-// x and out float32, gate and y of one dtype (float32/bf16/f16; the residual add under autocast)
+extern "C" cudaError_t lav_modulate(int path, LavShape sh, LavArg x, LavArg scale, LavArg shift, LavArg o, cudaStream_t s) {
+  return adaln_map<lav_op::Modulate>(path, sh, x, scale, shift, o, s);
+}
+
 extern "C" cudaError_t lav_gated_add(int path, LavShape sh, LavArg x, LavArg gate, LavArg y, LavArg o, cudaStream_t s) {
-  if (sh.n == 0) return cudaSuccess;
-  if (x.dtype != LAV_F32 || o.dtype != LAV_F32 || gate.dtype != y.dtype || !lav_family(gate.dtype)) return cudaErrorInvalidValue;
-  const LavArg a[4] = {o, x, gate, y};
-  cudaError_t e = cudaSuccess;
-  lav_with_half_or_float(gate.dtype, [&](auto t) {
-    using T = typename decltype(t)::type;
-    const lav_op::GatedAdd<T> f{};
-    e = lav_typed_path(path) ? lav_launch_typed<float, float, T, T>(path, sh, f, a, s) : lav_launch_generic<float, 4>(sh, f, a, s);
-  });
-  return e;
+  return adaln_map<lav_op::GatedAdd>(path, sh, x, gate, y, o, s);
 }
 
 extern "C" const char* lav_kernels_build_info(void) {

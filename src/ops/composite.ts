@@ -5,6 +5,7 @@
 // kernels give the same float32 bits).
 import { noGrad } from '../autograd/grad-mode.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { View } from '../backends/backend.js';
 import { add, broadcastView, mul, silu, siluGrad, sub, sumTo } from './elementwise.js';
 import { promote } from '../tensor/dtype.js';
 import { cast, stack } from './movement.js';
@@ -40,6 +41,21 @@ export function swiglu(a: Tensor, b: Tensor): Tensor {
 }
 
 /**
+ * An adaLN hook's x-shaped result (Backend.fused.modulate / gatedAdd), its per-sample [B, D] operands
+ * broadcast over T; null when the backend has no such hook or declines.
+ */
+function fusedAdaLN(hook: ((x: View, a: View, b: View, out: View) => boolean) | undefined, x: Tensor, a: Tensor, b: Tensor): Tensor | null {
+  if (!hook) return null;
+  const out = empty(x.backend, x.shape, x.dtype);
+  const [av, bv] = [a, b].map((t) => (t.ndim === 2 ? broadcastView(unsqueeze(t, 1), x.shape) : t.alias()));
+  const ok = hook(x.view(), av!.view(), bv!.view(), out.view());
+  av!.dispose(); bv!.dispose();
+  if (ok) return out;
+  out.dispose();
+  return null;
+}
+
+/**
  * adaLN's modulate, x * (1 + scale) + shift for x [B, T, D] and per-sample shift, scale [B, D]: one kernel
  * where the backend has it (three, and a full-size temporary, composed), one graph node keeping x and scale.
  */
@@ -49,17 +65,8 @@ export function modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
   if (x.ndim !== 3 || [shift, scale].some((t) => t.ndim !== 2 || t.shape[0] !== B || t.shape[1] !== D)) {
     throw new Error(`modulate: expected x [B, T, D] and shift, scale [B, D], got ${x.describe()}, ${shift.describe()}, ${scale.describe()}`);
   }
-  const out = noGrad(() => {
-    if (be.fused.modulate && promote(x.dtype, promote(shift.dtype, scale.dtype)) === x.dtype) {
-      const y = empty(be, x.shape, x.dtype);
-      const [sv, hv] = [scale, shift].map((t) => broadcastView(unsqueeze(t, 1), x.shape));
-      const ok = be.fused.modulate(x.view(), sv!.view(), hv!.view(), y.view());
-      sv!.dispose(); hv!.dispose();
-      if (ok) return y;
-      y.dispose();
-    }
-    return add(mul(x, add(unsqueeze(scale, 1), 1)), unsqueeze(shift, 1));
-  });
+  const out = noGrad(() => (promote(x.dtype, promote(shift.dtype, scale.dtype)) === x.dtype && fusedAdaLN(be.fused.modulate, x, scale, shift))
+    || add(mul(x, add(unsqueeze(scale, 1), 1)), unsqueeze(shift, 1)));
   // the composition's gradients, op for op (so the float32 bits are the same)
   return record(out, 'modulate', [x, shift, scale], [x, scale], (g, [sx, ss], [nx, nsh, nsc]) => [
     nx ? mul(g, add(unsqueeze(ss!, 1), 1)) : null,
@@ -79,17 +86,7 @@ export function gatedAdd(x: Tensor, gate: Tensor, y: Tensor): Tensor {
     throw new Error(`gatedAdd: expected x, y [B, T, D] and gate [B, D], got ${x.describe()}, ${gate.describe()}, ${y.describe()}`);
   }
   const productDtype = promote(gate.dtype, y.dtype);
-  const out = noGrad(() => {
-    if (be.fused.gatedAdd && promote(x.dtype, productDtype) === x.dtype) {
-      const o = empty(be, x.shape, x.dtype);
-      const gv = broadcastView(unsqueeze(gate, 1), x.shape);
-      const ok = be.fused.gatedAdd(x.view(), gv.view(), y.view(), o.view());
-      gv.dispose();
-      if (ok) return o;
-      o.dispose();
-    }
-    return add(x, mul(unsqueeze(gate, 1), y));
-  });
+  const out = noGrad(() => (promote(x.dtype, productDtype) === x.dtype && fusedAdaLN(be.fused.gatedAdd, x, gate, y)) || add(x, mul(unsqueeze(gate, 1), y)));
   // the composition's gradients, op for op: the product's gradient arrives in its dtype (as the engine casts)
   return record(out, 'gatedAdd', [x, gate, y], [gate, y], (g, [sg, sy], [nx, ng, ny]) => {
     const dm = ng || ny ? (g.dtype === productDtype ? g : cast(g, productDtype)) : null;

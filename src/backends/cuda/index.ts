@@ -250,6 +250,15 @@ export function createCudaBackend(): CudaBackend {
     return !(B > 65535 || H > 65535 || v.shape[3] !== D || k.shape[3] !== D || v.shape[2] !== Tk);
   };
 
+  /** lav_modulate / lav_gated_add (kernels/cuda/elementwise.cu adaln_map): float32 x and out, the other two of one float dtype. */
+  const adalnMap = (op: string, vs: [View, View, View, View], launch: (d: Float64Array) => void): boolean => {
+    const [X, A, B, O] = vs.map((v) => buf(v, op));
+    if (X!.dtype !== 'float32' || O!.dtype !== 'float32' || A!.dtype !== B!.dtype || !['float32', 'bfloat16', 'float16'].includes(A!.dtype)) return false;
+    const d = ew(vs[3].shape, vs);
+    if (d) launch(d);
+    return true;
+  };
+
   const fused: Partial<FusedKernels> = {
     softmax(x, out, log, scale) {
       const [rows, cols] = rowsCols(x);
@@ -286,22 +295,8 @@ export function createCudaBackend(): CudaBackend {
       addon.rotary(new Pack().num(B * T * H, H, T, hd).arg(X, x.offset).arg(C, cos.offset).arg(S, sin.offset).arg(O, out.offset).done(), inverse ? 1 : 0);
       return true;
     },
-    modulate(x, scale, shift, out) {
-      const [X, S, H, O] = [x, scale, shift, out].map((v) => buf(v, 'modulate'));
-      // lav_modulate's dtypes (kernels/cuda/elementwise.cu): float32 x and out, scale and shift alike
-      if (X!.dtype !== 'float32' || O!.dtype !== 'float32' || S!.dtype !== H!.dtype || !['float32', 'bfloat16', 'float16'].includes(S!.dtype)) return false;
-      const d = ew(out.shape, [x, scale, shift, out]);
-      if (d) addon.modulate(d);
-      return true;
-    },
-    gatedAdd(x, gate, y, out) {
-      const [X, G, Y, O] = [x, gate, y, out].map((v) => buf(v, 'gatedAdd'));
-      // lav_gated_add's dtypes (kernels/cuda/elementwise.cu): float32 x and out, gate and y alike
-      if (X!.dtype !== 'float32' || O!.dtype !== 'float32' || G!.dtype !== Y!.dtype || !['float32', 'bfloat16', 'float16'].includes(G!.dtype)) return false;
-      const d = ew(out.shape, [x, gate, y, out]);
-      if (d) addon.gatedAdd(d);
-      return true;
-    },
+    modulate: (x, scale, shift, out) => adalnMap('modulate', [x, scale, shift, out], (d) => addon.modulate(d)),
+    gatedAdd: (x, gate, y, out) => adalnMap('gatedAdd', [x, gate, y, out], (d) => addon.gatedAdd(d)),
     layerNorm(x, w, b, eps, out, mean, rstd) {
       const [rows, cols] = rowsCols(x);
       const X = buf(x, 'layerNorm');
