@@ -54,9 +54,12 @@ function inDtype(g: Tensor, dtype: DType): Tensor {
   return out;
 }
 
-/** A gradient a leaf may own outright: contiguous and not sharing storage with anything else. */
+/** Whether t is a buffer of its own: contiguous from its start and not sharing storage with anything else. */
+const ownBuffer = (t: Tensor): boolean => t.storage.refCount === 1 && t.isContiguous() && t.offset === 0;
+
+/** A gradient a leaf may own outright. */
 function owned(g: Tensor): Tensor {
-  if (g.storage.refCount === 1 && g.isContiguous() && g.offset === 0) return g;
+  if (ownBuffer(g)) return g;
   const out = emptyTensor(g.backend, g.shape, g.dtype);
   out.backend.copy(g.view('backward'), out.view(), false);
   g.dispose();
@@ -72,7 +75,7 @@ function scatterInto(node: GradNode, g: Tensor, grads: Map<Tensor, Tensor>): boo
   const inp = node.inputs[0]!;
   if (!inp.requiresGrad || g.dtype !== inp.dtype) return false;
   let acc = grads.get(inp);
-  if (acc && !(acc.storage.refCount === 1 && acc.isContiguous() && acc.offset === 0 && acc.dtype === inp.dtype)) return false;
+  if (acc && !(ownBuffer(acc) && acc.dtype === inp.dtype)) return false;
   if (!acc) {
     acc = emptyTensor(inp.backend, inp.shape, inp.dtype);
     acc.backend.fill(acc.view('backward'), 0);

@@ -118,21 +118,19 @@ export function slice(x: Tensor, axis: number, start = 0, end?: number, step = 1
   const shape = x.shape.map((d, i) => (i === ax ? len : d));
   const strides = x.strides.map((st, i) => (i === ax ? st * step : st));
   const out = x.alias(shape, strides, x.offset + s * x.strides[ax]!);
+  // g written (or added) into this slice's region of an x-shaped tensor
+  const place = (g: Tensor, into: Tensor, accumulate: boolean): void => {
+    const dst = slice(into, ax, s, e, step);
+    into.backend.copy(g.view('slice backward'), dst.view(), accumulate);
+    dst.dispose();
+  };
   const y = recordView(out, 'slice', x, (g) => {
     const gx = zeros(x.shape, { dtype: g.dtype, device: g.device });
-    const dst = slice(gx, ax, s, e, step);
-    gx.backend.copy(g.view('slice backward'), dst.view(), false);
-    dst.dispose();
+    place(g, gx, false);
     return gx;
   });
-  // the same, added into an accumulator the engine already holds (autograd/backward.ts)
-  if (y.gradFn) {
-    y.gradFn.scatter = (g, into) => {
-      const dst = slice(into, ax, s, e, step);
-      into.backend.copy(g.view('slice backward'), dst.view(), true);
-      dst.dispose();
-    };
-  }
+  // added into an accumulator the engine already holds (autograd/backward.ts)
+  if (y.gradFn) y.gradFn.scatter = (g, into) => place(g, into, true);
   return y;
 }
 
