@@ -36,6 +36,28 @@ function blockRows(k: Kernels, Tq: number, Tk: number): number {
   return Math.max(k.MR, Math.min(br, Math.ceil(Tq / k.MR) * k.MR));
 }
 
+/**
+ * One attention job (forward, or backward): each thread's scratch of the kind's size, the shared parameters,
+ * the kind's own (`own`), the run over the B*H heads; the scratch is freed after. False when the heap is full.
+ */
+function runAttention(k: Kernels, backward: boolean, [B, H, Tq, Tk, D, Dv]: readonly number[], a: number[], vs: View[], scale: number,
+  own: (p: Kernels['params']) => void): boolean {
+  const Br = blockRows(k, Tq!, Tk!);
+  const per = k.ex.attentionScratch(backward ? 1 : 0, Tq!, Tk!, D!, Dv!, Br) + 64;
+  const T = Math.min(k.threads, B! * H!);
+  const scr = k.heap.alloc(per * T);
+  if (scr < 0) return false;
+  try {
+    hit(backward ? 'attentionBackward' : 'attention');
+    params(k, H!, Tq!, Tk!, D!, Dv!, a, vs, scale, Br, scr, per);
+    own(k.params);
+    runJob(k, B! * H!, T > 1 && B! * H! * Tq! * Tk! * D! >= 1 << 18);
+  } finally {
+    k.heap.free(scr, per * T);
+  }
+  return true;
+}
+
 function params(k: Kernels, H: number, Tq: number, Tk: number, D: number, Dv: number, a: number[], vs: View[], scale: number, Br: number, scr: number, scrBytes: number): void {
   const p = k.params;
   p[1] = H; p[2] = Tq; p[3] = Tk; p[4] = D; p[5] = Dv;
@@ -59,27 +81,14 @@ export function fastAttention(q: View, kk: View, v: View, out: View, scale: numb
   if (causal || !allF32(q, kk, v, out, lse) || !rank4UnitLast(q, kk, v, out)) return false;
   const d = dims(q, kk, v, out);
   if (!d || (lse && !contiguous(lse))) return false;
-  const [B, H, Tq, Tk, D, Dv] = d;
+  const [B, H, Tq, Tk, D] = d;
   if (B * H === 0 || Tq === 0) return true;
   if (Tk === 0 || D === 0) return false;
   return run((k, ops) => {
     const a = [ops.view(q), ops.view(kk), ops.view(v), ops.view(out, true)];
     const l = lse ? ops.addr((lse.buf as CpuBuffer).data as Float32Array, lse.offset, 0, B * H * Tq - 1, true) : 0;
     if (a.some((x) => x < 0) || l < 0) return false;
-    const Br = blockRows(k, Tq, Tk);
-    const per = k.ex.attentionScratch(0, Tq, Tk, D, Dv, Br) + 64;
-    const T = Math.min(k.threads, B * H);
-    const scr = k.heap.alloc(per * T);
-    if (scr < 0) return false;
-    try {
-      hit('attention');
-      params(k, H, Tq, Tk, D, Dv, a, [q, kk, v, out], scale, Br, scr, per);
-      k.params[0] = ATTN_FWD; k.params[22] = l;
-      runJob(k, B * H, T > 1 && B * H * Tq * Tk * D >= 1 << 18);
-    } finally {
-      k.heap.free(scr, per * T);
-    }
-    return true;
+    return runAttention(k, false, d, a, [q, kk, v, out], scale, (p) => { p[0] = ATTN_FWD; p[22] = l; });
   });
 }
 
@@ -88,7 +97,7 @@ export function fastAttentionBackward(q: View, kk: View, v: View, out: View, lse
   if (causal || !allF32(q, kk, v, out, lse, dout, dq, dk, dv) || !rank4UnitLast(q, kk, v, out, dout)) return false;
   const d = dims(q, kk, v, out);
   if (!d || !contiguous(lse) || !contiguous(dq) || !contiguous(dk) || !contiguous(dv)) return false;
-  const [B, H, Tq, Tk, D, Dv] = d;
+  const [B, H, Tq, Tk, D] = d;
   if (!dout.shape.every((x, i) => x === out.shape[i])) return false;
   if (B * H === 0 || Tq === 0 || Tk === 0 || D === 0) return false;
   return run((k, ops) => {
@@ -96,22 +105,10 @@ export function fastAttentionBackward(q: View, kk: View, v: View, out: View, lse
     const l = ops.addr((lse.buf as CpuBuffer).data as Float32Array, lse.offset, 0, B * H * Tq - 1, false);
     const g = [ops.view(dq, true), ops.view(dk, true), ops.view(dv, true)];
     if (a.some((x) => x < 0) || g.some((x) => x < 0) || l < 0) return false;
-    const Br = blockRows(k, Tq, Tk);
-    const per = k.ex.attentionScratch(1, Tq, Tk, D, Dv, Br) + 64;
-    const T = Math.min(k.threads, B * H);
-    const scr = k.heap.alloc(per * T);
-    if (scr < 0) return false;
-    try {
-      hit('attentionBackward');
-      params(k, H, Tq, Tk, D, Dv, a, [q, kk, v, out], scale, Br, scr, per);
-      const p = k.params;
+    return runAttention(k, true, d, a, [q, kk, v, out], scale, (p) => {
       p[0] = ATTN_BWD; p[22] = l;
       p[28] = a[4]!; p[29] = dout.strides[0]!; p[30] = dout.strides[1]!; p[31] = dout.strides[2]!;
       p[32] = g[0]!; p[33] = g[1]!; p[34] = g[2]!;
-      runJob(k, B * H, T > 1 && B * H * Tq * Tk * D >= 1 << 18);
-    } finally {
-      k.heap.free(scr, per * T);
-    }
-    return true;
+    });
   });
 }
