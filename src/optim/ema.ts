@@ -90,7 +90,7 @@ export class PowerEma {
       const e = this.ema[i]!;
       scope(() =>
         noGrad(() => {
-          const moved = p.device === e.device ? p : toDevice(p, e.device);
+          const moved = toDevice(p, e.device); // a view of p on its own device
           const p32 = moved.dtype === 'float32' ? moved : cast(moved, 'float32');
           e.assign(add(mul(e, b), mul(p32, 1 - b)));
         }),
@@ -105,7 +105,7 @@ export class PowerEma {
     this.checkLike('PowerEma.copyTo', params.length, (i) => params[i]!.shape, 'target');
     for (const [i, p] of params.entries()) {
       const e = this.ema[i]!;
-      scope(() => noGrad(() => p.assign(e.device === p.device ? e : toDevice(e, p.device))));
+      scope(() => noGrad(() => p.assign(toDevice(e, p.device))));
     }
   }
 
@@ -125,7 +125,7 @@ export class PowerEma {
     this.checkLike(op, sd.ema.length, (i) => sd.ema[i]!.shape, 'saved ema');
     for (const [i, e] of this.ema.entries()) {
       const src = sd.ema[i]!;
-      scope(() => noGrad(() => e.assign(src.device === e.device ? src : toDevice(src, e.device))));
+      scope(() => noGrad(() => e.assign(toDevice(src, e.device))));
     }
     this.lastStep = sd.lastStep;
   }
