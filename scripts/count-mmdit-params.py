@@ -13,12 +13,7 @@ spec = importlib.util.spec_from_file_location('mx', os.path.join(here, 'make-mmd
 mx = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(mx)
 
-PRESETS = {
-    'lavenderflow-2560-highres': dict(dim=2560, n_layers=36, n_heads=8, global_conddim=2560, max_seq=4096),
-    'lavenderflow-3072': dict(dim=3072, n_layers=36, n_heads=12, global_conddim=3072, max_seq=256),
-    'mmdit-tiny': dict(dim=64, n_layers=3, n_double_layers=2, n_heads=4, global_conddim=64, cond_seq_dim=32, max_seq=64),
-    'mmdit-small': dict(dim=256, n_layers=6, n_double_layers=2, n_heads=4, global_conddim=256, cond_seq_dim=256, max_seq=256),
-}
+PRESETS = mx.PRESETS
 
 
 def count(**cfg):

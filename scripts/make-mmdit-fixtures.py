@@ -144,6 +144,16 @@ class MMDiT(nn.Module):
         return out.reshape(B, hp, wp, p, p, self.out).permute(0, 5, 1, 3, 2, 4).reshape(B, self.out, H, W)
 
 
+# src/models/mmdit.ts MMDIT_PRESETS (the defaults fill in as resolveMMDiTConfig does); the benches and the
+# parameter count use them
+PRESETS = {
+    'lavenderflow-2560-highres': dict(dim=2560, n_layers=36, n_heads=8, global_conddim=2560, max_seq=4096),
+    'lavenderflow-3072': dict(dim=3072, n_layers=36, n_heads=12, global_conddim=3072, max_seq=256),
+    'mmdit-tiny': dict(dim=64, n_layers=3, n_double_layers=2, n_heads=4, global_conddim=64, cond_seq_dim=32, max_seq=64),
+    'mmdit-small': dict(dim=256, n_layers=6, n_double_layers=2, n_heads=4, global_conddim=256, cond_seq_dim=256, max_seq=256),
+}
+
+
 CASES = {
     # name: (config, x shape, Tc)
     'tiny': ({'dim': 64, 'n_layers': 3, 'n_double_layers': 2, 'n_heads': 4, 'global_conddim': 48, 'cond_seq_dim': 32, 'max_seq': 64}, (2, 4, 8, 8), 5),

@@ -23,7 +23,7 @@ import { initProcessGroup } from '../../src/distributed/process-group.js';
 import { createServer } from 'node:net';
 import type { WebGpuBackend } from '../../src/backends/webgpu/index.js';
 import { TILES } from '../../src/backends/webgpu/matmul.js';
-import { peakBf16Tflops } from './peak.js';
+import { peakBf16Tflops } from '../../src/train/throughput.js';
 import { autocast } from '../../src/ops/autocast.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));

@@ -26,7 +26,7 @@ import { autocast } from '../../src/ops/autocast.js';
 import { getBackend } from '../../src/backends/registry.js';
 import { cpuMemoryStats } from '../../src/backends/cpu/index.js';
 import type { CudaBackend } from '../../src/backends/cuda/index.js';
-import { peakBf16Tflops } from './peak.js';
+import { peakBf16Tflops } from '../../src/train/throughput.js';
 
 const args = new Map<string, string>();
 const argv = process.argv.slice(2);

@@ -23,17 +23,11 @@ spec = importlib.util.spec_from_file_location('mmdit_fixtures', os.path.join(her
 mm = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(mm)
 
-# src/models/mmdit.ts MMDIT_PRESETS (the defaults fill in as resolveMMDiTConfig does)
-PRESETS = {
-    'lavenderflow-2560-highres': dict(dim=2560, n_layers=36, n_heads=8, global_conddim=2560, max_seq=4096),
-    'lavenderflow-3072': dict(dim=3072, n_layers=36, n_heads=12, global_conddim=3072, max_seq=256),
-    'mmdit-tiny': dict(dim=64, n_layers=3, n_double_layers=2, n_heads=4, global_conddim=64, cond_seq_dim=32, max_seq=64),
-    'mmdit-small': dict(dim=256, n_layers=6, n_double_layers=2, n_heads=4, global_conddim=256, cond_seq_dim=256, max_seq=256),
-}
+PRESETS = mm.PRESETS
 BLOCK = dict(dim=2560, n_layers=1, n_double_layers=1, n_heads=8, global_conddim=2560, cond_seq_dim=2560, max_seq=256)
 
 
-def peak_bf16_tflops(name):  # bench/gpu/peak.ts
+def peak_bf16_tflops(name):  # src/train/throughput.ts peakBf16Tflops
     import re
     if re.search(r'H200|H100.*(SXM|HBM3)|GH200', name, re.I): return 989
     if re.search(r'H100', name, re.I): return 756
